@@ -1,0 +1,376 @@
+//! Sending: `send` stops at the first error, `send_robust` runs every receiver; both exist in
+//! async and sync form.
+//!
+//! The hot path, in order: one atomic load says whether anybody listens (nothing else happens
+//! for an unheard signal); a mute check that is one more atomic load unless a mute scope is
+//! alive; a lock-free snapshot load; then each matching receiver in order. A send whose
+//! matching receivers are all sync never awaits and never allocates, even from `send().await`.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use futures_util::FutureExt as _;
+use tracing::Instrument as _;
+
+use crate::error::{Outcome, SendError};
+use crate::mute::is_muted;
+use crate::nesting::{self, FrameGuard, Stack};
+use crate::receiver::{AsyncHandler, BoxError, Handler, SyncHandler};
+use crate::registry::{Entry, Registry, Snapshot};
+use crate::signal::{PlainSignal, Sender, Signal};
+
+/// Where results go: stop at the first error, or keep every outcome.
+enum Sink<'a> {
+    FirstError,
+    Robust(&'a mut Vec<Outcome>),
+}
+
+impl Sink<'_> {
+    /// Records one receiver's result; `Err` means stop the send.
+    fn record(
+        &mut self,
+        signal: &'static str,
+        receiver: &'static str,
+        result: Result<(), SendError>,
+    ) -> Result<(), SendError> {
+        match self {
+            Sink::FirstError => {
+                if let Err(error) = &result {
+                    tracing::debug!(receiver, outcome = "error", %error);
+                } else {
+                    tracing::debug!(receiver, outcome = "ok");
+                }
+                result
+            }
+            Sink::Robust(out) => {
+                if let Err(error) = &result {
+                    // Like Django's send_robust, which logs at ERROR on "django.dispatch".
+                    tracing::error!(receiver, signal, %error, "error calling receiver in send_robust");
+                } else {
+                    tracing::debug!(receiver, outcome = "ok");
+                }
+                out.push(Outcome { receiver, result });
+                Ok(())
+            }
+        }
+    }
+
+    /// The whole send is refused (too deep): every matching receiver gets the error.
+    fn refuse<S: Signal>(
+        self,
+        snap: &Snapshot<S>,
+        sender: Sender,
+        error: SendError,
+    ) -> Result<(), SendError> {
+        match self {
+            Sink::FirstError => Err(error),
+            Sink::Robust(out) => {
+                let SendError::TooDeep { limit, chain } = error else {
+                    unreachable!("only TooDeep refuses a whole send")
+                };
+                for entry in matching(snap, sender) {
+                    let error = SendError::TooDeep {
+                        limit,
+                        chain: chain.clone(),
+                    };
+                    out.push(Outcome {
+                        receiver: entry.info.name,
+                        result: Err(error),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[inline]
+fn matching<S: Signal>(snap: &Snapshot<S>, sender: Sender) -> impl Iterator<Item = &Entry<S>> {
+    snap.entries
+        .iter()
+        .filter(move |e| sender.matches(e.sender))
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+fn receiver_error(
+    signal: &'static str,
+    sender: Sender,
+    receiver: &'static str,
+    outcome: std::thread::Result<Result<(), BoxError>>,
+) -> Result<(), SendError> {
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(SendError::Receiver {
+            signal,
+            sender: sender.name(),
+            receiver,
+            source,
+        }),
+        Err(payload) => Err(SendError::Panicked {
+            signal,
+            sender: sender.name(),
+            receiver,
+            message: panic_message(&*payload),
+        }),
+    }
+}
+
+#[inline]
+fn call_sync<S: Signal>(
+    handler: &dyn SyncHandler<S>,
+    event: S::Event<'_>,
+    sender: Sender,
+    receiver: &'static str,
+) -> Result<(), SendError> {
+    receiver_error(
+        S::NAME,
+        sender,
+        receiver,
+        catch_unwind(AssertUnwindSafe(|| handler.call(event))),
+    )
+}
+
+async fn call_async<S: Signal>(
+    handler: &dyn AsyncHandler<S>,
+    event: S::Event<'_>,
+    sender: Sender,
+    receiver: &'static str,
+) -> Result<(), SendError> {
+    let outcome = match catch_unwind(AssertUnwindSafe(|| handler.call(event))) {
+        Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
+        Err(payload) => Err(payload),
+    };
+    receiver_error(S::NAME, sender, receiver, outcome)
+}
+
+fn async_refused<S: Signal>(sender: Sender, receiver: &'static str) -> SendError {
+    SendError::AsyncReceiverInSyncSend {
+        signal: S::NAME,
+        sender: sender.name(),
+        receiver,
+    }
+}
+
+/// Runs the matching receivers without awaiting; async ones are refused.
+fn run_sync<S: Signal>(
+    snap: &Snapshot<S>,
+    sender: Sender,
+    mut event: S::Event<'_>,
+    mut sink: Sink<'_>,
+) -> Result<(), SendError> {
+    let span = tracing::debug_span!("signal", signal = S::NAME, sender = sender.name());
+    let _entered = span.enter();
+    let guard = match FrameGuard::enter(Stack::Thread, S::NAME, sender.name()) {
+        Ok(guard) => guard,
+        Err(error) => return sink.refuse(snap, sender, error),
+    };
+    for entry in matching(snap, sender) {
+        let receiver = entry.info.name;
+        guard.running(receiver);
+        let result = match &entry.handler {
+            Handler::Sync(handler) => {
+                call_sync(&**handler, S::reborrow(&mut event), sender, receiver)
+            }
+            Handler::Async(_) => Err(async_refused::<S>(sender, receiver)),
+        };
+        sink.record(S::NAME, receiver, result)?;
+    }
+    Ok(())
+}
+
+async fn run_async<S: Signal>(
+    snap: Arc<Snapshot<S>>,
+    sender: Sender,
+    mut event: S::Event<'_>,
+    mut sink: Sink<'_>,
+) -> Result<(), SendError> {
+    let guard = match FrameGuard::enter(Stack::Task, S::NAME, sender.name()) {
+        Ok(guard) => guard,
+        Err(error) => return sink.refuse(&snap, sender, error),
+    };
+    for entry in matching(&snap, sender) {
+        let receiver = entry.info.name;
+        guard.running(receiver);
+        let result = match &entry.handler {
+            Handler::Sync(handler) => {
+                call_sync(&**handler, S::reborrow(&mut event), sender, receiver)
+            }
+            Handler::Async(handler) => {
+                call_async(&**handler, S::reborrow(&mut event), sender, receiver).await
+            }
+        };
+        sink.record(S::NAME, receiver, result)?;
+    }
+    Ok(())
+}
+
+/// What an async send does after the synchronous checks.
+enum Plan<'e, S: Signal> {
+    Done(Result<(), SendError>),
+    Await(Arc<Snapshot<S>>, S::Event<'e>),
+}
+
+impl<S: Signal> Registry<S> {
+    /// Sends synchronously if no matching receiver is async, else hands back what to await.
+    fn plan<'e>(&'static self, sender: Sender, event: S::Event<'e>, sink: Sink<'_>) -> Plan<'e, S> {
+        let Some(inner) = self.live() else {
+            return Plan::Done(Ok(()));
+        };
+        if is_muted::<S>(sender) {
+            return Plan::Done(Ok(()));
+        }
+        let snap = inner.snapshot.load();
+        if snap.any_async && matching(&snap, sender).any(|e| e.handler.is_async()) {
+            return Plan::Await(arc_swap::Guard::into_inner(snap), event);
+        }
+        Plan::Done(run_sync(&snap, sender, event, sink))
+    }
+
+    async fn send_in(
+        &'static self,
+        sender: Sender,
+        event: S::Event<'_>,
+        mut sink: Sink<'_>,
+    ) -> Result<(), SendError> {
+        let (snap, event) = match self.plan(sender, event, reborrow_sink(&mut sink)) {
+            Plan::Done(result) => return result,
+            Plan::Await(snap, event) => (snap, event),
+        };
+        let span = tracing::debug_span!("signal", signal = S::NAME, sender = sender.name());
+        let run = run_async(snap, sender, event, sink).instrument(span);
+        if nesting::in_task_chain() {
+            run.await
+        } else {
+            nesting::with_task_chain(run).await
+        }
+    }
+
+    /// Sends `event` from `sender`, awaiting async receivers in dispatch order; stops at the
+    /// first receiver error and returns it (Django's `send`).
+    ///
+    /// # Errors
+    ///
+    /// The first receiver's error or panic ([`SendError::Receiver`], [`SendError::Panicked`]),
+    /// or [`SendError::TooDeep`] when sends nest beyond [`max_depth`](crate::max_depth).
+    pub async fn send(&'static self, sender: Sender, event: S::Event<'_>) -> Result<(), SendError> {
+        self.send_in(sender, event, Sink::FirstError).await
+    }
+
+    /// Sends `event` from `sender` to every receiver whatever fails, and returns each
+    /// receiver's outcome in dispatch order (Django's `send_robust`). Errors are also logged
+    /// through `tracing` at ERROR.
+    pub async fn send_robust(&'static self, sender: Sender, event: S::Event<'_>) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        let _ = self.send_in(sender, event, Sink::Robust(&mut out)).await;
+        out
+    }
+
+    /// Sends from synchronous code; refuses, before running anything, if a matching receiver
+    /// is async.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::AsyncReceiverInSyncSend`] naming the first async receiver, else as
+    /// [`Registry::send`].
+    pub fn send_sync(&'static self, sender: Sender, event: S::Event<'_>) -> Result<(), SendError> {
+        let Some(inner) = self.live() else {
+            return Ok(());
+        };
+        if is_muted::<S>(sender) {
+            return Ok(());
+        }
+        let snap = inner.snapshot.load();
+        if snap.any_async {
+            if let Some(entry) = matching(&snap, sender).find(|e| e.handler.is_async()) {
+                return Err(async_refused::<S>(sender, entry.info.name));
+            }
+        }
+        run_sync(&snap, sender, event, Sink::FirstError)
+    }
+
+    /// [`Registry::send_robust`] from synchronous code: sync receivers run, each async one is
+    /// reported as [`SendError::AsyncReceiverInSyncSend`].
+    pub fn send_robust_sync(&'static self, sender: Sender, event: S::Event<'_>) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        let Some(inner) = self.live() else { return out };
+        if is_muted::<S>(sender) {
+            return out;
+        }
+        let _ = run_sync(
+            &inner.snapshot.load(),
+            sender,
+            event,
+            Sink::Robust(&mut out),
+        );
+        out
+    }
+}
+
+fn reborrow_sink<'a>(sink: &'a mut Sink<'_>) -> Sink<'a> {
+    match sink {
+        Sink::FirstError => Sink::FirstError,
+        Sink::Robust(out) => Sink::Robust(out),
+    }
+}
+
+/// Sends a custom signal from `sender` and awaits its receivers in dispatch order; stops at
+/// the first error. Like Django's `signal.send(sender=..., **kwargs)`.
+///
+/// # Errors
+///
+/// The first failing receiver's error, naming the receiver, the signal and the sender; see
+/// [`SendError`].
+///
+/// # Example
+///
+/// ```
+/// use signals_core::{receiver, Sender, Signal};
+///
+/// #[derive(Signal)]
+/// struct PaymentSuccessful { amount_cents: i64 }
+///
+/// #[receiver(PaymentSuccessful)]
+/// fn check(ev: &PaymentSuccessful) -> Result<(), String> {
+///     if ev.amount_cents > 0 { Ok(()) } else { Err("refund sent as payment".into()) }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// signals_core::send(Sender::NONE, &PaymentSuccessful { amount_cents: 1200 }).await?;
+/// let err = signals_core::send(Sender::NONE, &PaymentSuccessful { amount_cents: -1 }).await.unwrap_err();
+/// assert!(err.to_string().contains("check"));
+/// # Ok::<(), signals_core::SendError>(()) }).unwrap();
+/// ```
+pub async fn send<S: PlainSignal>(sender: Sender, signal: &S) -> Result<(), SendError> {
+    S::registry().send(sender, signal.as_event()).await
+}
+
+/// Sends a custom signal to every receiver whatever fails; returns each outcome in dispatch
+/// order and logs errors through `tracing`. Like Django's `send_robust`.
+pub async fn send_robust<S: PlainSignal>(sender: Sender, signal: &S) -> Vec<Outcome> {
+    S::registry().send_robust(sender, signal.as_event()).await
+}
+
+/// Sends a custom signal from synchronous code.
+///
+/// # Errors
+///
+/// [`SendError::AsyncReceiverInSyncSend`] (before running anything) if a matching receiver is
+/// async; otherwise as [`send`].
+pub fn send_sync<S: PlainSignal>(sender: Sender, signal: &S) -> Result<(), SendError> {
+    S::registry().send_sync(sender, signal.as_event())
+}
+
+/// [`send_robust`] from synchronous code; async receivers are reported as errors.
+pub fn send_robust_sync<S: PlainSignal>(sender: Sender, signal: &S) -> Vec<Outcome> {
+    S::registry().send_robust_sync(sender, signal.as_event())
+}

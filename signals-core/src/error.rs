@@ -1,0 +1,83 @@
+//! Errors of a send.
+
+use crate::receiver::BoxError;
+
+/// Why a send failed, naming the signal, the sender and the receiver.
+///
+/// [`send`](crate::send) returns the first one; [`send_robust`](crate::send_robust) returns
+/// one per failed receiver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// A receiver returned an error.
+    #[error("receiver `{receiver}` of signal `{signal}` (sender `{sender}`) failed: {source}")]
+    Receiver {
+        /// The signal's name.
+        signal: &'static str,
+        /// The sender's type path (`-` for none).
+        sender: &'static str,
+        /// The receiver's path.
+        receiver: &'static str,
+        /// The receiver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A receiver panicked; the panic was caught and the registry stays usable.
+    #[error("receiver `{receiver}` of signal `{signal}` (sender `{sender}`) panicked: {message}")]
+    Panicked {
+        /// The signal's name.
+        signal: &'static str,
+        /// The sender's type path (`-` for none).
+        sender: &'static str,
+        /// The receiver's path.
+        receiver: &'static str,
+        /// The panic message.
+        message: String,
+    },
+    /// A synchronous send met an async receiver it cannot await. Nothing ran.
+    #[error(
+        "receiver `{receiver}` of signal `{signal}` (sender `{sender}`) is async and a synchronous send cannot await it: send with `.await` from async code, or make the receiver sync"
+    )]
+    AsyncReceiverInSyncSend {
+        /// The signal's name.
+        signal: &'static str,
+        /// The sender's type path (`-` for none).
+        sender: &'static str,
+        /// The async receiver's path.
+        receiver: &'static str,
+    },
+    /// Sends nested deeper than [`max_depth`](crate::max_depth): a receiver probably triggers
+    /// its own signal again. Nothing of the too-deep send ran.
+    #[error(
+        "signals nested deeper than {limit} sends, probably a receiver re-triggering its own signal: {chain}"
+    )]
+    TooDeep {
+        /// The limit in force.
+        limit: usize,
+        /// The chain of sends, outermost first: `signal[sender] -> receiver -> ...`.
+        chain: String,
+    },
+}
+
+impl SendError {
+    /// The receiver's path, when the error is about one receiver.
+    #[must_use]
+    pub fn receiver(&self) -> Option<&'static str> {
+        match self {
+            SendError::Receiver { receiver, .. }
+            | SendError::Panicked { receiver, .. }
+            | SendError::AsyncReceiverInSyncSend { receiver, .. } => Some(receiver),
+            SendError::TooDeep { .. } => None,
+        }
+    }
+}
+
+/// One receiver's result in [`send_robust`](crate::send_robust) (Django returns
+/// `(receiver, response)` pairs).
+#[derive(Debug)]
+pub struct Outcome {
+    /// The receiver's path.
+    pub receiver: &'static str,
+    /// `Ok` or the receiver's error.
+    pub result: Result<(), SendError>,
+}

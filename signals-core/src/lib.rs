@@ -1,0 +1,174 @@
+//! The dispatcher of Django-style signals for Rust: typed signals, receivers registered at link
+//! time with `#[receiver]` or at runtime with [`connect`], and `send` / `send_robust` in async
+//! and sync form.
+//!
+//! ```
+//! use signals_core::{receiver, Sender, Signal};
+//!
+//! /// Like Django's `payment_successful = Signal()`.
+//! #[derive(Signal)]
+//! struct PaymentSuccessful { order_id: i64, amount_cents: i64 }
+//!
+//! struct Order;
+//!
+//! // Registered at link time: no `ready()`, no import list.
+//! #[receiver(PaymentSuccessful, sender = Order)]
+//! fn mark_paid(ev: &PaymentSuccessful) -> Result<(), std::io::Error> {
+//!     println!("order {} paid {} cents", ev.order_id, ev.amount_cents);
+//!     Ok(())
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! signals_core::send(Sender::of::<Order>(), &PaymentSuccessful { order_id: 7, amount_cents: 1200 }).await?;
+//! # Ok::<(), signals_core::SendError>(()) }).unwrap();
+//! ```
+//!
+//! The rules (dispatch order, snapshots, dedupe, muting, nesting) are in `docs/dispatch.md` of
+//! the repository, with every deliberate difference from Django.
+
+mod dispatch;
+mod error;
+mod introspect;
+mod mute;
+mod nesting;
+pub mod receiver;
+mod registry;
+mod signal;
+
+pub use dispatch::{send, send_robust, send_robust_sync, send_sync};
+pub use error::{Outcome, SendError};
+pub use introspect::{Origin, ReceiverRow, ReceiverTable, receivers};
+pub use mute::Mute;
+pub use nesting::{max_depth, set_max_depth};
+pub use receiver::{BoxError, IntoReceiver, Phase, ReceiverInfo};
+pub use registry::{ConnectOptions, Connection, Registry};
+pub use signal::{AnySender, PlainSignal, Sender, Signal};
+/// Derives [`Signal`] (and [`PlainSignal`]) for a struct or enum: a custom signal whose
+/// receivers take `&Self`. `#[signal(name = "...")]` sets the displayed name.
+pub use signals_macros::CoreSignal as Signal;
+/// Registers a function as a receiver at link time.
+///
+/// `#[receiver(Signal)]`, `#[receiver([SignalA, SignalB])]`, with optional
+/// `sender = Type`, `dispatch_uid = "..."`, `priority = N` (higher runs first). The function
+/// is free (no `self`), not generic, sync or `async`, takes `&TheSignal` and returns `()` or
+/// `Result<(), E>` with `E: Into<BoxError>`. Like Django's `@receiver(signal, sender=...)`.
+pub use signals_macros::core_receiver as receiver;
+
+/// Connects a receiver at runtime for every sender; see [`connect_with`].
+///
+/// Returns a [`Connection`] guard: dropping it disconnects (Django's weak reference), and
+/// [`Connection::forever`] keeps it.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use signals_core::{Sender, Signal};
+///
+/// #[derive(Signal)]
+/// struct Tick;
+/// static TICKS: AtomicUsize = AtomicUsize::new(0);
+///
+/// let guard = signals_core::connect(|_: &Tick| { TICKS.fetch_add(1, Ordering::SeqCst); });
+/// signals_core::send_sync(Sender::NONE, &Tick).unwrap();
+/// drop(guard);
+/// signals_core::send_sync(Sender::NONE, &Tick).unwrap();
+/// assert_eq!(TICKS.load(Ordering::SeqCst), 1);
+/// ```
+#[track_caller]
+pub fn connect<S: Signal, M>(receiver: impl IntoReceiver<S, M>) -> Connection {
+    S::registry().connect(ConnectOptions::new(), receiver)
+}
+
+/// Connects a receiver at runtime with a sender, a `dispatch_uid` or a priority (Django's
+/// `connect(receiver, sender=..., dispatch_uid=...)`).
+#[track_caller]
+pub fn connect_with<S: Signal, M>(
+    options: ConnectOptions,
+    receiver: impl IntoReceiver<S, M>,
+) -> Connection {
+    S::registry().connect(options, receiver)
+}
+
+/// Disconnects a function receiver of `S` connected for `sender` (at link time or at runtime);
+/// returns whether one was removed. Like Django's `disconnect(receiver, sender)`.
+pub fn disconnect<S: Signal, F: 'static>(receiver: F, sender: Sender) -> bool {
+    S::registry().disconnect_fn(receiver, sender)
+}
+
+/// Disconnects the receiver of `S` with `dispatch_uid` for `sender`; returns whether one was
+/// removed.
+pub fn disconnect_uid<S: Signal>(dispatch_uid: &str, sender: Sender) -> bool {
+    S::registry().disconnect_uid(dispatch_uid, sender)
+}
+
+/// Whether a send of `S` from `sender` would reach a receiver (Django's `has_listeners`).
+#[must_use]
+pub fn has_listeners<S: Signal>(sender: Sender) -> bool {
+    S::registry().has_listeners(sender)
+}
+
+/// Names a library crate whose `#[receiver]`s must be linked into this program.
+///
+/// The linker drops a library crate nothing refers to, and its link-time receivers with it.
+/// Name such a crate once, anywhere in the binary (Django's `ready()` import, once per crate
+/// instead of once per module):
+///
+/// ```ignore
+/// signals_core::link!(my_receivers, audit_log);
+/// ```
+#[macro_export]
+macro_rules! link {
+    ($($krate:ident),+ $(,)?) => {
+        $(
+            const _: () = {
+                #[used]
+                static LINK: fn() = $krate::__signals_link_anchor;
+            };
+        )+
+    };
+}
+
+/// Marks a crate as one that holds `#[receiver]`s for [`link!`]: put
+/// `signals_core::receivers_crate!();` at the crate root.
+#[macro_export]
+macro_rules! receivers_crate {
+    () => {
+        #[doc(hidden)]
+        pub fn __signals_link_anchor() {}
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    //! What generated code reaches; not part of the API.
+    pub use crate::receiver::{
+        AsyncHandler, BoxFuture, FromEvent, Handler, ReceiverOutput, StaticOrShared, SyncHandler,
+    };
+    pub use crate::registry::{ErasedRegistry, LinkedReceiver, Registry};
+    pub use crate::{AnySender, BoxError, Phase, PlainSignal, ReceiverInfo, Sender, Signal};
+    pub use inventory;
+    pub use std::any::TypeId;
+    pub use std::borrow::Cow;
+    pub use std::boxed::Box;
+    pub use std::option::Option;
+    pub use std::result::Result;
+
+    /// The receiver function's type, so a runtime `connect` of it is seen as a duplicate.
+    #[must_use]
+    pub const fn type_id_of_val<T: 'static>(_: &T) -> TypeId {
+        TypeId::of::<T>()
+    }
+
+    /// The registry of `S`, type-erased.
+    #[must_use]
+    pub fn erased_registry<S: Signal>() -> &'static dyn ErasedRegistry {
+        S::registry()
+    }
+
+    /// The sender `T`.
+    #[must_use]
+    pub fn sender_of<T: ?Sized + 'static>() -> Sender {
+        Sender::of::<T>()
+    }
+}

@@ -1,0 +1,132 @@
+//! The [`Signal`] trait and the [`Sender`] a send is made from.
+
+use std::any::TypeId;
+use std::fmt;
+
+use crate::registry::Registry;
+
+/// A signal: a typed event that receivers subscribe to.
+///
+/// Like a Django `Signal()` object, but the signal is a *type*: its identity is the type, its
+/// payload is typed, and a misspelt signal is a compile error. Custom signals are plain structs
+/// deriving [`Signal`](derive@crate::Signal); their receivers take `&TheStruct`.
+///
+/// The trait is general enough for signals whose payload borrows (the ORM's `pre_save` lends
+/// `&mut Model` to each receiver in turn): [`Signal::Event`] is what one receiver call gets and
+/// [`Signal::reborrow`] hands the next receiver a fresh borrow of it.
+///
+/// # Example
+///
+/// ```
+/// use signals_core::Signal;
+///
+/// /// Like Django's `payment_successful = Signal()`.
+/// #[derive(Signal, Debug)]
+/// struct PaymentSuccessful {
+///     order_id: i64,
+///     amount_cents: i64,
+/// }
+/// assert_eq!(<PaymentSuccessful as Signal>::NAME, "PaymentSuccessful");
+/// ```
+pub trait Signal: Sized + Send + Sync + 'static {
+    /// The name shown in errors, traces and introspection (the type's name for custom signals,
+    /// Django's name such as `post_save` for built-in ones).
+    const NAME: &'static str;
+
+    /// What one receiver call gets: `&'e Self` for custom signals.
+    type Event<'e>: Send;
+
+    /// Lends the event to one receiver, keeping it for the next one.
+    fn reborrow<'s>(event: &'s mut Self::Event<'_>) -> Self::Event<'s>;
+
+    /// This signal's receiver registry (one `static` per signal type, so a send never hashes).
+    fn registry() -> &'static Registry<Self>;
+}
+
+/// A signal whose event is a shared reference to the signal value itself.
+///
+/// Every [`derive(Signal)`](derive@crate::Signal) type is one. It gives the
+/// [`send`](crate::send) family of functions and closure receivers taking `&Self`.
+pub trait PlainSignal: Signal {
+    /// The event that lends `self` to receivers.
+    fn as_event(&self) -> Self::Event<'_>;
+
+    /// The signal value inside an event.
+    fn from_event<'e>(event: Self::Event<'e>) -> &'e Self;
+}
+
+/// Who sends a signal: a type, or nobody.
+///
+/// Django's `sender` argument. Matching is exact, by [`TypeId`]: a receiver connected for
+/// `sender = Order` is called for sends from `Order` only, and a receiver connected without a
+/// sender is called for every send of its signal. A send from [`Sender::NONE`] reaches only
+/// receivers connected without a sender, as `send(sender=None)` does in Django.
+#[derive(Clone, Copy)]
+pub struct Sender {
+    id: Option<TypeId>,
+    name: &'static str,
+}
+
+impl Sender {
+    /// No sender: reaches only receivers connected without a sender.
+    pub const NONE: Sender = Sender {
+        id: None,
+        name: "-",
+    };
+
+    /// The sender `T`, named by its path.
+    #[must_use]
+    pub fn of<T: ?Sized + 'static>() -> Self {
+        Sender {
+            id: Some(TypeId::of::<T>()),
+            name: std::any::type_name::<T>(),
+        }
+    }
+
+    /// The sender's type identity, `None` for [`Sender::NONE`].
+    #[must_use]
+    pub fn type_id(&self) -> Option<TypeId> {
+        self.id
+    }
+
+    /// The sender's type path (`-` for [`Sender::NONE`]).
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Whether a receiver connected for `filter` (`None`: any sender) gets a send from `self`.
+    #[inline]
+    pub(crate) fn matches(self, filter: Option<TypeId>) -> bool {
+        match filter {
+            None => true,
+            Some(wanted) => self.id == Some(wanted),
+        }
+    }
+}
+
+impl PartialEq for Sender {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Sender {}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl fmt::Display for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The sender marker of receivers connected without `sender`: they get every send.
+///
+/// Only used as a type argument of [`FromEvent`](crate::receiver::FromEvent).
+#[derive(Debug, Clone, Copy)]
+pub enum AnySender {}

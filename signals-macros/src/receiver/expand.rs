@@ -1,0 +1,133 @@
+//! Code generation: per signal, a zero-sized handler type calling the user's function, a
+//! `static` handler, and an `inventory` submission carrying the receiver's metadata.
+//!
+//! Adapter calls are spanned at the user's parameter and return types, so a type that does
+//! not fit the signal is reported there and not inside generated code.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned as _;
+
+use super::validate::Receiver;
+
+pub fn receiver(receiver: &Receiver, function: &syn::ItemFn) -> TokenStream {
+    receiver
+        .signals
+        .iter()
+        .map(|signal| one_signal(receiver, signal, function))
+        .collect()
+}
+
+fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn) -> TokenStream {
+    let private = receiver.root.private();
+    let name = &function.sig.ident;
+    let sender_marker = match &receiver.sender {
+        Some(ty) => quote!(#ty),
+        None => quote!(#private::AnySender),
+    };
+    let (arg_names, extract) = arguments(receiver, signal, &sender_marker);
+    let into_result = quote_spanned!(receiver.output_span=> #private::ReceiverOutput::into_result);
+    let (handler_impl, handler_variant) = if receiver.is_async {
+        let call = quote! {
+            fn call<'e>(&self, event: <#signal as #private::Signal>::Event<'e>)
+                -> #private::BoxFuture<'e, #private::Result<(), #private::BoxError>>
+            {
+                #private::Box::pin(async move {
+                    #extract
+                    #into_result(#name(#(#arg_names),*).await)
+                })
+            }
+        };
+        (
+            quote!(impl #private::AsyncHandler<#signal> for __SignalsReceiver { #call }),
+            quote!(Async),
+        )
+    } else {
+        let call = quote! {
+            #[inline]
+            fn call<'e>(&self, event: <#signal as #private::Signal>::Event<'e>)
+                -> #private::Result<(), #private::BoxError>
+            {
+                #extract
+                #into_result(#name(#(#arg_names),*))
+            }
+        };
+        (
+            quote!(impl #private::SyncHandler<#signal> for __SignalsReceiver { #call }),
+            quote!(Sync),
+        )
+    };
+    let sender = match &receiver.sender {
+        Some(ty) => quote!(#private::Option::Some(#private::sender_of::<#ty>)),
+        None => quote!(#private::Option::None),
+    };
+    let dispatch_uid = match &receiver.dispatch_uid {
+        Some(uid) if !uid.value().is_empty() => {
+            quote!(#private::Option::Some(#private::Cow::Borrowed(#uid)))
+        }
+        _ => quote!(#private::Option::None),
+    };
+    let priority = receiver.priority;
+    let phase = if receiver.on_commit {
+        quote!(OnCommit)
+    } else {
+        quote!(Immediate)
+    };
+    let name_str = name.to_string();
+    let at = name.span();
+    let line = quote_spanned!(at=> ::core::line!());
+    let column = quote_spanned!(at=> ::core::column!());
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, non_upper_case_globals, unused_qualifications, unreachable_pub, missing_docs, clippy::all, clippy::pedantic, clippy::nursery)]
+        const _: () = {
+            struct __SignalsReceiver;
+            #handler_impl
+            static __SIGNALS_HANDLER: #private::Handler<#signal> =
+                #private::Handler::#handler_variant(#private::StaticOrShared::Static(&__SignalsReceiver));
+            #private::inventory::submit! {
+                #private::LinkedReceiver {
+                    handler: &__SIGNALS_HANDLER,
+                    registry: #private::erased_registry::<#signal>,
+                    sender: #sender,
+                    identity: #private::type_id_of_val(&#name),
+                    info: #private::ReceiverInfo {
+                        name: ::core::concat!(::core::module_path!(), "::", #name_str),
+                        module_path: ::core::module_path!(),
+                        file: ::core::file!(),
+                        line: #line,
+                        column: #column,
+                        priority: #priority,
+                        dispatch_uid: #dispatch_uid,
+                        phase: #private::Phase::#phase,
+                    },
+                }
+            }
+        };
+    }
+}
+
+/// The argument names and the statement that builds them from `event`.
+fn arguments(
+    receiver: &Receiver,
+    signal: &TokenStream,
+    sender: &TokenStream,
+) -> (Vec<syn::Ident>, TokenStream) {
+    let private = receiver.root.private();
+    let names: Vec<syn::Ident> = (0..receiver.params.len())
+        .map(|i| format_ident!("__signals_arg{i}"))
+        .collect();
+    let extract = if let [ty] = receiver.params.as_slice() {
+        let from = quote_spanned!(ty.span()=> <#ty as #private::FromEvent<'e, #signal, #sender>>::from_event);
+        let arg = &names[0];
+        quote!(let #arg = #from(event);)
+    } else {
+        let tys = &receiver.params;
+        let span = tys
+            .last()
+            .map_or_else(proc_macro2::Span::call_site, syn::spanned::Spanned::span);
+        let from = quote_spanned!(span=> <(#(#tys),*) as #private::FromEvent<'e, #signal, #sender>>::from_event);
+        quote!(let (#(#names),*) = #from(event);)
+    };
+    (names, extract)
+}

@@ -1,0 +1,183 @@
+//! Checks the arguments against the function and the runtime crate, and resolves the signals.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens as _, quote};
+use syn::spanned::Spanned;
+
+use super::parse::Args;
+use super::{DJANGO_SIGNALS, MODEL_SIGNALS};
+use crate::root::Root;
+use crate::suggest;
+
+/// A validated receiver, ready to expand.
+pub struct Receiver {
+    pub root: Root,
+    /// One type path per signal.
+    pub signals: Vec<TokenStream>,
+    pub sender: Option<syn::Type>,
+    pub dispatch_uid: Option<syn::LitStr>,
+    pub priority: i32,
+    pub on_commit: bool,
+    pub is_async: bool,
+    /// Parameter types, one or two.
+    pub params: Vec<syn::Type>,
+    /// Where the return type is, for errors about it.
+    pub output_span: Span,
+}
+
+pub fn receiver(
+    root: Root,
+    args: Args,
+    function: &syn::ItemFn,
+    errors: &mut Vec<syn::Error>,
+) -> Option<Receiver> {
+    let root = match args.krate {
+        Some(path) => Root::Custom(path, Box::new(root)),
+        None => root,
+    };
+    let signals: Vec<TokenStream> = args
+        .signals
+        .iter()
+        .filter_map(|path| resolve_signal(&root, path, errors))
+        .collect();
+    if args.on_commit.is_some() && !root.has_orm() {
+        errors.push(syn::Error::new(
+            args.on_commit.unwrap_or_else(Span::call_site),
+            "`on_commit` applies to model signals, which run inside a transaction: use `signals_orm::receiver`",
+        ));
+    }
+    let params = check_signature(&root, &function.sig, errors);
+    let output_span = match &function.sig.output {
+        syn::ReturnType::Default => function.sig.paren_token.span.close(),
+        syn::ReturnType::Type(_, ty) => ty.span(),
+    };
+    (signals.len() == args.signals.len()).then(|| Receiver {
+        root,
+        signals,
+        sender: args.sender,
+        dispatch_uid: args.dispatch_uid,
+        priority: args.priority.map_or(0, |(p, _)| p),
+        on_commit: args.on_commit.is_some(),
+        is_async: function.sig.asyncness.is_some(),
+        params,
+        output_span,
+    })
+}
+
+/// A Django name (`post_save`) becomes the ORM's signal type; any other path is a custom
+/// signal type that the compiler checks.
+fn resolve_signal(
+    root: &Root,
+    path: &syn::Path,
+    errors: &mut Vec<syn::Error>,
+) -> Option<TokenStream> {
+    let Some(ident) = path.get_ident() else {
+        return Some(path.to_token_stream());
+    };
+    let name = ident.to_string();
+    if let Some((_, ty)) = MODEL_SIGNALS.iter().find(|(n, _)| *n == name) {
+        if !root.has_orm() {
+            errors.push(syn::Error::new(
+                ident.span(),
+                format!("`{name}` is a model signal of signals-orm: import the attribute as `use signals_orm::receiver;`"),
+            ));
+            return None;
+        }
+        let private = root.private();
+        let ty = syn::Ident::new(ty, ident.span());
+        return Some(quote!(#private::model_signals::#ty));
+    }
+    if DJANGO_SIGNALS.contains(&name.as_str()) {
+        errors.push(syn::Error::new(
+            ident.span(),
+            format!("the Django signal `{name}` is not available in this version"),
+        ));
+        return None;
+    }
+    let is_snake = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if is_snake {
+        if let Some(close) = suggest::closest(&name, DJANGO_SIGNALS) {
+            errors.push(syn::Error::new(
+                ident.span(),
+                format!("unknown signal `{name}`; did you mean `{close}`? (custom signals are types, such as `MySignal`)"),
+            ));
+            return None;
+        }
+    }
+    Some(path.to_token_stream())
+}
+
+/// The parameter types, after checking the function is one the dispatcher can call.
+fn check_signature(
+    root: &Root,
+    sig: &syn::Signature,
+    errors: &mut Vec<syn::Error>,
+) -> Vec<syn::Type> {
+    if let Some(constness) = &sig.constness {
+        errors.push(syn::Error::new(
+            constness.span(),
+            "a receiver cannot be a `const fn`: remove `const`",
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(syn::Error::new(
+            unsafety.span(),
+            "a receiver cannot be `unsafe`: the dispatcher calls it from safe code",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(syn::Error::new(
+            abi.span(),
+            "a receiver cannot have an `extern` ABI: remove it",
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(syn::Error::new(
+            sig.generics.span(),
+            "a receiver cannot be generic: the dispatcher calls one concrete function; write concrete types and `'_` for lifetimes",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new(
+            variadic.span(),
+            "a receiver cannot be variadic",
+        ));
+    }
+    let mut params = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            syn::FnArg::Receiver(receiver) => errors.push(syn::Error::new(
+                receiver.span(),
+                "a receiver is a free function and cannot take `self`: move it out of the `impl` block, or connect a closure at runtime with `connect`",
+            )),
+            syn::FnArg::Typed(pat) => {
+                if let syn::Type::ImplTrait(_) = &*pat.ty {
+                    errors.push(syn::Error::new(pat.ty.span(), "a receiver cannot take `impl Trait`: name the event type, such as `&MySignal`"));
+                }
+                params.push((*pat.ty).clone());
+            }
+        }
+    }
+    let max = if root.has_orm() { 2 } else { 1 };
+    if sig.inputs.is_empty() {
+        errors.push(syn::Error::new(
+            sig.paren_token.span.join(),
+            "a receiver takes the signal's event: add a parameter such as `ev: &MySignal` (model signals: `ev: PostSave<'_, User>`)",
+        ));
+    } else if sig.inputs.len() > max {
+        let extra = sig
+            .inputs
+            .iter()
+            .nth(max)
+            .map_or_else(|| sig.inputs.span(), Spanned::span);
+        let message = if max == 1 {
+            "a receiver of a custom signal takes one parameter, the event: remove this one"
+        } else {
+            "a receiver takes the event and, optionally, the write's transaction: remove this parameter"
+        };
+        errors.push(syn::Error::new(extra, message));
+    }
+    params
+}

@@ -1,0 +1,101 @@
+//! `derive(Signal)`: a custom signal whose receivers take `&Self`, with its own `static`
+//! registry so sends never hash.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::spanned::Spanned as _;
+
+use crate::root::Root;
+use crate::suggest;
+
+pub fn expand(root: Root, item: TokenStream) -> TokenStream {
+    let input = match syn::parse2::<syn::DeriveInput>(item) {
+        Ok(input) => input,
+        Err(error) => return error.to_compile_error(),
+    };
+    let mut errors = Vec::new();
+    let (name, root) = attributes(&input, root, &mut errors);
+    if !input.generics.params.is_empty() {
+        errors.push(syn::Error::new(
+            input.generics.span(),
+            "a signal cannot be generic: each signal type owns one static registry; declare one signal per concrete type",
+        ));
+    }
+    if let syn::Data::Union(data) = &input.data {
+        errors.push(syn::Error::new(
+            data.union_token.span,
+            "a signal is a struct or an enum, not a union",
+        ));
+    }
+    if !errors.is_empty() {
+        return errors.into_iter().map(|e| e.to_compile_error()).collect();
+    }
+    let ident = &input.ident;
+    let name = name.unwrap_or_else(|| ident.to_string());
+    let private = root.private();
+    quote! {
+        #[automatically_derived]
+        #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
+        impl #private::Signal for #ident {
+            const NAME: &'static str = #name;
+            type Event<'e> = &'e Self;
+            #[inline]
+            fn reborrow<'s>(event: &'s mut &Self) -> &'s Self {
+                *event
+            }
+            #[inline]
+            fn registry() -> &'static #private::Registry<Self> {
+                static REGISTRY: #private::Registry<#ident> = #private::Registry::new();
+                &REGISTRY
+            }
+        }
+        #[automatically_derived]
+        #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
+        impl #private::PlainSignal for #ident {
+            #[inline]
+            fn as_event(&self) -> &Self {
+                self
+            }
+            #[inline]
+            fn from_event<'e>(event: <Self as #private::Signal>::Event<'e>) -> &'e Self {
+                event
+            }
+        }
+    }
+}
+
+/// `#[signal(name = "...", crate = path)]`.
+fn attributes(
+    input: &syn::DeriveInput,
+    root: Root,
+    errors: &mut Vec<syn::Error>,
+) -> (Option<String>, Root) {
+    let mut name = None;
+    let mut root = root;
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("signal")) {
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("name") {
+                name = Some(meta.value()?.parse::<syn::LitStr>()?.value());
+                Ok(())
+            } else if meta.path.is_ident("crate") {
+                let path: syn::Path = meta.value()?.parse()?;
+                root = Root::Custom(path, Box::new(root.clone()));
+                Ok(())
+            } else {
+                let key = meta
+                    .path
+                    .get_ident()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let hint = suggest::hint(&key, &["name", "crate"]);
+                Err(meta.error(format!(
+                    "unknown #[signal] key `{key}`{hint}; the keys are `name` and `crate`"
+                )))
+            }
+        });
+        if let Err(error) = result {
+            errors.push(error);
+        }
+    }
+    (name, root)
+}
