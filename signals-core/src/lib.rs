@@ -108,11 +108,12 @@ pub fn has_listeners<S: Signal>(sender: Sender) -> bool {
     S::registry().has_listeners(sender)
 }
 
-/// Names a library crate whose `#[receiver]`s must be linked into this program.
+/// Names library crates whose `#[receiver]`s must be linked into this program.
 ///
-/// The linker drops a library crate nothing refers to, and its link-time receivers with it.
-/// Name such a crate once, anywhere in the binary (Django's `ready()` import, once per crate
-/// instead of once per module):
+/// The linker drops a library crate that nothing refers to, and its link-time receivers with
+/// it (`tests/tests/link_unnamed.rs` shows it). Name such a crate once, anywhere in the binary:
+/// Django's `ready()` import, once per crate instead of once per module. It expands to
+/// `use my_receivers as _;`, which works as well when written by hand.
 ///
 /// ```ignore
 /// signals_core::link!(my_receivers, audit_log);
@@ -121,21 +122,9 @@ pub fn has_listeners<S: Signal>(sender: Sender) -> bool {
 macro_rules! link {
     ($($krate:ident),+ $(,)?) => {
         $(
-            const _: () = {
-                #[used]
-                static LINK: fn() = $krate::__signals_link_anchor;
-            };
+            #[allow(unused_imports)]
+            use $krate as _;
         )+
-    };
-}
-
-/// Marks a crate as one that holds `#[receiver]`s for [`link!`]: put
-/// `signals_core::receivers_crate!();` at the crate root.
-#[macro_export]
-macro_rules! receivers_crate {
-    () => {
-        #[doc(hidden)]
-        pub fn __signals_link_anchor() {}
     };
 }
 

@@ -8,8 +8,8 @@
 pub use signals_core::{
     AnySender, BoxError, ConnectOptions, Connection, IntoReceiver, Mute, Origin, Outcome, Phase,
     PlainSignal, ReceiverInfo, ReceiverRow, ReceiverTable, Registry, SendError, Sender, connect,
-    connect_with, disconnect, disconnect_uid, has_listeners, link, max_depth, receivers,
-    receivers_crate, send, send_robust, send_robust_sync, send_sync, set_max_depth,
+    connect_with, disconnect, disconnect_uid, has_listeners, link, max_depth, receivers, send,
+    send_robust, send_robust_sync, send_sync, set_max_depth,
 };
 /// Derives a custom signal; see [`signals_core::Signal`](derive@signals_core::Signal).
 pub use signals_macros::OrmSignal as Signal;

@@ -1,20 +1,12 @@
 //! Receivers only: nothing in here is called by name. A binary that names this crate with
 //! `signals_core::link!(linked_receivers)` gets them registered.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use signals_core::{Signal, receiver};
+use shared_signal::{CALLS, SharedEvent};
+use signals_core::receiver;
 
-signals_core::receivers_crate!();
-
-/// A signal declared in this crate.
-#[derive(Signal)]
-pub struct LibraryEvent;
-
-/// How many times the receivers below ran.
-pub static CALLS: AtomicUsize = AtomicUsize::new(0);
-
-#[receiver(LibraryEvent)]
-fn count_library_event(_: &LibraryEvent) {
+#[receiver(SharedEvent)]
+fn count_shared_event(_: &SharedEvent) {
     CALLS.fetch_add(1, Ordering::SeqCst);
 }
