@@ -1,0 +1,664 @@
+//! The dispatcher against Django's Part A rules (`shared/django-semantics.md`), one test per
+//! rule or deliberate difference. Every test uses its own signal types: registries are global.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use signals_core::{ConnectOptions, Connection, Origin, SendError, Sender, Signal, receiver};
+
+/// A shared, ordered record of which receiver ran.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn push(&self, entry: impl Into<String>) {
+        self.0.lock().unwrap().push(entry.into());
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// A runtime receiver of `S` that records `name`.
+#[track_caller]
+fn record<S: signals_core::PlainSignal>(
+    log: &Log,
+    options: ConnectOptions,
+    name: &'static str,
+) -> Connection {
+    let log = log.clone();
+    signals_core::connect_with(options, move |_: &S| log.push(name))
+}
+
+struct UserModel;
+struct OrderModel;
+
+// ---- A2/A3: identity and duplicate connections --------------------------------------------
+
+#[derive(Signal)]
+struct Dup;
+static DUP_CALLS: AtomicUsize = AtomicUsize::new(0);
+fn dup_receiver(_: &Dup) {
+    DUP_CALLS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn connecting_the_same_function_twice_is_a_no_op() {
+    let first = signals_core::connect(dup_receiver);
+    let second = signals_core::connect(dup_receiver);
+    assert!(first.is_new());
+    assert!(!second.is_new(), "the duplicate connect must be inert");
+    drop(second); // an inert guard must not disconnect the first connection
+    signals_core::send_sync(Sender::NONE, &Dup).unwrap();
+    assert_eq!(DUP_CALLS.load(Ordering::SeqCst), 1);
+    assert!(first.disconnect());
+    signals_core::send_sync(Sender::NONE, &Dup).unwrap();
+    assert_eq!(DUP_CALLS.load(Ordering::SeqCst), 1);
+}
+
+#[derive(Signal)]
+struct Captures;
+
+#[test]
+fn capturing_closures_are_distinct_receivers() {
+    // Django: each lambda created in a loop is its own receiver.
+    let log = Log::default();
+    let guards: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|n| record::<Captures>(&log, ConnectOptions::new(), n))
+        .collect();
+    assert!(guards.iter().all(Connection::is_new));
+    signals_core::send_sync(Sender::NONE, &Captures).unwrap();
+    assert_eq!(log.take(), ["a", "b"]);
+}
+
+#[derive(Signal)]
+struct AnyAndSpecific;
+static ANY_AND_SPECIFIC: AtomicUsize = AtomicUsize::new(0);
+fn any_and_specific(_: &AnyAndSpecific) {
+    ANY_AND_SPECIFIC.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn same_function_for_any_sender_and_one_sender_runs_twice_for_that_sender() {
+    let _any = signals_core::connect(any_and_specific);
+    let _user = signals_core::connect_with(
+        ConnectOptions::new().sender::<UserModel>(),
+        any_and_specific,
+    );
+    signals_core::send_sync(Sender::of::<UserModel>(), &AnyAndSpecific).unwrap();
+    assert_eq!(ANY_AND_SPECIFIC.load(Ordering::SeqCst), 2);
+    signals_core::send_sync(Sender::of::<OrderModel>(), &AnyAndSpecific).unwrap();
+    assert_eq!(ANY_AND_SPECIFIC.load(Ordering::SeqCst), 3);
+}
+
+// ---- A4: dispatch_uid ---------------------------------------------------------------------
+
+#[derive(Signal)]
+struct Uid;
+
+#[test]
+fn dispatch_uid_deduplicates_per_sender() {
+    let log = Log::default();
+    let uid = |u: &'static str| ConnectOptions::new().dispatch_uid(u);
+    let a = record::<Uid>(&log, uid("audit"), "first");
+    let b = record::<Uid>(&log, uid("audit"), "second-same-uid");
+    let c = record::<Uid>(
+        &log,
+        uid("audit").sender::<UserModel>(),
+        "same-uid-other-sender",
+    );
+    let d = record::<Uid>(&log, uid(""), "empty-uid-is-no-uid");
+    assert!(a.is_new() && !b.is_new() && c.is_new() && d.is_new());
+    signals_core::send_sync(Sender::of::<UserModel>(), &Uid).unwrap();
+    assert_eq!(
+        log.take(),
+        ["first", "same-uid-other-sender", "empty-uid-is-no-uid"]
+    );
+    // Disconnecting by uid needs the uid and the sender.
+    assert!(!signals_core::disconnect_uid::<Uid>(
+        "audit",
+        Sender::of::<OrderModel>()
+    ));
+    assert!(signals_core::disconnect_uid::<Uid>(
+        "audit",
+        Sender::of::<UserModel>()
+    ));
+    assert!(!signals_core::disconnect_uid::<Uid>(
+        "audit",
+        Sender::of::<UserModel>()
+    ));
+    signals_core::send_sync(Sender::of::<UserModel>(), &Uid).unwrap();
+    assert_eq!(log.take(), ["first", "empty-uid-is-no-uid"]);
+    for guard in [a, c, d] {
+        guard.forever();
+    }
+}
+
+#[derive(Signal)]
+struct UidAndPlain;
+static UID_AND_PLAIN: AtomicUsize = AtomicUsize::new(0);
+fn uid_and_plain(_: &UidAndPlain) {
+    UID_AND_PLAIN.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn a_uid_entry_and_a_plain_entry_of_one_function_are_distinct() {
+    let _plain = signals_core::connect(uid_and_plain);
+    let _uid = signals_core::connect_with(ConnectOptions::new().dispatch_uid("x"), uid_and_plain);
+    signals_core::send_sync(Sender::NONE, &UidAndPlain).unwrap();
+    assert_eq!(UID_AND_PLAIN.load(Ordering::SeqCst), 2);
+}
+
+// Link-time receivers with the same dispatch_uid and sender: the first in dispatch order wins.
+#[derive(Signal)]
+struct LinkedUid;
+static LINKED_UID: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+
+#[receiver(LinkedUid, dispatch_uid = "only-once")]
+fn linked_uid_first(_: &LinkedUid) {
+    LINKED_UID.lock().unwrap().push("first");
+}
+
+#[receiver(LinkedUid, dispatch_uid = "only-once")]
+fn linked_uid_second(_: &LinkedUid) {
+    LINKED_UID.lock().unwrap().push("second");
+}
+
+#[test]
+fn link_time_duplicates_by_uid_keep_the_first() {
+    signals_core::send_sync(Sender::NONE, &LinkedUid).unwrap();
+    assert_eq!(*LINKED_UID.lock().unwrap(), ["first"]);
+}
+
+// ---- A5: sender matching ------------------------------------------------------------------
+
+#[derive(Signal)]
+struct Matching;
+
+#[test]
+fn sender_matching_is_exact_and_none_reaches_only_any_sender_receivers() {
+    let log = Log::default();
+    let _any = record::<Matching>(&log, ConnectOptions::new(), "any");
+    let _user = record::<Matching>(&log, ConnectOptions::new().sender::<UserModel>(), "user");
+    signals_core::send_sync(Sender::of::<UserModel>(), &Matching).unwrap();
+    assert_eq!(log.take(), ["any", "user"]);
+    signals_core::send_sync(Sender::of::<OrderModel>(), &Matching).unwrap();
+    assert_eq!(log.take(), ["any"]);
+    signals_core::send_sync(Sender::NONE, &Matching).unwrap();
+    assert_eq!(log.take(), ["any"]);
+    // A reference to the type is another type: no subclass-like matching.
+    signals_core::send_sync(Sender::of::<&UserModel>(), &Matching).unwrap();
+    assert_eq!(log.take(), ["any"]);
+}
+
+// ---- A6 and DESIGN rule 1: ordering -------------------------------------------------------
+
+#[derive(Signal)]
+struct Ordered;
+static ORDERED: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+
+#[receiver(Ordered)]
+fn ordered_linked_b(_: &Ordered) {
+    ORDERED.lock().unwrap().push("linked-b (line order)");
+}
+
+#[receiver(Ordered, priority = 5)]
+async fn ordered_linked_high(_: &Ordered) {
+    tokio::task::yield_now().await;
+    ORDERED
+        .lock()
+        .unwrap()
+        .push("linked-high (async, priority 5)");
+}
+
+#[receiver(Ordered)]
+fn ordered_linked_c(_: &Ordered) {
+    ORDERED.lock().unwrap().push("linked-c (line order)");
+}
+
+#[receiver(Ordered, priority = -1)]
+fn ordered_linked_low(_: &Ordered) {
+    ORDERED.lock().unwrap().push("linked-low (priority -1)");
+}
+
+#[tokio::test]
+async fn order_is_priority_then_link_time_then_connection_order_with_async_in_place() {
+    let push = |name: &'static str| move |_: &Ordered| ORDERED.lock().unwrap().push(name);
+    let runtime_first = signals_core::connect(push("runtime-1"));
+    let runtime_high = signals_core::connect_with(
+        ConnectOptions::new().priority(5),
+        push("runtime-high (priority 5)"),
+    );
+    let runtime_second = signals_core::connect(push("runtime-2"));
+    signals_core::send(Sender::NONE, &Ordered).await.unwrap();
+    let expected = [
+        "linked-high (async, priority 5)",
+        "runtime-high (priority 5)",
+        "linked-b (line order)",
+        "linked-c (line order)",
+        "runtime-1",
+        "runtime-2",
+        "linked-low (priority -1)",
+    ];
+    assert_eq!(std::mem::take(&mut *ORDERED.lock().unwrap()), expected);
+    // Introspection lists the same order.
+    let listed: Vec<_> = signals_core::receivers()
+        .iter()
+        .filter(|r| r.signal == "Ordered")
+        .map(|r| r.origin)
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            Origin::Linked,
+            Origin::Runtime,
+            Origin::Linked,
+            Origin::Linked,
+            Origin::Runtime,
+            Origin::Runtime,
+            Origin::Linked
+        ]
+    );
+    // Disconnect then connect moves a receiver to the end of its priority (Django A6).
+    assert!(runtime_first.disconnect());
+    let _again = signals_core::connect(push("runtime-1 again"));
+    signals_core::send(Sender::NONE, &Ordered).await.unwrap();
+    let got = std::mem::take(&mut *ORDERED.lock().unwrap());
+    assert_eq!(got[4..6], ["runtime-2", "runtime-1 again"]);
+    drop((runtime_high, runtime_second));
+}
+
+// ---- A7/A8: disconnect and guards ---------------------------------------------------------
+
+#[derive(Signal)]
+struct Disc;
+static DISC: AtomicUsize = AtomicUsize::new(0);
+fn disc_receiver(_: &Disc) {
+    DISC.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn disconnect_needs_the_sender_used_to_connect_and_returns_whether_it_removed() {
+    signals_core::connect_with(ConnectOptions::new().sender::<UserModel>(), disc_receiver)
+        .forever();
+    assert!(!signals_core::disconnect::<Disc, _>(
+        disc_receiver,
+        Sender::NONE
+    ));
+    assert!(signals_core::has_listeners::<Disc>(
+        Sender::of::<UserModel>()
+    ));
+    assert!(signals_core::disconnect::<Disc, _>(
+        disc_receiver,
+        Sender::of::<UserModel>()
+    ));
+    assert!(!signals_core::disconnect::<Disc, _>(
+        disc_receiver,
+        Sender::of::<UserModel>()
+    ));
+    signals_core::send_sync(Sender::of::<UserModel>(), &Disc).unwrap();
+    assert_eq!(DISC.load(Ordering::SeqCst), 0);
+}
+
+#[derive(Signal)]
+struct LinkedDisc;
+static LINKED_DISC: AtomicUsize = AtomicUsize::new(0);
+
+#[receiver(LinkedDisc)]
+fn linked_disc(_: &LinkedDisc) {
+    LINKED_DISC.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn link_time_receivers_can_be_disconnected_and_runtime_duplicates_of_them_are_no_ops() {
+    assert!(
+        !signals_core::connect(linked_disc).is_new(),
+        "#[receiver] already connected it"
+    );
+    signals_core::send_sync(Sender::NONE, &LinkedDisc).unwrap();
+    assert_eq!(LINKED_DISC.load(Ordering::SeqCst), 1);
+    assert!(signals_core::disconnect::<LinkedDisc, _>(
+        linked_disc,
+        Sender::NONE
+    ));
+    signals_core::send_sync(Sender::NONE, &LinkedDisc).unwrap();
+    assert_eq!(LINKED_DISC.load(Ordering::SeqCst), 1);
+}
+
+#[derive(Signal)]
+struct Guarded;
+
+#[test]
+fn a_dropped_guard_disconnects_and_forever_keeps_the_receiver() {
+    let log = Log::default();
+    let dropped = record::<Guarded>(&log, ConnectOptions::new(), "dropped");
+    record::<Guarded>(&log, ConnectOptions::new(), "kept").forever();
+    drop(dropped);
+    signals_core::send_sync(Sender::NONE, &Guarded).unwrap();
+    assert_eq!(log.take(), ["kept"]);
+}
+
+// ---- A11/A12: send and send_robust --------------------------------------------------------
+
+#[derive(Signal, Debug)]
+struct Failing {
+    fail: bool,
+}
+
+#[tokio::test]
+async fn send_stops_at_the_first_error_and_names_receiver_signal_and_sender() {
+    let log = Log::default();
+    let _a = record::<Failing>(&log, ConnectOptions::new(), "before");
+    let l = log.clone();
+    let _b = signals_core::connect(move |ev: &Failing| -> Result<(), String> {
+        l.push("failing");
+        if ev.fail {
+            Err("card declined".into())
+        } else {
+            Ok(())
+        }
+    });
+    let _c = record::<Failing>(&log, ConnectOptions::new(), "after");
+    let error = signals_core::send(Sender::of::<UserModel>(), &Failing { fail: true })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        log.take(),
+        ["before", "failing"],
+        "receivers after the failing one must not run"
+    );
+    let SendError::Receiver {
+        signal,
+        sender,
+        receiver,
+        source,
+    } = &error
+    else {
+        panic!("unexpected {error:?}")
+    };
+    assert_eq!(
+        (*signal, source.to_string().as_str()),
+        ("Failing", "card declined")
+    );
+    assert!(sender.ends_with("UserModel"), "{sender}");
+    assert!(
+        receiver.contains("send_stops_at_the_first_error"),
+        "a closure is named by its type: {receiver}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("Failing") && text.contains("UserModel") && text.contains("card declined"),
+        "{text}"
+    );
+}
+
+#[derive(Signal)]
+struct Robust;
+
+#[tokio::test]
+async fn send_robust_runs_every_receiver_and_returns_each_result_in_order() {
+    let _ok = signals_core::connect(|_: &Robust| {});
+    let _err = signals_core::connect(|_: &Robust| -> Result<(), std::io::Error> {
+        Err(std::io::Error::other("disk full"))
+    });
+    let _panics = signals_core::connect(|_: &Robust| -> Result<(), String> { panic!("boom") });
+    let _last = signals_core::connect(|_: &Robust| {});
+    for outcomes in [
+        signals_core::send_robust(Sender::NONE, &Robust).await,
+        signals_core::send_robust_sync(Sender::NONE, &Robust),
+    ] {
+        assert_eq!(outcomes.len(), 4);
+        assert!(outcomes[0].result.is_ok());
+        assert!(
+            matches!(&outcomes[1].result, Err(SendError::Receiver { source, .. }) if source.to_string() == "disk full")
+        );
+        assert!(
+            matches!(&outcomes[2].result, Err(SendError::Panicked { message, .. }) if message == "boom")
+        );
+        assert!(outcomes[3].result.is_ok());
+        assert_eq!(
+            outcomes[1].result.as_ref().unwrap_err().receiver(),
+            Some(outcomes[1].receiver)
+        );
+    }
+}
+
+// ---- DESIGN rule 5: panics ----------------------------------------------------------------
+
+#[derive(Signal)]
+struct Panicky;
+
+#[tokio::test]
+async fn a_panicking_receiver_is_reported_and_the_registry_stays_usable() {
+    let log = Log::default();
+    let sync_panic = signals_core::connect(|_: &Panicky| -> Result<(), String> {
+        panic!("sync receiver exploded")
+    });
+    let error = signals_core::send_sync(Sender::NONE, &Panicky).unwrap_err();
+    assert!(
+        matches!(&error, SendError::Panicked { message, .. } if message == "sync receiver exploded"),
+        "{error}"
+    );
+    drop(sync_panic);
+    let async_panic = signals_core::connect(panicking_async);
+    let error = signals_core::send(Sender::NONE, &Panicky)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SendError::Panicked { message, receiver, .. } if message.contains("async receiver exploded") && receiver.contains("panicking_async")),
+        "{error}"
+    );
+    drop(async_panic);
+    let _fine = record::<Panicky>(&log, ConnectOptions::new(), "still works");
+    signals_core::send(Sender::NONE, &Panicky).await.unwrap();
+    assert_eq!(log.take(), ["still works"]);
+}
+
+async fn panicking_async(_: &Panicky) {
+    tokio::task::yield_now().await;
+    panic!("async receiver exploded with {}", 42);
+}
+
+// ---- Async receivers and the sync send ----------------------------------------------------
+
+#[derive(Signal)]
+struct Sequential;
+static SEQUENTIAL: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+
+async fn slow_first(_: &Sequential) {
+    SEQUENTIAL.lock().unwrap().push("slow:start");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    SEQUENTIAL.lock().unwrap().push("slow:end");
+}
+
+async fn fast_second(_: &Sequential) {
+    SEQUENTIAL.lock().unwrap().push("fast");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_receivers_are_awaited_one_after_another_in_dispatch_order() {
+    let _a = signals_core::connect(slow_first);
+    let _b = signals_core::connect(|_: &Sequential| SEQUENTIAL.lock().unwrap().push("sync"));
+    let _c = signals_core::connect(fast_second);
+    // Sent from a spawned task: the send future is Send.
+    tokio::spawn(async { signals_core::send(Sender::NONE, &Sequential).await })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *SEQUENTIAL.lock().unwrap(),
+        ["slow:start", "slow:end", "sync", "fast"]
+    );
+}
+
+#[derive(Signal)]
+struct SyncOnly;
+
+#[test]
+fn a_sync_send_refuses_async_receivers_before_running_anything() {
+    let log = Log::default();
+    let _sync = record::<SyncOnly>(&log, ConnectOptions::new(), "sync");
+    let _async = signals_core::connect(async_only_receiver);
+    let error = signals_core::send_sync(Sender::NONE, &SyncOnly).unwrap_err();
+    assert!(
+        matches!(&error, SendError::AsyncReceiverInSyncSend { receiver, .. } if receiver.contains("async_only_receiver"))
+    );
+    assert!(
+        error.to_string().contains(".await"),
+        "the message says how to fix it: {error}"
+    );
+    assert!(log.take().is_empty(), "nothing ran");
+    let outcomes = signals_core::send_robust_sync(Sender::NONE, &SyncOnly);
+    assert_eq!(log.take(), ["sync"]);
+    assert!(matches!(
+        outcomes[1].result,
+        Err(SendError::AsyncReceiverInSyncSend { .. })
+    ));
+}
+
+async fn async_only_receiver(_: &SyncOnly) {}
+
+// ---- A15 and DESIGN rule 4: snapshots -----------------------------------------------------
+
+#[derive(Signal)]
+struct Snap;
+static SNAP_GUARDS: Mutex<Vec<Connection>> = Mutex::new(Vec::new());
+static SNAP_LOG: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+
+#[test]
+fn connect_and_disconnect_inside_a_receiver_affect_the_next_send_only() {
+    signals_core::connect(|_: &Snap| {
+        SNAP_LOG.lock().unwrap().push("mutator");
+        // Disconnects the victim below and connects a newcomer, mid-send, without deadlock.
+        SNAP_GUARDS.lock().unwrap().clear();
+        let newcomer = signals_core::connect(|_: &Snap| SNAP_LOG.lock().unwrap().push("newcomer"));
+        SNAP_GUARDS.lock().unwrap().push(newcomer);
+    })
+    .forever();
+    let victim = signals_core::connect(|_: &Snap| SNAP_LOG.lock().unwrap().push("victim"));
+    SNAP_GUARDS.lock().unwrap().push(victim);
+    signals_core::send_sync(Sender::NONE, &Snap).unwrap();
+    assert_eq!(
+        std::mem::take(&mut *SNAP_LOG.lock().unwrap()),
+        ["mutator", "victim"]
+    );
+    signals_core::send_sync(Sender::NONE, &Snap).unwrap();
+    assert_eq!(
+        std::mem::take(&mut *SNAP_LOG.lock().unwrap()),
+        ["mutator", "newcomer"]
+    );
+}
+
+// ---- A16/A17: has_listeners and late connections ------------------------------------------
+
+#[derive(Signal)]
+struct Listeners;
+
+#[test]
+fn has_listeners_follows_django_and_a_late_connect_is_honoured() {
+    let log = Log::default();
+    assert!(!signals_core::has_listeners::<Listeners>(Sender::NONE));
+    signals_core::send_sync(Sender::of::<UserModel>(), &Listeners).unwrap(); // cached "nobody"
+    let user = record::<Listeners>(&log, ConnectOptions::new().sender::<UserModel>(), "user");
+    assert!(
+        !signals_core::has_listeners::<Listeners>(Sender::NONE),
+        "no-sender counts only any-sender receivers"
+    );
+    assert!(signals_core::has_listeners::<Listeners>(Sender::of::<
+        UserModel,
+    >()));
+    assert!(!signals_core::has_listeners::<Listeners>(Sender::of::<
+        OrderModel,
+    >()));
+    signals_core::send_sync(Sender::of::<UserModel>(), &Listeners).unwrap();
+    assert_eq!(log.take(), ["user"]);
+    let _any = record::<Listeners>(&log, ConnectOptions::new(), "any");
+    assert!(signals_core::has_listeners::<Listeners>(Sender::NONE));
+    assert!(signals_core::has_listeners::<Listeners>(Sender::of::<
+        OrderModel,
+    >()));
+    drop(user);
+}
+
+// ---- A18: one function, several signals ---------------------------------------------------
+
+#[derive(Signal)]
+struct LoggedIn;
+#[derive(Signal)]
+struct LoggedOut;
+static SESSION_EVENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// A parameter type that fits both signals.
+struct SessionEvent;
+impl<'e> signals_core::__private::FromEvent<'e, LoggedIn, signals_core::AnySender>
+    for SessionEvent
+{
+    fn from_event(_: &'e LoggedIn) -> Self {
+        SessionEvent
+    }
+}
+impl<'e> signals_core::__private::FromEvent<'e, LoggedOut, signals_core::AnySender>
+    for SessionEvent
+{
+    fn from_event(_: &'e LoggedOut) -> Self {
+        SessionEvent
+    }
+}
+
+#[receiver([LoggedIn, LoggedOut])]
+fn count_session_events(_: SessionEvent) {
+    SESSION_EVENTS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn a_receiver_can_listen_to_a_list_of_signals() {
+    signals_core::send_sync(Sender::NONE, &LoggedIn).unwrap();
+    signals_core::send_sync(Sender::NONE, &LoggedOut).unwrap();
+    assert_eq!(SESSION_EVENTS.load(Ordering::SeqCst), 2);
+    let names: Vec<_> = signals_core::receivers()
+        .iter()
+        .filter(|r| r.name.ends_with("count_session_events"))
+        .map(|r| r.signal)
+        .collect();
+    assert_eq!(names, ["LoggedIn", "LoggedOut"]);
+}
+
+// ---- A19: thread safety -------------------------------------------------------------------
+
+#[derive(Signal)]
+struct Concurrent;
+
+#[test]
+fn sends_connects_and_disconnects_from_many_threads_lose_nothing() {
+    static HITS: AtomicUsize = AtomicUsize::new(0);
+    let _base = signals_core::connect(|_: &Concurrent| {
+        HITS.fetch_add(1, Ordering::Relaxed);
+    });
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..500 {
+                    signals_core::send_sync(Sender::NONE, &Concurrent).unwrap();
+                }
+            });
+            s.spawn(|| {
+                for i in 0..200 {
+                    let guard = signals_core::connect(move |_: &Concurrent| {
+                        std::hint::black_box(i);
+                    });
+                    assert!(guard.is_new());
+                }
+            });
+        }
+    });
+    assert_eq!(HITS.load(Ordering::Relaxed), 2000);
+    assert_eq!(
+        signals_core::receivers()
+            .iter()
+            .filter(|r| r.signal == "Concurrent")
+            .count(),
+        1,
+        "every guard disconnected"
+    );
+}
