@@ -1,0 +1,115 @@
+//! Introspection and tracing: what a developer sees when asking "what runs, and what happened?".
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use signals_core::{Phase, Sender, Signal, receiver};
+
+struct Invoice;
+
+#[derive(Signal)]
+#[signal(name = "invoice_paid")]
+struct InvoicePaid;
+
+/// Documented, async, with every key.
+#[receiver(InvoicePaid, sender = Invoice, priority = 3, dispatch_uid = "ledger")]
+async fn write_ledger(_: &InvoicePaid) {}
+
+#[receiver(InvoicePaid)]
+fn email_customer(_: &InvoicePaid) -> Result<(), String> {
+    Err("smtp down".into())
+}
+
+#[test]
+fn receivers_lists_every_receiver_with_its_declaration() {
+    let table = signals_core::receivers();
+    let rows: Vec<_> = table
+        .iter()
+        .filter(|r| r.signal == "invoice_paid")
+        .collect();
+    assert_eq!(rows.len(), 2);
+    let ledger = rows[0];
+    assert_eq!(ledger.name, "observability::write_ledger");
+    assert_eq!(ledger.module_path, "observability");
+    assert_eq!(ledger.file, "tests/tests/observability.rs");
+    assert_eq!(ledger.line, 16, "the line of the function name");
+    assert_eq!(
+        (ledger.priority, ledger.is_async, ledger.phase),
+        (3, true, Phase::Immediate)
+    );
+    assert_eq!(ledger.sender, Some("observability::Invoice"));
+    assert_eq!(ledger.dispatch_uid.as_deref(), Some("ledger"));
+    assert_eq!(rows[1].name, "observability::email_customer");
+    assert_eq!(rows[1].sender, None);
+    let text = table.to_string();
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.starts_with("signal") && header.contains("receiver") && header.contains("priority"),
+        "{text}"
+    );
+    let line = text.lines().find(|l| l.contains("write_ledger")).unwrap();
+    for cell in [
+        "invoice_paid",
+        "observability::Invoice",
+        "tests/tests/observability.rs:16",
+        "3",
+        "async",
+        "immediate",
+    ] {
+        assert!(line.contains(cell), "{cell} missing from {line}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.contains("email_customer") && l.contains("(any)") && l.contains("sync"))
+    );
+}
+
+/// A `MakeWriter` collecting formatted events in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn each_send_is_a_span_naming_receivers_and_outcomes_and_robust_errors_are_logged() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let outcomes = signals_core::send_robust_sync(Sender::NONE, &InvoicePaid);
+        assert_eq!(
+            outcomes.len(),
+            1,
+            "only the any-sender receiver gets a send without sender"
+        );
+    });
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let error_line = text
+        .lines()
+        .find(|l| l.contains("ERROR"))
+        .unwrap_or_else(|| panic!("no ERROR line in:\n{text}"));
+    assert!(
+        error_line.contains("signal{signal=\"invoice_paid\" sender=\"-\"}"),
+        "{error_line}"
+    );
+    assert!(
+        error_line.contains("error calling receiver in send_robust"),
+        "{error_line}"
+    );
+    assert!(
+        error_line.contains("observability::email_customer") && error_line.contains("smtp down"),
+        "{error_line}"
+    );
+}
