@@ -290,10 +290,10 @@ impl<S: Signal> Registry<S> {
             return Ok(());
         }
         let snap = inner.snapshot.load();
-        if snap.any_async {
-            if let Some(entry) = matching(&snap, sender).find(|e| e.handler.is_async()) {
-                return Err(async_refused::<S>(sender, entry.info.name));
-            }
+        if let Some(entry) =
+            matching(&snap, sender).find(|e| snap.any_async && e.handler.is_async())
+        {
+            return Err(async_refused::<S>(sender, entry.info.name));
         }
         run_sync(&snap, sender, event, Sink::FirstError)
     }

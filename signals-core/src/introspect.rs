@@ -70,7 +70,10 @@ pub fn receivers() -> ReceiverTable {
     registries.sort_by_key(|r| r.signal_name());
     registries.dedup_by_key(|r| r.signal_type());
     ReceiverTable {
-        rows: registries.into_iter().flat_map(|r| r.rows()).collect(),
+        rows: registries
+            .into_iter()
+            .flat_map(registry::ErasedRegistry::rows)
+            .collect(),
     }
 }
 

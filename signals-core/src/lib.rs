@@ -31,7 +31,7 @@ mod error;
 mod introspect;
 mod mute;
 mod nesting;
-pub mod receiver;
+mod receiver;
 mod registry;
 mod signal;
 
@@ -40,7 +40,10 @@ pub use error::{Outcome, SendError};
 pub use introspect::{Origin, ReceiverRow, ReceiverTable, receivers};
 pub use mute::Mute;
 pub use nesting::{max_depth, set_max_depth};
-pub use receiver::{BoxError, IntoReceiver, Phase, ReceiverInfo};
+pub use receiver::{
+    AsyncFn, AsyncHandler, AsyncReceiverFn, BoxError, BoxFuture, FromEvent, Handler, IntoReceiver,
+    Phase, ReceiverInfo, ReceiverOutput, StaticOrShared, SyncFn, SyncHandler,
+};
 pub use registry::{ConnectOptions, Connection, Registry};
 pub use signal::{AnySender, PlainSignal, Sender, Signal};
 /// Derives [`Signal`] (and [`PlainSignal`]) for a struct or enum: a custom signal whose
@@ -98,6 +101,10 @@ pub fn disconnect<S: Signal, F: 'static>(receiver: F, sender: Sender) -> bool {
 
 /// Disconnects the receiver of `S` with `dispatch_uid` for `sender`; returns whether one was
 /// removed.
+#[expect(
+    clippy::must_use_candidate,
+    reason = "like Django's disconnect, the answer is optional information"
+)]
 pub fn disconnect_uid<S: Signal>(dispatch_uid: &str, sender: Sender) -> bool {
     S::registry().disconnect_uid(dispatch_uid, sender)
 }

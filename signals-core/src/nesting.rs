@@ -99,7 +99,7 @@ impl FrameGuard {
                 signal,
                 sender,
                 receiver: Cell::new(""),
-            })
+            });
         });
         Ok(FrameGuard { stack })
     }

@@ -20,6 +20,10 @@ pub trait SyncHandler<S: Signal>: Send + Sync + 'static {
     /// # Errors
     ///
     /// Whatever the receiver returns.
+    #[expect(
+        clippy::elidable_lifetime_names,
+        reason = "the name ties the event to what is built from it"
+    )]
     fn call<'e>(&self, event: S::Event<'e>) -> Result<(), BoxError>;
 }
 
@@ -44,6 +48,7 @@ pub trait FromEvent<'e, S: Signal, X: ?Sized>: Sized {
     fn from_event(event: S::Event<'e>) -> Self;
 }
 
+#[diagnostic::do_not_recommend]
 impl<'e, S: PlainSignal, X: ?Sized> FromEvent<'e, S, X> for &'e S {
     #[inline]
     fn from_event(event: S::Event<'e>) -> Self {
@@ -192,6 +197,7 @@ pub trait IntoReceiver<S: Signal, M>: Send + Sync + Sized + 'static {
 
     /// Whether every value of this type is the same receiver (functions, capture-free
     /// closures), so connecting it twice can be recognised as a duplicate.
+    #[must_use]
     fn is_identity_type() -> bool {
         size_of::<Self>() == 0
     }
@@ -219,6 +225,10 @@ where
     F: Fn(&S) -> R + Send + Sync + 'static,
     R: ReceiverOutput,
 {
+    #[expect(
+        clippy::elidable_lifetime_names,
+        reason = "the name ties the event to what is built from it"
+    )]
     fn call<'e>(&self, event: S::Event<'e>) -> Result<(), BoxError> {
         (self.0)(S::from_event(event)).into_result()
     }

@@ -450,6 +450,10 @@ impl Connection {
     }
 
     /// Disconnects now; returns whether the receiver was still connected.
+    #[expect(
+        clippy::must_use_candidate,
+        reason = "like Django's disconnect, the answer is optional information"
+    )]
     pub fn disconnect(mut self) -> bool {
         self.id.take().is_some_and(|id| self.registry.remove(id))
     }

@@ -52,6 +52,10 @@ pub trait PlainSignal: Signal {
     fn as_event(&self) -> Self::Event<'_>;
 
     /// The signal value inside an event.
+    #[expect(
+        clippy::elidable_lifetime_names,
+        reason = "the name ties the event to what is built from it"
+    )]
     fn from_event<'e>(event: Self::Event<'e>) -> &'e Self;
 }
 
@@ -127,6 +131,6 @@ impl fmt::Display for Sender {
 
 /// The sender marker of receivers connected without `sender`: they get every send.
 ///
-/// Only used as a type argument of [`FromEvent`](crate::receiver::FromEvent).
+/// Only used as a type argument of [`FromEvent`](crate::FromEvent).
 #[derive(Debug, Clone, Copy)]
 pub enum AnySender {}

@@ -13,7 +13,7 @@ pub use signals_core::{
 };
 /// Derives a custom signal; see [`signals_core::Signal`](derive@signals_core::Signal).
 pub use signals_macros::OrmSignal as Signal;
-/// Registers a function as a receiver at link time; see [`signals_core::receiver`].
+/// Registers a function as a receiver at link time; see [`signals_core::receiver`](macro@signals_core::receiver).
 pub use signals_macros::orm_receiver as receiver;
 
 #[doc(hidden)]
