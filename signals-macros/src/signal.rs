@@ -3,7 +3,6 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::spanned::Spanned as _;
 
 use crate::root::Root;
 use crate::suggest;
@@ -16,8 +15,8 @@ pub fn expand(root: Root, item: TokenStream) -> TokenStream {
     let mut errors = Vec::new();
     let (name, root) = attributes(&input, root, &mut errors);
     if !input.generics.params.is_empty() {
-        errors.push(syn::Error::new(
-            input.generics.span(),
+        errors.push(syn::Error::new_spanned(
+            &input.generics,
             "a signal cannot be generic: each signal type owns one static registry; declare one signal per concrete type",
         ));
     }

@@ -5,7 +5,7 @@
 //! not fit the signal is reported there and not inside generated code.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens as _, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 
 use super::validate::Receiver;
@@ -21,12 +21,12 @@ pub fn receiver(receiver: &Receiver, function: &syn::ItemFn) -> TokenStream {
 fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn) -> TokenStream {
     let private = receiver.root.private();
     let name = &function.sig.ident;
-    let sender_marker = match &receiver.sender {
-        Some(ty) => quote!(#ty),
-        None => quote!(#private::AnySender),
-    };
+    let sender_marker = receiver
+        .sender
+        .as_ref()
+        .map_or_else(|| quote!(#private::AnySender), |ty| quote!(#ty));
     let (arg_names, extract) = arguments(receiver, signal, &sender_marker);
-    let into_result = quote_spanned!(receiver.output_span=> #private::ReceiverOutput::into_result);
+    let into_result = into_result(receiver);
     let (handler_impl, handler_variant) = if receiver.is_async {
         let call = quote! {
             fn call<'e>(&self, event: <#signal as #private::Signal>::Event<'e>)
@@ -57,10 +57,10 @@ fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn)
             quote!(Sync),
         )
     };
-    let sender = match &receiver.sender {
-        Some(ty) => quote!(#private::Option::Some(#private::sender_of::<#ty>)),
-        None => quote!(#private::Option::None),
-    };
+    let sender = receiver.sender.as_ref().map_or_else(
+        || quote!(#private::Option::None),
+        |ty| quote!(#private::Option::Some(#private::sender_of::<#ty>)),
+    );
     let dispatch_uid = match &receiver.dispatch_uid {
         Some(uid) if !uid.value().is_empty() => {
             quote!(#private::Option::Some(#private::Cow::Borrowed(#uid)))
@@ -105,6 +105,28 @@ fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn)
             }
         };
     }
+}
+
+/// The path of the return adapter: `<Output as ReceiverOutput>::into_result`, spanned at the
+/// declared return type so an unsupported one is reported there. Types that cannot be named in
+/// an expression (`impl Trait`, `!`) go through inference instead.
+fn into_result(receiver: &Receiver) -> TokenStream {
+    let private = receiver.root.private();
+    match &receiver.output {
+        Some(ty) if !matches!(ty, syn::Type::Never(_)) && !mentions_impl(ty.to_token_stream()) => {
+            quote_spanned!(ty.span()=> <#ty as #private::ReceiverOutput>::into_result)
+        }
+        _ => quote!(#private::ReceiverOutput::into_result),
+    }
+}
+
+/// Whether `impl` appears anywhere in a type.
+fn mentions_impl(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|tree| match tree {
+        proc_macro2::TokenTree::Ident(ident) => ident == "impl",
+        proc_macro2::TokenTree::Group(group) => mentions_impl(group.stream()),
+        _ => false,
+    })
 }
 
 /// The argument names and the statement that builds them from `event`.

@@ -168,7 +168,7 @@ fn parse_key(input: ParseStream, args: &mut Args) -> syn::Result<()> {
             return Err(syn::Error::new(
                 key.span(),
                 format!(
-                    "unknown #[receiver] key `{name}`{hint}; the keys are sender, dispatch_uid, priority, on_commit and crate"
+                    "unknown #[receiver] key `{name}`{hint}; the keys are `sender`, `dispatch_uid`, `priority`, `on_commit` and `crate`"
                 ),
             ));
         }

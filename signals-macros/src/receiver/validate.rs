@@ -21,8 +21,9 @@ pub struct Receiver {
     pub is_async: bool,
     /// Parameter types, one or two.
     pub params: Vec<syn::Type>,
-    /// Where the return type is, for errors about it.
-    pub output_span: Span,
+    /// The declared return type (`None` for `()`), which the generated call names so that a
+    /// type the dispatcher cannot take is reported there.
+    pub output: Option<syn::Type>,
 }
 
 pub fn receiver(
@@ -47,9 +48,9 @@ pub fn receiver(
         ));
     }
     let params = check_signature(&root, &function.sig, errors);
-    let output_span = match &function.sig.output {
-        syn::ReturnType::Default => function.sig.paren_token.span.close(),
-        syn::ReturnType::Type(_, ty) => ty.span(),
+    let output = match &function.sig.output {
+        syn::ReturnType::Default => None,
+        syn::ReturnType::Type(_, ty) => Some((**ty).clone()),
     };
     (signals.len() == args.signals.len()).then(|| Receiver {
         root,
@@ -60,7 +61,7 @@ pub fn receiver(
         on_commit: args.on_commit.is_some(),
         is_async: function.sig.asyncness.is_some(),
         params,
-        output_span,
+        output,
     })
 }
 
@@ -88,23 +89,28 @@ fn resolve_signal(
         return Some(quote!(#private::model_signals::#ty));
     }
     if DJANGO_SIGNALS.contains(&name.as_str()) {
-        errors.push(syn::Error::new(
-            ident.span(),
-            format!("the Django signal `{name}` is not available in this version"),
-        ));
+        let message = if root.has_orm() {
+            format!("the Django signal `{name}` is not available in this version")
+        } else {
+            format!(
+                "`{name}` is a Django built-in signal: those are received with `signals_orm::receiver` (`use signals_orm::receiver;`), and signals-orm does not provide `{name}` yet"
+            )
+        };
+        errors.push(syn::Error::new(ident.span(), message));
         return None;
     }
     let is_snake = name
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if is_snake {
-        if let Some(close) = suggest::closest(&name, DJANGO_SIGNALS) {
-            errors.push(syn::Error::new(
-                ident.span(),
-                format!("unknown signal `{name}`; did you mean `{close}`? (custom signals are types, such as `MySignal`)"),
-            ));
-            return None;
-        }
+    if let Some(close) = is_snake
+        .then(|| suggest::closest(&name, DJANGO_SIGNALS))
+        .flatten()
+    {
+        errors.push(syn::Error::new(
+            ident.span(),
+            format!("unknown signal `{name}`; did you mean `{close}`? (custom signals are types, such as `MySignal`)"),
+        ));
+        return None;
     }
     Some(path.to_token_stream())
 }
@@ -128,56 +134,57 @@ fn check_signature(
         ));
     }
     if let Some(abi) = &sig.abi {
-        errors.push(syn::Error::new(
-            abi.span(),
+        errors.push(syn::Error::new_spanned(
+            abi,
             "a receiver cannot have an `extern` ABI: remove it",
         ));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.push(syn::Error::new(
-            sig.generics.span(),
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
             "a receiver cannot be generic: the dispatcher calls one concrete function; write concrete types and `'_` for lifetimes",
         ));
     }
     if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new(
-            variadic.span(),
+        errors.push(syn::Error::new_spanned(
+            variadic,
             "a receiver cannot be variadic",
         ));
     }
     let mut params = Vec::new();
     for input in &sig.inputs {
         match input {
-            syn::FnArg::Receiver(receiver) => errors.push(syn::Error::new(
-                receiver.span(),
+            syn::FnArg::Receiver(receiver) => errors.push(syn::Error::new_spanned(
+                receiver,
                 "a receiver is a free function and cannot take `self`: move it out of the `impl` block, or connect a closure at runtime with `connect`",
             )),
             syn::FnArg::Typed(pat) => {
                 if let syn::Type::ImplTrait(_) = &*pat.ty {
-                    errors.push(syn::Error::new(pat.ty.span(), "a receiver cannot take `impl Trait`: name the event type, such as `&MySignal`"));
+                    errors.push(syn::Error::new_spanned(&pat.ty, "a receiver cannot take `impl Trait`: name the event type, such as `&MySignal`"));
                 }
                 params.push((*pat.ty).clone());
             }
         }
     }
     let max = if root.has_orm() { 2 } else { 1 };
+    let typed: Vec<&syn::FnArg> = sig
+        .inputs
+        .iter()
+        .filter(|a| matches!(a, syn::FnArg::Typed(_)))
+        .collect();
     if sig.inputs.is_empty() {
         errors.push(syn::Error::new(
             sig.paren_token.span.join(),
             "a receiver takes the signal's event: add a parameter such as `ev: &MySignal` (model signals: `ev: PostSave<'_, User>`)",
         ));
-    } else if sig.inputs.len() > max {
-        let extra = sig
-            .inputs
-            .iter()
-            .nth(max)
-            .map_or_else(|| sig.inputs.span(), Spanned::span);
+    } else if typed.len() > max {
+        let extra = &typed[max..];
         let message = if max == 1 {
-            "a receiver of a custom signal takes one parameter, the event: remove this one"
+            "a receiver of a custom signal takes one parameter, the event: remove the others"
         } else {
-            "a receiver takes the event and, optionally, the write's transaction: remove this parameter"
+            "a receiver takes the event and, optionally, the write's transaction: remove the others"
         };
-        errors.push(syn::Error::new(extra, message));
+        errors.push(syn::Error::new_spanned(quote!(#(#extra),*), message));
     }
     params
 }

@@ -1,0 +1,9 @@
+//! Compile-time diagnostics of `#[receiver]` and `derive(Signal)`, and code they must accept.
+
+#[test]
+fn ui() {
+    let cases = trybuild::TestCases::new();
+    cases.compile_fail("ui/receiver/*.rs");
+    cases.compile_fail("ui/signal/*.rs");
+    cases.pass("ui/pass/*.rs");
+}

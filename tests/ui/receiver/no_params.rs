@@ -1,0 +1,9 @@
+use signals_core::{Signal, receiver};
+
+#[derive(Signal)]
+struct Ping;
+
+#[receiver(Ping)]
+fn on_ping() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use signals_core::Signal;
+
+#[derive(Signal)]
+struct S<T>(T);
+
+fn main() {}

@@ -1,0 +1,7 @@
+use signals_core::Signal;
+
+#[derive(Signal)]
+#[signal(nmae = "x")]
+struct S;
+
+fn main() {}
