@@ -142,6 +142,8 @@ pub mod __private {
         AsyncHandler, BoxFuture, FromEvent, Handler, ReceiverOutput, StaticOrShared, SyncHandler,
     };
     pub use crate::registry::{ErasedRegistry, LinkedReceiver, Registry};
+    /// The trait alone (the crate root's `Signal` is also the derive).
+    pub use crate::signal::Signal as SignalTrait;
     pub use crate::{AnySender, BoxError, Phase, PlainSignal, ReceiverInfo, Sender, Signal};
     pub use inventory;
     pub use std::any::TypeId;

@@ -45,14 +45,19 @@ pub trait AsyncHandler<S: Signal>: Send + Sync + 'static {
 )]
 pub trait FromEvent<'e, S: Signal, X: ?Sized>: Sized {
     /// Builds the parameter.
-    fn from_event(event: S::Event<'e>) -> Self;
+    ///
+    /// # Errors
+    ///
+    /// When the event cannot give this parameter at runtime (a receiver asking for a SQLite
+    /// transaction on a PostgreSQL write); the dispatcher reports it as the receiver's error.
+    fn from_event(event: S::Event<'e>) -> Result<Self, BoxError>;
 }
 
 #[diagnostic::do_not_recommend]
 impl<'e, S: PlainSignal, X: ?Sized> FromEvent<'e, S, X> for &'e S {
     #[inline]
-    fn from_event(event: S::Event<'e>) -> Self {
-        S::from_event(event)
+    fn from_event(event: S::Event<'e>) -> Result<Self, BoxError> {
+        Ok(S::from_event(event))
     }
 }
 

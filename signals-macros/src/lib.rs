@@ -2,6 +2,7 @@
 //! `signals_orm`, which re-export them under their public names and make the generated code
 //! reach the right runtime crate.
 
+mod model;
 mod receiver;
 mod root;
 mod signal;
@@ -33,4 +34,10 @@ pub fn core_signal(item: TokenStream) -> TokenStream {
 #[proc_macro_derive(OrmSignal, attributes(signal))]
 pub fn orm_signal(item: TokenStream) -> TokenStream {
     signal::expand(Root::Orm, item.into()).into()
+}
+
+/// `derive(Model)` as re-exported by `signals_orm`.
+#[proc_macro_derive(OrmModel, attributes(model))]
+pub fn orm_model(item: TokenStream) -> TokenStream {
+    model::derive(Root::Orm, item.into()).into()
 }

@@ -594,15 +594,15 @@ struct SessionEvent;
 impl<'e> signals_core::__private::FromEvent<'e, LoggedIn, signals_core::AnySender>
     for SessionEvent
 {
-    fn from_event(_: &'e LoggedIn) -> Self {
-        SessionEvent
+    fn from_event(_: &'e LoggedIn) -> Result<Self, signals_core::BoxError> {
+        Ok(SessionEvent)
     }
 }
 impl<'e> signals_core::__private::FromEvent<'e, LoggedOut, signals_core::AnySender>
     for SessionEvent
 {
-    fn from_event(_: &'e LoggedOut) -> Self {
-        SessionEvent
+    fn from_event(_: &'e LoggedOut) -> Result<Self, signals_core::BoxError> {
+        Ok(SessionEvent)
     }
 }
 

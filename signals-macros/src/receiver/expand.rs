@@ -27,7 +27,34 @@ fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn)
         .map_or_else(|| quote!(#private::AnySender), |ty| quote!(#ty));
     let (arg_names, extract) = arguments(receiver, signal, &sender_marker);
     let into_result = into_result(receiver);
-    let (handler_impl, handler_variant) = if receiver.is_async {
+    let name_str = name.to_string();
+    let receiver_name = quote!(::core::concat!(::core::module_path!(), "::", #name_str));
+    let (handler_impl, handler_variant) = if receiver.on_commit {
+        // Runs at commit: the handler only queues an owned copy of the payload on the write's
+        // transaction; it is sync whatever the function is.
+        let ty = &receiver.params[0];
+        let arg = &arg_names[0];
+        let run = if receiver.is_async {
+            quote!(#name(#arg).await)
+        } else {
+            quote!(#name(#arg))
+        };
+        let call = quote! {
+            fn call<'e>(&self, event: <#signal as #private::Signal>::Event<'e>)
+                -> #private::Result<(), #private::BoxError>
+            {
+                #private::defer_on_commit::<#signal, #sender_marker, #ty, _, _>(
+                    event,
+                    #receiver_name,
+                    move |#arg: #ty| async move { #into_result(#run) },
+                )
+            }
+        };
+        (
+            quote!(impl #private::SyncHandler<#signal> for __SignalsReceiver { #call }),
+            quote!(Sync),
+        )
+    } else if receiver.is_async {
         let call = quote! {
             fn call<'e>(&self, event: <#signal as #private::Signal>::Event<'e>)
                 -> #private::BoxFuture<'e, #private::Result<(), #private::BoxError>>
@@ -73,7 +100,7 @@ fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn)
     } else {
         quote!(Immediate)
     };
-    let name_str = name.to_string();
+
     let at = name.span();
     let line = quote_spanned!(at=> ::core::line!());
     let column = quote_spanned!(at=> ::core::column!());
@@ -92,7 +119,7 @@ fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn)
                     sender: #sender,
                     identity: #private::type_id_of_val(&#name),
                     info: #private::ReceiverInfo {
-                        name: ::core::concat!(::core::module_path!(), "::", #name_str),
+                        name: #receiver_name,
                         module_path: ::core::module_path!(),
                         file: ::core::file!(),
                         line: #line,
@@ -142,14 +169,14 @@ fn arguments(
     let extract = if let [ty] = receiver.params.as_slice() {
         let from = quote_spanned!(ty.span()=> <#ty as #private::FromEvent<'e, #signal, #sender>>::from_event);
         let arg = &names[0];
-        quote!(let #arg = #from(event);)
+        quote!(let #arg = #from(event)?;)
     } else {
         let tys = &receiver.params;
         let span = tys
             .last()
             .map_or_else(proc_macro2::Span::call_site, syn::spanned::Spanned::span);
         let from = quote_spanned!(span=> <(#(#tys),*) as #private::FromEvent<'e, #signal, #sender>>::from_event);
-        quote!(let (#(#names),*) = #from(event);)
+        quote!(let (#(#names),*) = #from(event)?;)
     };
     (names, extract)
 }

@@ -12,7 +12,12 @@ use quote::ToTokens;
 use crate::root::Root;
 
 /// The signals the ORM defines, by their Django names, with the type each maps to.
-pub const MODEL_SIGNALS: &[(&str, &str)] = &[];
+pub const MODEL_SIGNALS: &[(&str, &str)] = &[
+    ("pre_save", "PreSaveSignal"),
+    ("post_save", "PostSaveSignal"),
+    ("pre_delete", "PreDeleteSignal"),
+    ("post_delete", "PostDeleteSignal"),
+];
 
 /// Every Django signal name, for "did you mean" and for names not built yet.
 pub const DJANGO_SIGNALS: &[&str] = &[

@@ -48,6 +48,12 @@ pub fn receiver(
         ));
     }
     let params = check_signature(&root, &function.sig, errors);
+    if let (Some(span), true) = (args.on_commit, params.len() > 1) {
+        errors.push(syn::Error::new(
+            span,
+            "an `on_commit` receiver runs after COMMIT and gets no transaction: take only the event, `ev: Committed<User>`",
+        ));
+    }
     let output = match &function.sig.output {
         syn::ReturnType::Default => None,
         syn::ReturnType::Type(_, ty) => Some((**ty).clone()),

@@ -45,14 +45,14 @@ pub struct Shop;
 pub struct OrderId(pub u64);
 
 impl<'e, X: ?Sized> FromEvent<'e, OrderPlaced, X> for OrderId {
-    fn from_event(event: &'e OrderPlaced) -> Self {
-        OrderId(event.id)
+    fn from_event(event: &'e OrderPlaced) -> Result<Self, signals_core::BoxError> {
+        Ok(OrderId(event.id))
     }
 }
 
 impl<'e, X: ?Sized> FromEvent<'e, OrderCancelled, X> for OrderId {
-    fn from_event(event: &'e OrderCancelled) -> Self {
-        OrderId(event.id)
+    fn from_event(event: &'e OrderCancelled) -> Result<Self, signals_core::BoxError> {
+        Ok(OrderId(event.id))
     }
 }
 

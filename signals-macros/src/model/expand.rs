@@ -1,0 +1,109 @@
+//! The `Model` and `Persist<DB>` impls of a checked model.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::parse::Model;
+use super::sql;
+
+pub fn model(model: &Model) -> TokenStream {
+    let private = model.root.private();
+    let ident = &model.ident;
+    let sql = sql::statements(model);
+    let (insert, insert_with_pk, update, delete, select) = (
+        &sql.insert,
+        &sql.insert_with_pk,
+        &sql.update,
+        &sql.delete,
+        &sql.select_by_pk,
+    );
+    let name = ident.to_string();
+    let table = &model.table;
+    let key = &model.key.ident;
+    let key_name = &model.key.name;
+    let key_column = &model.key.column;
+    let key_type = &model.key_type;
+    let generated = model.key_generated;
+    let field_names: Vec<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
+    let columns: Vec<&str> = model.fields.iter().map(|f| f.column.as_str()).collect();
+    let field_idents: Vec<&syn::Ident> = model.fields.iter().map(|f| &f.ident).collect();
+    let field_types: Vec<&syn::Type> = model.fields.iter().map(|f| &f.ty).collect();
+    let indexes: Vec<usize> = (0..model.fields.len()).collect();
+    let (pk, set_pk) = if generated {
+        (
+            quote!(::core::clone::Clone::clone(&self.#key)),
+            quote!(self.#key = pk;),
+        )
+    } else {
+        (
+            quote!(::core::option::Option::Some(::core::clone::Clone::clone(&self.#key))),
+            quote!(let _ = pk;),
+        )
+    };
+    let sqlx = quote!(#private::sqlx);
+    let query = quote!(#sqlx::query::Query<'q, DB, <DB as #sqlx::Database>::Arguments>);
+    quote! {
+        #[automatically_derived]
+        #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
+        impl #private::Model for #ident {
+            type Pk = #key_type;
+            const META: &'static #private::ModelMeta = &#private::ModelMeta {
+                name: #name,
+                table: #table,
+                pk_field: #key_name,
+                pk_column: #key_column,
+                pk_generated: #generated,
+                fields: &[#(#field_names),*],
+                columns: &[#(#columns),*],
+                sql: #private::ModelSql {
+                    insert: #insert,
+                    insert_with_pk: #insert_with_pk,
+                    update: #update,
+                    delete: #delete,
+                    select_by_pk: #select,
+                },
+            };
+            fn pk(&self) -> ::core::option::Option<Self::Pk> {
+                #pk
+            }
+            fn set_pk(&mut self, pk: ::core::option::Option<Self::Pk>) {
+                #set_pk
+            }
+            fn values(&self) -> ::std::vec::Vec<(&'static str, #private::serde_json::Value)> {
+                ::std::vec![
+                    (#key_name, #private::json(&self.#key)),
+                    #((#field_names, #private::json(&self.#field_idents)),)*
+                ]
+            }
+        }
+
+        #[automatically_derived]
+        #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
+        impl<DB: #private::Backend> #private::Persist<DB> for #ident
+        where
+            #(#field_types: for<'t> #sqlx::Encode<'t, DB> + #sqlx::Type<DB>,)*
+            #key_type: for<'t> #sqlx::Encode<'t, DB> + for<'r> #sqlx::Decode<'r, DB> + #sqlx::Type<DB>,
+            Self: for<'r> #sqlx::FromRow<'r, <DB as #sqlx::Database>::Row>,
+            usize: #sqlx::ColumnIndex<<DB as #sqlx::Database>::Row>,
+        {
+            fn bind_fields<'q>(&self, query: #query) -> #query {
+                query #(.bind(&self.#field_idents))*
+            }
+            fn bind_field<'q>(&self, index: usize, query: #query) -> #query {
+                match index {
+                    #(#indexes => query.bind(&self.#field_idents),)*
+                    _ => query,
+                }
+            }
+            fn bind_pk<'q>(pk: &Self::Pk, query: #query) -> #query {
+                query.bind(pk)
+            }
+            fn pk_from_row(row: &<DB as #sqlx::Database>::Row) -> ::core::result::Result<Self::Pk, #sqlx::Error> {
+                #sqlx::Row::try_get::<Self::Pk, usize>(row, 0)
+            }
+            fn from_row(row: &<DB as #sqlx::Database>::Row) -> ::core::result::Result<Self, #sqlx::Error> {
+                <Self as #sqlx::FromRow<'_, <DB as #sqlx::Database>::Row>>::from_row(row)
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The sealed [`Backend`] trait: the two databases the ORM writes to, without sqlx's `Any`.
+//!
+//! The statement-running methods box their futures so that generic ORM code needs no
+//! higher-ranked `Executor` bounds, and users' signatures stay `save<DB: Backend>`.
+
+use futures_util::future::BoxFuture;
+use sqlx::AssertSqlSafe;
+use sqlx::query::Query;
+use sqlx::{Database, Postgres, Sqlite};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for sqlx::Sqlite {}
+    impl Sealed for sqlx::Postgres {}
+}
+
+/// A database the ORM supports: `sqlx::Sqlite` or `sqlx::Postgres`. Sealed.
+///
+/// Both run the same generated SQL text (`$N` placeholders, double-quoted identifiers,
+/// `RETURNING`).
+pub trait Backend: Database + sealed::Sealed {
+    /// `"sqlite"` or `"postgres"`, for errors and traces (Django's `using` alias).
+    const NAME: &'static str;
+
+    /// The statement that opens the ORM's transactions: `BEGIN IMMEDIATE` on SQLite, so the
+    /// write lock is taken at once and concurrent writers wait instead of failing to upgrade.
+    const BEGIN: &'static str;
+
+    /// Runs `query`; returns the rows affected.
+    #[doc(hidden)]
+    fn execute<'c>(
+        conn: &'c mut Self::Connection,
+        query: Query<'c, Self, Self::Arguments>,
+    ) -> BoxFuture<'c, Result<u64, sqlx::Error>>;
+
+    /// Runs `query`; returns its first row, if any.
+    #[doc(hidden)]
+    fn fetch_optional<'c>(
+        conn: &'c mut Self::Connection,
+        query: Query<'c, Self, Self::Arguments>,
+    ) -> BoxFuture<'c, Result<Option<Self::Row>, sqlx::Error>>;
+
+    /// Runs `query` and returns every row.
+    #[doc(hidden)]
+    fn fetch_all<'c>(
+        conn: &'c mut Self::Connection,
+        query: Query<'c, Self, Self::Arguments>,
+    ) -> BoxFuture<'c, Result<Vec<Self::Row>, sqlx::Error>>;
+
+    /// Runs SQL without arguments through the simple protocol (`SAVEPOINT`, DDL).
+    #[doc(hidden)]
+    fn execute_raw(
+        conn: &mut Self::Connection,
+        sql: String,
+    ) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+}
+
+macro_rules! backend {
+    ($db:ty, $name:literal, $begin:literal) => {
+        impl Backend for $db {
+            const NAME: &'static str = $name;
+            const BEGIN: &'static str = $begin;
+
+            fn execute<'c>(
+                conn: &'c mut Self::Connection,
+                query: Query<'c, Self, Self::Arguments>,
+            ) -> BoxFuture<'c, Result<u64, sqlx::Error>> {
+                Box::pin(async move { Ok(query.execute(conn).await?.rows_affected()) })
+            }
+
+            fn fetch_optional<'c>(
+                conn: &'c mut Self::Connection,
+                query: Query<'c, Self, Self::Arguments>,
+            ) -> BoxFuture<'c, Result<Option<Self::Row>, sqlx::Error>> {
+                Box::pin(query.fetch_optional(conn))
+            }
+
+            fn fetch_all<'c>(
+                conn: &'c mut Self::Connection,
+                query: Query<'c, Self, Self::Arguments>,
+            ) -> BoxFuture<'c, Result<Vec<Self::Row>, sqlx::Error>> {
+                Box::pin(query.fetch_all(conn))
+            }
+
+            fn execute_raw(
+                conn: &mut Self::Connection,
+                sql: String,
+            ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+                Box::pin(async move {
+                    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
+                    Ok(())
+                })
+            }
+        }
+    };
+}
+
+backend!(Sqlite, "sqlite", "BEGIN IMMEDIATE");
+backend!(Postgres, "postgres", "BEGIN");

@@ -1,0 +1,368 @@
+//! Writes that send signals: `save`, `insert`, `save_fields`, `save_raw`, `delete`, and `get`.
+//!
+//! A write given a pool opens its own transaction and commits it (running `on_commit`
+//! callbacks) or rolls it back. A write given a transaction runs inside it; if the write or a
+//! receiver fails, the transaction is marked rollback-only, so partial effects can never be
+//! committed (no savepoint per write: it would cost two statements; open one yourself with
+//! `Tx::savepoint` or `Tx::atomic` to recover and carry on).
+
+use std::future::Future;
+
+use signals_core::{Sender, Signal};
+
+use crate::backend::Backend;
+use crate::error::OrmError;
+use crate::model::{AnyModel, Model, ModelSql, Persist};
+use crate::signals::{
+    DeleteEvent, PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal, SaveEvent,
+};
+use crate::tx::{Db, Tx};
+
+/// What a save did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// An INSERT (`created = true` in `post_save`).
+    Created,
+    /// An UPDATE.
+    Updated,
+    /// Nothing: `save_fields` with an empty list writes nothing and sends nothing (Django).
+    Skipped,
+}
+
+impl Saved {
+    /// Whether the save inserted a row.
+    #[must_use]
+    pub fn created(self) -> bool {
+        self == Saved::Created
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Write<'f> {
+    /// UPDATE if the key exists, else INSERT (Django's `save()`).
+    Save,
+    /// INSERT only (Django's `force_insert`).
+    Insert,
+    /// UPDATE of these fields only (Django's `update_fields`).
+    Fields(&'f [&'static str]),
+}
+
+/// Runs `$body` (an expression using `$tx: &mut Tx<DB>`) atomically: in its own transaction
+/// when given a pool, marking the caller's transaction rollback-only on failure otherwise.
+macro_rules! atomically {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        match $db {
+            Db::Pool(pool) => {
+                let mut own = Tx::begin(pool).await?;
+                let $tx = &mut own;
+                match $body {
+                    Ok(value) => {
+                        let _report = own.commit().await?; // failures are logged by commit
+                        Ok(value)
+                    }
+                    Err(error) => {
+                        own.rollback().await?;
+                        Err(error)
+                    }
+                }
+            }
+            Db::Tx($tx) => {
+                $tx.check_usable()?;
+                let result = $body;
+                if let Err(error) = &result {
+                    $tx.set_rollback_only(error.to_string());
+                }
+                result
+            }
+        }
+    };
+}
+
+/// The writes of a model, sending its signals. Implemented for every `#[derive(Model)]` type.
+///
+/// Every method takes `&pool` (own transaction) or `&mut tx` (the caller's).
+pub trait ModelExt: Model {
+    /// Saves the instance: INSERT when its generated key is unset; otherwise UPDATE, then
+    /// INSERT if no row had the key (Django's `save()`). Sends `pre_save` (which may change the
+    /// instance), then `post_save` with `created`, in the write's transaction.
+    ///
+    /// # Errors
+    ///
+    /// The database's error or the first failing receiver's; the write is undone.
+    fn save<'a, DB: Backend>(
+        &'a mut self,
+        db: impl Into<Db<'a, DB>>,
+    ) -> impl Future<Output = Result<Saved, OrmError>> + Send + 'a
+    where
+        Self: Persist<DB>,
+    {
+        let db = db.into();
+        async move { atomically!(db, |tx| save_in(self, tx, Write::Save, false).await) }
+    }
+
+    /// Inserts the instance (Django's `save(force_insert=True)`): one statement, `created` is
+    /// always true.
+    ///
+    /// # Errors
+    ///
+    /// As [`save`](ModelExt::save); a duplicate key is the database's error.
+    fn insert<'a, DB: Backend>(
+        &'a mut self,
+        db: impl Into<Db<'a, DB>>,
+    ) -> impl Future<Output = Result<Saved, OrmError>> + Send + 'a
+    where
+        Self: Persist<DB>,
+    {
+        let db = db.into();
+        async move { atomically!(db, |tx| save_in(self, tx, Write::Insert, false).await) }
+    }
+
+    /// Saves only `fields` (Django's `update_fields`): an empty list writes and sends nothing;
+    /// duplicates count once; the row must exist.
+    ///
+    /// # Errors
+    ///
+    /// [`OrmError::UnknownField`] (before any signal) for a name that is not a saved non-key
+    /// field, [`OrmError::NoPrimaryKey`] without a key, [`OrmError::NotUpdated`] when no row has
+    /// the key (after `pre_save`, as in Django), or as [`save`](ModelExt::save).
+    fn save_fields<'a, DB: Backend>(
+        &'a mut self,
+        fields: &'a [&'a str],
+        db: impl Into<Db<'a, DB>>,
+    ) -> impl Future<Output = Result<Saved, OrmError>> + Send + 'a
+    where
+        Self: Persist<DB>,
+    {
+        let db = db.into();
+        async move {
+            let fields = checked_fields::<Self>(fields)?;
+            if fields.is_empty() {
+                return Ok(Saved::Skipped);
+            }
+            if self.pk().is_none() {
+                return Err(OrmError::NoPrimaryKey {
+                    model: Self::META.name,
+                    action: "updated with update_fields",
+                });
+            }
+            atomically!(db, |tx| save_in(self, tx, Write::Fields(&fields), false)
+                .await)
+        }
+    }
+
+    /// Saves as fixture loading does (Django's `loaddata`): like [`save`](ModelExt::save) with
+    /// `raw = true` in the payloads, so receivers can skip derived work.
+    ///
+    /// # Errors
+    ///
+    /// As [`save`](ModelExt::save).
+    fn save_raw<'a, DB: Backend>(
+        &'a mut self,
+        db: impl Into<Db<'a, DB>>,
+    ) -> impl Future<Output = Result<Saved, OrmError>> + Send + 'a
+    where
+        Self: Persist<DB>,
+    {
+        let db = db.into();
+        async move { atomically!(db, |tx| save_in(self, tx, Write::Save, true).await) }
+    }
+
+    /// Deletes the row: `pre_delete`, DELETE, `post_delete`, in one transaction; then unsets a
+    /// generated key (Django sets `pk = None`). Returns the rows deleted (0 or 1).
+    ///
+    /// # Errors
+    ///
+    /// [`OrmError::NoPrimaryKey`] (before any signal) without a key, else the database's or the
+    /// first failing receiver's error; the delete is undone.
+    fn delete<'a, DB: Backend>(
+        &'a mut self,
+        db: impl Into<Db<'a, DB>>,
+    ) -> impl Future<Output = Result<u64, OrmError>> + Send + 'a
+    where
+        Self: Persist<DB>,
+    {
+        let db = db.into();
+        async move {
+            let Some(pk) = self.pk() else {
+                return Err(OrmError::NoPrimaryKey {
+                    model: Self::META.name,
+                    action: "deleted",
+                });
+            };
+            let deleted = atomically!(db, |tx| delete_in(&*self, &pk, tx).await)?;
+            if Self::META.pk_generated {
+                self.set_pk(None);
+            }
+            Ok(deleted)
+        }
+    }
+
+    /// Fetches the row with key `pk`, or `None`.
+    ///
+    /// # Errors
+    ///
+    /// The database's error, or a column that does not decode.
+    fn get<'a, DB: Backend>(
+        db: impl Into<Db<'a, DB>>,
+        pk: &'a Self::Pk,
+    ) -> impl Future<Output = Result<Option<Self>, OrmError>> + Send + 'a
+    where
+        Self: Persist<DB>,
+    {
+        let db = db.into();
+        async move {
+            let query = Self::bind_pk(pk, sqlx::query(Self::META.sql.select_by_pk));
+            let row = match db {
+                Db::Pool(pool) => DB::fetch_optional(&mut *pool.acquire().await?, query).await?,
+                Db::Tx(tx) => DB::fetch_optional(tx, query).await?,
+            };
+            Ok(row.as_ref().map(Self::from_row).transpose()?)
+        }
+    }
+}
+
+impl<M: Model> ModelExt for M {}
+
+/// Checks `update_fields` names against the model and removes duplicates.
+fn checked_fields<M: Model>(fields: &[&str]) -> Result<Vec<&'static str>, OrmError> {
+    let mut out: Vec<&'static str> = Vec::with_capacity(fields.len());
+    for name in fields {
+        let Some(known) = M::META.fields.iter().find(|f| *f == name) else {
+            let hint = M::META
+                .fields
+                .iter()
+                .find(|f| f.eq_ignore_ascii_case(name) || f.contains(name) || name.contains(*f))
+                .map(|f| format!(" (did you mean `{f}`?)"))
+                .unwrap_or_default();
+            return Err(OrmError::UnknownField {
+                model: M::META.name,
+                field: (*name).to_owned(),
+                hint,
+            });
+        };
+        if !out.contains(known) {
+            out.push(known);
+        }
+    }
+    Ok(out)
+}
+
+async fn save_in<M: Persist<DB>, DB: Backend>(
+    model: &mut M,
+    tx: &mut Tx<DB>,
+    write: Write<'_>,
+    raw: bool,
+) -> Result<Saved, OrmError> {
+    let sender = Sender::of::<M>();
+    let update_fields = match write {
+        Write::Fields(fields) => Some(fields),
+        Write::Save | Write::Insert => None,
+    };
+    let pre = SaveEvent {
+        instance: model as &mut dyn AnyModel,
+        created: false,
+        raw,
+        update_fields,
+        tx,
+    };
+    PreSaveSignal::registry().send(sender, pre).await?;
+    let saved = write_row(model, tx, write).await?;
+    let post = SaveEvent {
+        instance: model as &mut dyn AnyModel,
+        created: saved.created(),
+        raw,
+        update_fields,
+        tx,
+    };
+    PostSaveSignal::registry().send(sender, post).await?;
+    Ok(saved)
+}
+
+async fn write_row<M: Persist<DB>, DB: Backend>(
+    model: &mut M,
+    tx: &mut Tx<DB>,
+    write: Write<'_>,
+) -> Result<Saved, OrmError> {
+    let sql = &M::META.sql;
+    let Some(pk) = model.pk() else {
+        // A generated key: INSERT ... RETURNING it.
+        let query = model.bind_fields(sqlx::query(sql.insert));
+        let row = DB::fetch_optional(tx, query)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        model.set_pk(Some(M::pk_from_row(&row)?));
+        return Ok(Saved::Created);
+    };
+    match write {
+        Write::Insert => {
+            DB::execute(
+                tx,
+                model.bind_fields(M::bind_pk(&pk, sqlx::query(sql.insert_with_pk))),
+            )
+            .await?;
+            Ok(Saved::Created)
+        }
+        Write::Fields(fields) => {
+            let indexes: Vec<usize> = fields
+                .iter()
+                .filter_map(|f| M::META.fields.iter().position(|k| k == f))
+                .collect();
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe(ModelSql::update_of(M::META, &indexes)));
+            for &i in &indexes {
+                query = model.bind_field(i, query);
+            }
+            if DB::execute(tx, M::bind_pk(&pk, query)).await? == 0 {
+                return Err(OrmError::NotUpdated {
+                    model: M::META.name,
+                });
+            }
+            Ok(Saved::Updated)
+        }
+        Write::Save => {
+            if DB::execute(
+                tx,
+                M::bind_pk(&pk, model.bind_fields(sqlx::query(sql.update))),
+            )
+            .await?
+                > 0
+            {
+                return Ok(Saved::Updated);
+            }
+            DB::execute(
+                tx,
+                model.bind_fields(M::bind_pk(&pk, sqlx::query(sql.insert_with_pk))),
+            )
+            .await?;
+            Ok(Saved::Created)
+        }
+    }
+}
+
+async fn delete_in<M: Persist<DB>, DB: Backend>(
+    model: &M,
+    pk: &M::Pk,
+    tx: &mut Tx<DB>,
+) -> Result<u64, OrmError> {
+    let sender = Sender::of::<M>();
+    PreDeleteSignal::registry()
+        .send(
+            sender,
+            DeleteEvent {
+                instance: model,
+                tx,
+            },
+        )
+        .await?;
+    let deleted = DB::execute(tx, M::bind_pk(pk, sqlx::query(M::META.sql.delete))).await?;
+    PostDeleteSignal::registry()
+        .send(
+            sender,
+            DeleteEvent {
+                instance: model,
+                tx,
+            },
+        )
+        .await?;
+    Ok(deleted)
+}

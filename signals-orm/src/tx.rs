@@ -1,0 +1,366 @@
+//! Transactions that carry an `on_commit` queue, with savepoints and rollback-only marking.
+//!
+//! Rules (Django's `transaction.on_commit`, plus the savepoint rules Rails gets right):
+//! callbacks run after the outermost COMMIT in registration order; rolling back a savepoint
+//! discards the callbacks registered inside it; releasing a savepoint hands them to its
+//! parent; a rollback, a drop without commit, or a failed COMMIT runs none.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+use signals_core::{BoxError, ReceiverOutput, SendError};
+
+use crate::backend::Backend;
+use crate::error::OrmError;
+
+/// Where a write runs: a pool (the write opens, commits or rolls back its own transaction) or
+/// a transaction of the caller (the write runs inside it).
+pub enum Db<'a, DB: Backend> {
+    /// Each write gets its own transaction.
+    Pool(&'a sqlx::Pool<DB>),
+    /// The write joins the caller's transaction.
+    Tx(&'a mut Tx<DB>),
+}
+
+impl<'a, DB: Backend> From<&'a sqlx::Pool<DB>> for Db<'a, DB> {
+    fn from(pool: &'a sqlx::Pool<DB>) -> Self {
+        Db::Pool(pool)
+    }
+}
+
+impl<'a, DB: Backend> From<&'a mut Tx<DB>> for Db<'a, DB> {
+    fn from(tx: &'a mut Tx<DB>) -> Self {
+        Db::Tx(tx)
+    }
+}
+
+/// Who queued an `on_commit` callback: shown in errors and traces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HookLabel {
+    pub(crate) signal: &'static str,
+    pub(crate) sender: &'static str,
+    pub(crate) receiver: &'static str,
+}
+
+type HookFn = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>;
+
+/// A queued `on_commit` callback.
+#[doc(hidden)]
+pub struct Hook {
+    label: HookLabel,
+    run: HookFn,
+}
+
+/// What a transaction handed to signal payloads can do without naming its backend.
+#[doc(hidden)]
+pub trait TxHandle: Any + Send {
+    /// Queues a callback for after the outermost COMMIT.
+    fn push_hook(&mut self, hook: Hook);
+    /// The backend's name.
+    fn backend(&self) -> &'static str;
+}
+
+/// A database transaction with an `on_commit` queue: `sqlx::Transaction` plus Django's
+/// `transaction.on_commit` and savepoint rules.
+///
+/// Begin one with [`Tx::begin`] (SQLite: `BEGIN IMMEDIATE`), pass `&mut tx` to writes
+/// (`user.save(&mut tx)`), run your own queries on `&mut *tx` (it derefs to the connection),
+/// and end it with [`Tx::commit`] or [`Tx::rollback`]; dropping it rolls back.
+///
+/// A write that fails inside it (its SQL or one of its receivers) marks it rollback-only, like
+/// Django's `needs_rollback`: [`Tx::commit`] then rolls back and says why. Open a
+/// [`savepoint`](Tx::savepoint) around a write you want to recover from.
+///
+/// # Example
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use signals_orm::Tx;
+///
+/// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+/// let mut tx = Tx::begin(&pool).await?;
+/// sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut *tx).await?;
+/// tx.on_commit(|| async { println!("committed"); });
+/// let report = tx.commit().await?;
+/// assert!(report.failures.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+pub struct Tx<DB: Backend> {
+    inner: sqlx::Transaction<'static, DB>,
+    hooks: Vec<Hook>,
+    /// `hooks.len()` when each open savepoint began, innermost last.
+    savepoints: Vec<usize>,
+    /// Why the transaction may only roll back, and the savepoint depth at which that happened.
+    rollback_only: Option<(usize, String)>,
+}
+
+/// What happened to the `on_commit` callbacks of a committed transaction.
+#[derive(Debug, Default)]
+#[must_use = "failed on_commit callbacks are reported here (and logged)"]
+pub struct CommitReport {
+    /// How many callbacks ran.
+    pub ran: usize,
+    /// The callbacks that failed or panicked, in registration order; the data is committed.
+    pub failures: Vec<SendError>,
+}
+
+impl<DB: Backend> Tx<DB> {
+    /// Begins a transaction on a connection of `pool` (`BEGIN IMMEDIATE` on SQLite).
+    ///
+    /// # Errors
+    ///
+    /// When no connection can be had or `BEGIN` fails.
+    pub async fn begin(pool: &sqlx::Pool<DB>) -> Result<Self, OrmError> {
+        let inner = pool.begin_with(DB::BEGIN).await?;
+        Ok(Tx {
+            inner,
+            hooks: Vec::new(),
+            savepoints: Vec::new(),
+            rollback_only: None,
+        })
+    }
+
+    /// The sqlx transaction, for APIs that want it.
+    pub fn as_sqlx(&mut self) -> &mut sqlx::Transaction<'static, DB> {
+        &mut self.inner
+    }
+
+    /// How many savepoints are open.
+    #[must_use]
+    pub fn depth(&self) -> usize {
+        self.savepoints.len()
+    }
+
+    /// Queues `callback` to run after the outermost COMMIT, in registration order (Django's
+    /// `transaction.on_commit`). It returns `()` or `Result<(), E>`; failures are logged and
+    /// returned in the [`CommitReport`], and never undo the commit.
+    pub fn on_commit<F, Fut>(&mut self, callback: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output: ReceiverOutput> + Send + 'static,
+    {
+        let label = HookLabel {
+            signal: "on_commit",
+            sender: "-",
+            receiver: std::any::type_name::<F>(),
+        };
+        self.push_hook(Hook {
+            label,
+            run: Box::new(move || Box::pin(async move { callback().await.into_result() })),
+        });
+    }
+
+    /// Opens a savepoint; writes after it can be undone with
+    /// [`rollback_to_savepoint`](Tx::rollback_to_savepoint) without losing the transaction.
+    ///
+    /// # Errors
+    ///
+    /// When `SAVEPOINT` fails.
+    pub async fn savepoint(&mut self) -> Result<(), OrmError> {
+        let name = self.savepoints.len() + 1;
+        DB::execute_raw(&mut self.inner, format!("SAVEPOINT signals_sp_{name}")).await?;
+        self.savepoints.push(self.hooks.len());
+        Ok(())
+    }
+
+    /// Releases the innermost savepoint; its `on_commit` callbacks pass to the parent.
+    ///
+    /// # Errors
+    ///
+    /// [`OrmError::NoSavepoint`] if none is open, or when `RELEASE` fails.
+    pub async fn release_savepoint(&mut self) -> Result<(), OrmError> {
+        let name = self.savepoints.len();
+        if name == 0 {
+            return Err(OrmError::NoSavepoint);
+        }
+        DB::execute_raw(
+            &mut self.inner,
+            format!("RELEASE SAVEPOINT signals_sp_{name}"),
+        )
+        .await?;
+        self.savepoints.pop();
+        Ok(())
+    }
+
+    /// Rolls back to the innermost savepoint and closes it: its writes and its `on_commit`
+    /// callbacks are discarded, and a rollback-only mark set inside it is cleared.
+    ///
+    /// # Errors
+    ///
+    /// [`OrmError::NoSavepoint`] if none is open, or when `ROLLBACK TO` fails.
+    pub async fn rollback_to_savepoint(&mut self) -> Result<(), OrmError> {
+        let name = self.savepoints.len();
+        let Some(&mark) = self.savepoints.last() else {
+            return Err(OrmError::NoSavepoint);
+        };
+        DB::execute_raw(
+            &mut self.inner,
+            format!("ROLLBACK TO SAVEPOINT signals_sp_{name}; RELEASE SAVEPOINT signals_sp_{name}"),
+        )
+        .await?;
+        self.savepoints.pop();
+        self.hooks.truncate(mark);
+        if self
+            .rollback_only
+            .as_ref()
+            .is_some_and(|(depth, _)| *depth >= name)
+        {
+            self.rollback_only = None;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` inside a savepoint: released if it returns `Ok`, rolled back if it returns
+    /// `Err` (Django's nested `atomic()`).
+    ///
+    /// # Errors
+    ///
+    /// `f`'s error, or the savepoint's own.
+    pub async fn atomic<T, E>(
+        &mut self,
+        f: impl for<'t> FnOnce(&'t mut Tx<DB>) -> BoxFuture<'t, Result<T, E>>,
+    ) -> Result<T, E>
+    where
+        E: From<OrmError>,
+    {
+        self.savepoint().await?;
+        match f(self).await {
+            Ok(value) => {
+                self.release_savepoint().await?;
+                Ok(value)
+            }
+            Err(error) => {
+                self.rollback_to_savepoint().await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Marks the transaction so that it can only roll back; `commit` will say `why`.
+    pub fn set_rollback_only(&mut self, why: impl Into<String>) {
+        if self.rollback_only.is_none() {
+            self.rollback_only = Some((self.savepoints.len(), why.into()));
+        }
+    }
+
+    /// Why the transaction can only roll back, if it can.
+    #[must_use]
+    pub fn rollback_only(&self) -> Option<&str> {
+        self.rollback_only.as_ref().map(|(_, why)| why.as_str())
+    }
+
+    pub(crate) fn check_usable(&self) -> Result<(), OrmError> {
+        match &self.rollback_only {
+            Some((_, why)) => Err(OrmError::RollbackOnly {
+                reason: why.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits, then runs the `on_commit` callbacks in registration order.
+    ///
+    /// # Errors
+    ///
+    /// [`OrmError::RollbackOnly`] (after rolling back) if a write failed inside the
+    /// transaction; the database's error if COMMIT fails, in which case no callback runs.
+    pub async fn commit(mut self) -> Result<CommitReport, OrmError> {
+        if let Some((_, reason)) = self.rollback_only.take() {
+            self.inner.rollback().await?;
+            return Err(OrmError::RollbackOnly { reason });
+        }
+        let hooks = std::mem::take(&mut self.hooks);
+        self.inner.commit().await?;
+        Ok(run_hooks(hooks).await)
+    }
+
+    /// Rolls back; no `on_commit` callback runs.
+    ///
+    /// # Errors
+    ///
+    /// The database's error.
+    pub async fn rollback(self) -> Result<(), OrmError> {
+        self.inner.rollback().await?;
+        Ok(())
+    }
+}
+
+async fn run_hooks(hooks: Vec<Hook>) -> CommitReport {
+    let mut report = CommitReport {
+        ran: hooks.len(),
+        failures: Vec::new(),
+    };
+    for Hook { label, run } in hooks {
+        let outcome = AssertUnwindSafe(async move { run().await })
+            .catch_unwind()
+            .await;
+        let error = match outcome {
+            Ok(Ok(())) => continue,
+            Ok(Err(source)) => SendError::Receiver {
+                signal: label.signal,
+                sender: label.sender,
+                receiver: label.receiver,
+                source,
+            },
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".to_owned());
+                SendError::Panicked {
+                    signal: label.signal,
+                    sender: label.sender,
+                    receiver: label.receiver,
+                    message,
+                }
+            }
+        };
+        tracing::error!(receiver = label.receiver, signal = label.signal, %error, "on_commit callback failed after COMMIT");
+        report.failures.push(error);
+    }
+    report
+}
+
+impl<DB: Backend> TxHandle for Tx<DB> {
+    fn push_hook(&mut self, hook: Hook) {
+        self.hooks.push(hook);
+    }
+
+    fn backend(&self) -> &'static str {
+        <DB as Backend>::NAME
+    }
+}
+
+impl Hook {
+    pub(crate) fn new(label: HookLabel, run: HookFn) -> Self {
+        Hook { label, run }
+    }
+}
+
+impl<DB: Backend> std::ops::Deref for Tx<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.inner
+    }
+}
+
+impl<DB: Backend> std::ops::DerefMut for Tx<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.inner
+    }
+}
+
+impl<DB: Backend> std::fmt::Debug for Tx<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("backend", &<DB as Backend>::NAME)
+            .field("savepoints", &self.savepoints.len())
+            .field("on_commit", &self.hooks.len())
+            .field("rollback_only", &self.rollback_only())
+            .finish()
+    }
+}
