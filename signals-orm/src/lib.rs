@@ -49,7 +49,7 @@ pub use error::OrmError;
 pub use model::{AnyModel, Model, ModelMeta, ModelSql, Persist};
 pub use persist::{ModelExt, Saved};
 pub use signals::{
-    Committed, FromCommitted, ModelRef, ModelSnapshot, OwnedModel, PostDelete, PostDeleteSignal,
+    AnyTx, Committed, FromCommitted, ModelRef, ModelSnapshot, OwnedModel, PostDelete, PostDeleteSignal,
     PostSave, PostSaveSignal, PreDelete, PreDeleteSignal, PreSave, PreSaveSignal,
 };
 pub use signals_core::__private::SignalTrait as Signal;

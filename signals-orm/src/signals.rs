@@ -11,6 +11,8 @@ use std::future::Future;
 
 use signals_core::{AnySender, BoxError, FromEvent, Registry, Signal};
 
+use sqlx::{Postgres, Sqlite};
+
 use crate::backend::Backend;
 use crate::model::{AnyModel, Model};
 use crate::tx::{Hook, HookLabel, Tx, TxHandle};
@@ -276,7 +278,43 @@ macro_rules! payloads {
                 Ok((payload, tx_of::<DB>(tx)?))
             }
         }
+
+        impl<'e, T: ModelRef + ?Sized> FromEvent<'e, $signal, T::Sender> for ($payload<'e, T>, AnyTx<'e>) {
+            fn from_event(event: <$signal as Signal>::Event<'e>) -> Result<Self, BoxError> {
+                let (payload, tx) = $split::<T>(event)?;
+                Ok((payload, AnyTx::of(tx)?))
+            }
+        }
     )*};
+}
+
+/// The write's transaction for receivers that serve either backend: match on it to reach the
+/// typed [`Tx`]. Take `&mut Tx<Sqlite>` (or `Postgres`) instead when the program uses one.
+#[derive(Debug)]
+pub enum AnyTx<'e> {
+    /// A SQLite transaction.
+    Sqlite(&'e mut Tx<Sqlite>),
+    /// A PostgreSQL transaction.
+    Postgres(&'e mut Tx<Postgres>),
+}
+
+impl<'e> AnyTx<'e> {
+    fn of(tx: &'e mut dyn TxHandle) -> Result<Self, BoxError> {
+        if (tx as &dyn Any).is::<Tx<Sqlite>>() {
+            Ok(AnyTx::Sqlite(tx_of::<Sqlite>(tx)?))
+        } else {
+            Ok(AnyTx::Postgres(tx_of::<Postgres>(tx)?))
+        }
+    }
+
+    /// The backend's name.
+    #[must_use]
+    pub fn backend(&self) -> &'static str {
+        match self {
+            AnyTx::Sqlite(_) => <Sqlite as Backend>::NAME,
+            AnyTx::Postgres(_) => <Postgres as Backend>::NAME,
+        }
+    }
 }
 
 payloads! {

@@ -99,7 +99,6 @@ pub struct Tx<DB: Backend> {
 
 /// What happened to the `on_commit` callbacks of a committed transaction.
 #[derive(Debug, Default)]
-#[must_use = "failed on_commit callbacks are reported here (and logged)"]
 pub struct CommitReport {
     /// How many callbacks ran.
     pub ran: usize,
