@@ -49,8 +49,8 @@ pub use error::OrmError;
 pub use model::{AnyModel, Model, ModelMeta, ModelSql, Persist};
 pub use persist::{ModelExt, Saved};
 pub use signals::{
-    AnyTx, Committed, FromCommitted, ModelRef, ModelSnapshot, OwnedModel, PostDelete, PostDeleteSignal,
-    PostSave, PostSaveSignal, PreDelete, PreDeleteSignal, PreSave, PreSaveSignal,
+    AnyTx, Committed, FromCommitted, ModelRef, ModelSnapshot, OwnedModel, PostDelete,
+    PostDeleteSignal, PostSave, PostSaveSignal, PreDelete, PreDeleteSignal, PreSave, PreSaveSignal,
 };
 pub use signals_core::__private::SignalTrait as Signal;
 pub use signals_core::{

@@ -25,11 +25,72 @@ fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn)
         .sender
         .as_ref()
         .map_or_else(|| quote!(#private::AnySender), |ty| quote!(#ty));
-    let (arg_names, extract) = arguments(receiver, signal, &sender_marker);
-    let into_result = into_result(receiver);
     let name_str = name.to_string();
     let receiver_name = quote!(::core::concat!(::core::module_path!(), "::", #name_str));
-    let (handler_impl, handler_variant) = if receiver.on_commit {
+    let (handler_impl, handler_variant) =
+        handler(receiver, signal, &sender_marker, &receiver_name, name);
+    let sender = receiver.sender.as_ref().map_or_else(
+        || quote!(#private::Option::None),
+        |ty| quote!(#private::Option::Some(#private::sender_of::<#ty>)),
+    );
+    let dispatch_uid = match &receiver.dispatch_uid {
+        Some(uid) if !uid.value().is_empty() => {
+            quote!(#private::Option::Some(#private::Cow::Borrowed(#uid)))
+        }
+        _ => quote!(#private::Option::None),
+    };
+    let priority = receiver.priority;
+    let phase = if receiver.on_commit {
+        quote!(OnCommit)
+    } else {
+        quote!(Immediate)
+    };
+
+    let at = name.span();
+    let line = quote_spanned!(at=> ::core::line!());
+    let column = quote_spanned!(at=> ::core::column!());
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, non_upper_case_globals, unused_qualifications, unreachable_pub, missing_docs, clippy::all, clippy::pedantic, clippy::nursery)]
+        const _: () = {
+            struct __SignalsReceiver;
+            #handler_impl
+            static __SIGNALS_HANDLER: #private::Handler<#signal> =
+                #private::Handler::#handler_variant(#private::StaticOrShared::Static(&__SignalsReceiver));
+            #private::inventory::submit! {
+                #private::LinkedReceiver {
+                    handler: &__SIGNALS_HANDLER,
+                    registry: #private::erased_registry::<#signal>,
+                    sender: #sender,
+                    identity: #private::type_id_of_val(&#name),
+                    info: #private::ReceiverInfo {
+                        name: #receiver_name,
+                        module_path: ::core::module_path!(),
+                        file: ::core::file!(),
+                        line: #line,
+                        column: #column,
+                        priority: #priority,
+                        dispatch_uid: #dispatch_uid,
+                        phase: #private::Phase::#phase,
+                    },
+                }
+            }
+        };
+    }
+}
+
+/// The handler impl calling the user's function, and the `Handler` variant it goes in.
+fn handler(
+    receiver: &Receiver,
+    signal: &TokenStream,
+    sender_marker: &TokenStream,
+    receiver_name: &TokenStream,
+    name: &syn::Ident,
+) -> (TokenStream, TokenStream) {
+    let private = receiver.root.private();
+    let (arg_names, extract) = arguments(receiver, signal, sender_marker);
+    let into_result = into_result(receiver);
+    if receiver.on_commit {
         // Runs at commit: the handler only queues an owned copy of the payload on the write's
         // transaction; it is sync whatever the function is.
         let ty = &receiver.params[0];
@@ -83,54 +144,6 @@ fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn)
             quote!(impl #private::SyncHandler<#signal> for __SignalsReceiver { #call }),
             quote!(Sync),
         )
-    };
-    let sender = receiver.sender.as_ref().map_or_else(
-        || quote!(#private::Option::None),
-        |ty| quote!(#private::Option::Some(#private::sender_of::<#ty>)),
-    );
-    let dispatch_uid = match &receiver.dispatch_uid {
-        Some(uid) if !uid.value().is_empty() => {
-            quote!(#private::Option::Some(#private::Cow::Borrowed(#uid)))
-        }
-        _ => quote!(#private::Option::None),
-    };
-    let priority = receiver.priority;
-    let phase = if receiver.on_commit {
-        quote!(OnCommit)
-    } else {
-        quote!(Immediate)
-    };
-
-    let at = name.span();
-    let line = quote_spanned!(at=> ::core::line!());
-    let column = quote_spanned!(at=> ::core::column!());
-    quote! {
-        #[doc(hidden)]
-        #[allow(non_camel_case_types, non_upper_case_globals, unused_qualifications, unreachable_pub, missing_docs, clippy::all, clippy::pedantic, clippy::nursery)]
-        const _: () = {
-            struct __SignalsReceiver;
-            #handler_impl
-            static __SIGNALS_HANDLER: #private::Handler<#signal> =
-                #private::Handler::#handler_variant(#private::StaticOrShared::Static(&__SignalsReceiver));
-            #private::inventory::submit! {
-                #private::LinkedReceiver {
-                    handler: &__SIGNALS_HANDLER,
-                    registry: #private::erased_registry::<#signal>,
-                    sender: #sender,
-                    identity: #private::type_id_of_val(&#name),
-                    info: #private::ReceiverInfo {
-                        name: #receiver_name,
-                        module_path: ::core::module_path!(),
-                        file: ::core::file!(),
-                        line: #line,
-                        column: #column,
-                        priority: #priority,
-                        dispatch_uid: #dispatch_uid,
-                        phase: #private::Phase::#phase,
-                    },
-                }
-            }
-        };
     }
 }
 
