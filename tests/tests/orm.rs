@@ -8,7 +8,8 @@ mod support;
 use std::sync::Mutex;
 
 use signals_orm::{
-    AnyTx, Committed, Model, ModelExt, OrmError, Persist, PostDelete, PostSave, PreDelete, PreSave, SendError, Tx, receiver,
+    AnyTx, Committed, Model, ModelExt, OrmError, Persist, PostDelete, PostSave, PreDelete, PreSave,
+    SendError, Tx, receiver,
 };
 use sqlx::Pool;
 use support::TestBackend;
@@ -80,7 +81,10 @@ struct Person {
 #[receiver(pre_save, sender = Person)]
 async fn person_pre_save(ev: PreSave<'_, Person>, tx: AnyTx<'_>) -> Result<(), OrmError> {
     let mut chars = ev.instance.name.chars();
-    ev.instance.name = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default();
+    ev.instance.name = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
     let entry = format!(
         "pre_save {} pk={:?} raw={} fields={:?} using={}",
         ev.instance.name, ev.instance.id, ev.raw, ev.update_fields, ev.using
@@ -103,12 +107,19 @@ where
     Log: Persist<DB>,
 {
     let using = <DB as signals_orm::Backend>::NAME;
-    let mut ada = Person { id: None, name: "ada".into(), email: "ada@example.com".into() };
+    let mut ada = Person {
+        id: None,
+        name: "ada".into(),
+        email: "ada@example.com".into(),
+    };
     assert!(ada.save(&pool).await.unwrap().created());
     let id = ada.id.expect("the generated key is set after the INSERT");
     assert_eq!(ada.name, "Ada", "pre_save changed the instance");
     let stored = Person::get(&pool, &id).await.unwrap().unwrap();
-    assert_eq!(stored, ada, "the change made in pre_save was written (and `column` maps email)");
+    assert_eq!(
+        stored, ada,
+        "the change made in pre_save was written (and `column` maps email)"
+    );
     assert_eq!(
         logged(&pool).await,
         [
@@ -121,12 +132,25 @@ where
     assert_eq!(ada.save(&pool).await.unwrap(), signals_orm::Saved::Updated);
     ada.save_raw(&pool).await.unwrap();
     let entries = logged(&pool).await;
-    assert_eq!(entries[3], format!("post_save Ada pk=Some({id}) created=false raw=false fields=None"));
-    assert_eq!(entries[4], format!("pre_save Ada pk=Some({id}) raw=true fields=None using={using}"));
-    assert_eq!(entries[5], format!("post_save Ada pk=Some({id}) created=false raw=true fields=None"));
+    assert_eq!(
+        entries[3],
+        format!("post_save Ada pk=Some({id}) created=false raw=false fields=None")
+    );
+    assert_eq!(
+        entries[4],
+        format!("pre_save Ada pk=Some({id}) raw=true fields=None using={using}")
+    );
+    assert_eq!(
+        entries[5],
+        format!("post_save Ada pk=Some({id}) created=false raw=true fields=None")
+    );
 
     // A key given for a row that does not exist: UPDATE matches nothing, so it INSERTs.
-    let mut grace = Person { id: Some(id + 100), name: "grace".into(), email: "g@example.com".into() };
+    let mut grace = Person {
+        id: Some(id + 100),
+        name: "grace".into(),
+        email: "g@example.com".into(),
+    };
     assert!(grace.save(&pool).await.unwrap().created());
     assert!(Person::get(&pool, &(id + 100)).await.unwrap().is_some());
     assert_eq!(Person::get(&pool, &(id + 999)).await.unwrap(), None);
@@ -137,18 +161,28 @@ where
     Person: Persist<DB>,
     Log: Persist<DB>,
 {
-    let mut p = Person { id: None, name: "linus".into(), email: "l@example.com".into() };
+    let mut p = Person {
+        id: None,
+        name: "linus".into(),
+        email: "l@example.com".into(),
+    };
     p.save(&pool).await.unwrap();
     let id = p.id.unwrap();
     let before = logged(&pool).await.len();
 
     // Empty: no SQL, no signals.
-    assert_eq!(p.save_fields(&[], &pool).await.unwrap(), signals_orm::Saved::Skipped);
+    assert_eq!(
+        p.save_fields(&[], &pool).await.unwrap(),
+        signals_orm::Saved::Skipped
+    );
     assert_eq!(logged(&pool).await.len(), before);
 
     // Unknown name: an error before any signal.
     let error = p.save_fields(&["emial"], &pool).await.unwrap_err();
-    assert!(matches!(&error, OrmError::UnknownField { field, .. } if field == "emial"), "{error}");
+    assert!(
+        matches!(&error, OrmError::UnknownField { field, .. } if field == "emial"),
+        "{error}"
+    );
     assert!(error.to_string().contains("Person"), "{error}");
     assert_eq!(logged(&pool).await.len(), before);
 
@@ -157,20 +191,45 @@ where
     p.name = "not written".into();
     p.save_fields(&["email", "email"], &pool).await.unwrap();
     let stored = Person::get(&pool, &id).await.unwrap().unwrap();
-    assert_eq!((stored.name.as_str(), stored.email.as_str()), ("Linus", "torvalds@example.com"));
+    assert_eq!(
+        (stored.name.as_str(), stored.email.as_str()),
+        ("Linus", "torvalds@example.com")
+    );
     let entries = logged(&pool).await;
-    assert!(entries[before].ends_with(r#"fields=Some(["email"]) using=sqlite"#) || entries[before].contains(r#"fields=Some(["email"])"#));
-    assert_eq!(entries[before + 1], format!(r#"post_save Not written pk=Some({id}) created=false raw=false fields=Some(["email"])"#));
+    assert!(
+        entries[before].ends_with(r#"fields=Some(["email"]) using=sqlite"#)
+            || entries[before].contains(r#"fields=Some(["email"])"#)
+    );
+    assert_eq!(
+        entries[before + 1],
+        format!(
+            r#"post_save Not written pk=Some({id}) created=false raw=false fields=Some(["email"])"#
+        )
+    );
 
     // No row with that key: NotUpdated, and the transaction (with pre_save's log row) is undone.
-    let mut ghost = Person { id: Some(id + 500), name: "ghost".into(), email: "-".into() };
+    let mut ghost = Person {
+        id: Some(id + 500),
+        name: "ghost".into(),
+        email: "-".into(),
+    };
     let error = ghost.save_fields(&["name"], &pool).await.unwrap_err();
-    assert!(matches!(error, OrmError::NotUpdated { model: "Person" }), "{error}");
+    assert!(
+        matches!(error, OrmError::NotUpdated { model: "Person" }),
+        "{error}"
+    );
     assert_eq!(logged(&pool).await.len(), before + 2);
     assert_eq!(Person::get(&pool, &(id + 500)).await.unwrap(), None);
     // No key at all.
-    let mut unsaved = Person { id: None, name: "x".into(), email: "x".into() };
-    assert!(matches!(unsaved.save_fields(&["name"], &pool).await, Err(OrmError::NoPrimaryKey { .. })));
+    let mut unsaved = Person {
+        id: None,
+        name: "x".into(),
+        email: "x".into(),
+    };
+    assert!(matches!(
+        unsaved.save_fields(&["name"], &pool).await,
+        Err(OrmError::NoPrimaryKey { .. })
+    ));
 }
 
 // ---- application-given keys ---------------------------------------------------------------
@@ -187,17 +246,39 @@ async fn application_keys<DB: TestBackend>(pool: Pool<DB>)
 where
     Sku: Persist<DB>,
 {
-    let mut pen = Sku { code: "PEN-1".into(), stock: 10 };
+    let mut pen = Sku {
+        code: "PEN-1".into(),
+        stock: 10,
+    };
     assert_eq!(pen.save(&pool).await.unwrap(), signals_orm::Saved::Created);
     pen.stock = 9;
     assert_eq!(pen.save(&pool).await.unwrap(), signals_orm::Saved::Updated);
-    assert_eq!(Sku::get(&pool, &"PEN-1".to_owned()).await.unwrap(), Some(pen.clone()));
+    assert_eq!(
+        Sku::get(&pool, &"PEN-1".to_owned()).await.unwrap(),
+        Some(pen.clone())
+    );
     // insert() is one INSERT: a duplicate key is the database's error and changes nothing.
-    let mut dup = Sku { code: "PEN-1".into(), stock: 0 };
-    assert!(matches!(dup.insert(&pool).await, Err(OrmError::Database(_))));
-    assert_eq!(Sku::get(&pool, &"PEN-1".to_owned()).await.unwrap().unwrap().stock, 9);
+    let mut dup = Sku {
+        code: "PEN-1".into(),
+        stock: 0,
+    };
+    assert!(matches!(
+        dup.insert(&pool).await,
+        Err(OrmError::Database(_))
+    ));
+    assert_eq!(
+        Sku::get(&pool, &"PEN-1".to_owned())
+            .await
+            .unwrap()
+            .unwrap()
+            .stock,
+        9
+    );
     assert_eq!(pen.delete(&pool).await.unwrap(), 1);
-    assert_eq!(pen.code, "PEN-1", "an application key stays set after delete");
+    assert_eq!(
+        pen.code, "PEN-1",
+        "an application key stays set after delete"
+    );
 }
 
 // ---- delete -------------------------------------------------------------------------------
@@ -220,19 +301,40 @@ async fn doc_rows(tx: AnyTx<'_>, id: i64) -> Result<i64, sqlx::Error> {
 }
 
 #[receiver(pre_delete, sender = Doc)]
-async fn doc_pre_delete(ev: PreDelete<'_, Doc>, mut tx: AnyTx<'_>) -> Result<(), signals_orm::BoxError> {
+async fn doc_pre_delete(
+    ev: PreDelete<'_, Doc>,
+    mut tx: AnyTx<'_>,
+) -> Result<(), signals_orm::BoxError> {
     let id = ev.instance.id.ok_or("pre_delete sees the key")?;
     let rows = doc_rows(reborrow(&mut tx), id).await?;
     let same = std::ptr::addr_eq(ev.origin, ev.instance as &dyn signals_orm::AnyModel);
-    log(tx, format!("pre_delete {} rows={rows} origin_is_instance={same} using={}", ev.instance.title, ev.using)).await?;
+    log(
+        tx,
+        format!(
+            "pre_delete {} rows={rows} origin_is_instance={same} using={}",
+            ev.instance.title, ev.using
+        ),
+    )
+    .await?;
     Ok(())
 }
 
 #[receiver(post_delete, sender = Doc)]
-async fn doc_post_delete(ev: PostDelete<'_, Doc>, mut tx: AnyTx<'_>) -> Result<(), signals_orm::BoxError> {
+async fn doc_post_delete(
+    ev: PostDelete<'_, Doc>,
+    mut tx: AnyTx<'_>,
+) -> Result<(), signals_orm::BoxError> {
     let id = ev.instance.id.ok_or("post_delete still sees the key")?;
     let rows = doc_rows(reborrow(&mut tx), id).await?;
-    log(tx, format!("post_delete {} rows={rows} origin={}", ev.instance.title, ev.origin.meta().table)).await?;
+    log(
+        tx,
+        format!(
+            "post_delete {} rows={rows} origin={}",
+            ev.instance.title,
+            ev.origin.meta().table
+        ),
+    )
+    .await?;
     Ok(())
 }
 
@@ -249,17 +351,33 @@ where
     Log: Persist<DB>,
 {
     let using = <DB as signals_orm::Backend>::NAME;
-    let mut doc = Doc { id: None, title: "draft".into() };
+    let mut doc = Doc {
+        id: None,
+        title: "draft".into(),
+    };
     doc.save(&pool).await.unwrap();
     assert_eq!(doc.delete(&pool).await.unwrap(), 1);
-    assert_eq!(doc.id, None, "a generated key is unset after delete, as Django sets pk = None");
+    assert_eq!(
+        doc.id, None,
+        "a generated key is unset after delete, as Django sets pk = None"
+    );
     assert_eq!(
         logged(&pool).await,
-        [format!("pre_delete draft rows=1 origin_is_instance=true using={using}"), "post_delete draft rows=0 origin=docs".to_owned()]
+        [
+            format!("pre_delete draft rows=1 origin_is_instance=true using={using}"),
+            "post_delete draft rows=0 origin=docs".to_owned()
+        ]
     );
     let error = doc.delete(&pool).await.unwrap_err();
-    assert!(matches!(error, OrmError::NoPrimaryKey { model: "Doc", .. }), "{error}");
-    assert_eq!(logged(&pool).await.len(), 2, "no signal for an instance without key");
+    assert!(
+        matches!(error, OrmError::NoPrimaryKey { model: "Doc", .. }),
+        "{error}"
+    );
+    assert_eq!(
+        logged(&pool).await.len(),
+        2,
+        "no signal for an instance without key"
+    );
 }
 
 // ---- atomicity ----------------------------------------------------------------------------
@@ -275,23 +393,39 @@ struct Fragile {
 /// Logs, then fails when the instance's name asks this signal to fail.
 async fn fragile(signal: &str, name: &str, tx: AnyTx<'_>) -> Result<(), signals_orm::BoxError> {
     log(tx, format!("{signal} {name}")).await?;
-    if name == format!("fail-{signal}") { Err(format!("{signal} refused {name}").into()) } else { Ok(()) }
+    if name == format!("fail-{signal}") {
+        Err(format!("{signal} refused {name}").into())
+    } else {
+        Ok(())
+    }
 }
 
 #[receiver(pre_save, sender = Fragile)]
-async fn fragile_pre_save(ev: PreSave<'_, Fragile>, tx: AnyTx<'_>) -> Result<(), signals_orm::BoxError> {
+async fn fragile_pre_save(
+    ev: PreSave<'_, Fragile>,
+    tx: AnyTx<'_>,
+) -> Result<(), signals_orm::BoxError> {
     fragile("pre_save", &ev.instance.name, tx).await
 }
 #[receiver(post_save, sender = Fragile)]
-async fn fragile_post_save(ev: PostSave<'_, Fragile>, tx: AnyTx<'_>) -> Result<(), signals_orm::BoxError> {
+async fn fragile_post_save(
+    ev: PostSave<'_, Fragile>,
+    tx: AnyTx<'_>,
+) -> Result<(), signals_orm::BoxError> {
     fragile("post_save", &ev.instance.name, tx).await
 }
 #[receiver(pre_delete, sender = Fragile)]
-async fn fragile_pre_delete(ev: PreDelete<'_, Fragile>, tx: AnyTx<'_>) -> Result<(), signals_orm::BoxError> {
+async fn fragile_pre_delete(
+    ev: PreDelete<'_, Fragile>,
+    tx: AnyTx<'_>,
+) -> Result<(), signals_orm::BoxError> {
     fragile("pre_delete", &ev.instance.name, tx).await
 }
 #[receiver(post_delete, sender = Fragile)]
-async fn fragile_post_delete(ev: PostDelete<'_, Fragile>, tx: AnyTx<'_>) -> Result<(), signals_orm::BoxError> {
+async fn fragile_post_delete(
+    ev: PostDelete<'_, Fragile>,
+    tx: AnyTx<'_>,
+) -> Result<(), signals_orm::BoxError> {
     fragile("post_delete", &ev.instance.name, tx).await
 }
 
@@ -301,55 +435,139 @@ where
     Log: Persist<DB>,
 {
     for signal in ["pre_save", "post_save"] {
-        let mut f = Fragile { id: None, name: format!("fail-{signal}") };
+        let mut f = Fragile {
+            id: None,
+            name: format!("fail-{signal}"),
+        };
         let error = f.save(&pool).await.unwrap_err();
-        let OrmError::Signal(SendError::Receiver { signal: s, receiver, sender, .. }) = &error else { panic!("{error}") };
+        let OrmError::Signal(SendError::Receiver {
+            signal: s,
+            receiver,
+            sender,
+            ..
+        }) = &error
+        else {
+            panic!("{error}")
+        };
         assert_eq!(*s, signal);
         assert_eq!(*receiver, format!("orm::fragile_{signal}"));
         assert!(sender.ends_with("Fragile"), "{sender}");
-        assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM fragile").await, 0, "{signal}: no row");
-        assert!(logged(&pool).await.is_empty(), "{signal}: no receiver write either");
+        assert_eq!(
+            DB::scalar(&pool, "SELECT COUNT(*) FROM fragile").await,
+            0,
+            "{signal}: no row"
+        );
+        assert!(
+            logged(&pool).await.is_empty(),
+            "{signal}: no receiver write either"
+        );
     }
     for signal in ["pre_delete", "post_delete"] {
-        let mut f = Fragile { id: None, name: format!("fail-{signal}") };
+        let mut f = Fragile {
+            id: None,
+            name: format!("fail-{signal}"),
+        };
         f.save(&pool).await.unwrap();
         let writes = logged(&pool).await.len();
         let error = f.delete(&pool).await.unwrap_err();
-        assert!(error.to_string().contains(&format!("{signal} refused")), "{error}");
+        assert!(
+            error.to_string().contains(&format!("{signal} refused")),
+            "{error}"
+        );
         assert!(f.id.is_some(), "a failed delete keeps the key");
-        assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM fragile WHERE name LIKE 'fail-%delete'").await, 1, "{signal}: row kept");
-        assert_eq!(logged(&pool).await.len(), writes, "{signal}: the receivers' writes are undone");
+        assert_eq!(
+            DB::scalar(
+                &pool,
+                "SELECT COUNT(*) FROM fragile WHERE name LIKE 'fail-%delete'"
+            )
+            .await,
+            1,
+            "{signal}: row kept"
+        );
+        assert_eq!(
+            logged(&pool).await.len(),
+            writes,
+            "{signal}: the receivers' writes are undone"
+        );
         DB::exec(&pool, "DELETE FROM fragile").await;
     }
 }
 
-async fn a_failure_inside_a_callers_transaction_makes_it_rollback_only<DB: TestBackend>(pool: Pool<DB>)
-where
+async fn a_failure_inside_a_callers_transaction_makes_it_rollback_only<DB: TestBackend>(
+    pool: Pool<DB>,
+) where
     Fragile: Persist<DB>,
     Log: Persist<DB>,
 {
     // Without a savepoint: the transaction can only roll back, and commit says why.
     let mut tx = Tx::begin(&pool).await.unwrap();
-    Fragile { id: None, name: "kept?".into() }.save(&mut tx).await.unwrap();
-    let error = Fragile { id: None, name: "fail-post_save".into() }.save(&mut tx).await.unwrap_err();
-    assert!(tx.rollback_only().unwrap().contains("post_save refused"), "{error}");
-    let next = Fragile { id: None, name: "later".into() }.save(&mut tx).await.unwrap_err();
+    Fragile {
+        id: None,
+        name: "kept?".into(),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
+    let error = Fragile {
+        id: None,
+        name: "fail-post_save".into(),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap_err();
+    assert!(
+        tx.rollback_only().unwrap().contains("post_save refused"),
+        "{error}"
+    );
+    let next = Fragile {
+        id: None,
+        name: "later".into(),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap_err();
     assert!(matches!(next, OrmError::RollbackOnly { .. }), "{next}");
     let commit = tx.commit().await.unwrap_err();
-    assert!(matches!(&commit, OrmError::RollbackOnly { reason } if reason.contains("post_save refused")), "{commit}");
+    assert!(
+        matches!(&commit, OrmError::RollbackOnly { reason } if reason.contains("post_save refused")),
+        "{commit}"
+    );
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM fragile").await, 0);
     assert!(logged(&pool).await.is_empty());
 
     // With a savepoint (Tx::atomic): the failed write is undone and the rest commits.
     let mut tx = Tx::begin(&pool).await.unwrap();
-    Fragile { id: None, name: "kept".into() }.save(&mut tx).await.unwrap();
+    Fragile {
+        id: None,
+        name: "kept".into(),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
     let failed: Result<(), OrmError> = tx
-        .atomic(|tx| Box::pin(async move { Fragile { id: None, name: "fail-pre_save".into() }.save(tx).await.map(drop) }))
+        .atomic(|tx| {
+            Box::pin(async move {
+                Fragile {
+                    id: None,
+                    name: "fail-pre_save".into(),
+                }
+                .save(tx)
+                .await
+                .map(drop)
+            })
+        })
         .await;
     assert!(failed.is_err());
-    assert_eq!(tx.rollback_only(), None, "rolling back the savepoint clears the mark");
+    assert_eq!(
+        tx.rollback_only(),
+        None,
+        "rolling back the savepoint clears the mark"
+    );
     tx.commit().await.unwrap();
-    assert_eq!(DB::strings(&pool, "SELECT name FROM fragile").await, ["kept"]);
+    assert_eq!(
+        DB::strings(&pool, "SELECT name FROM fragile").await,
+        ["kept"]
+    );
     assert_eq!(logged(&pool).await, ["pre_save kept", "post_save kept"]);
 }
 
@@ -367,7 +585,13 @@ struct Order {
 static CONFIRMED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 fn confirmed(prefix: &str) -> Vec<String> {
-    CONFIRMED.lock().unwrap().iter().filter(|i| i.starts_with(prefix)).cloned().collect()
+    CONFIRMED
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|i| i.starts_with(prefix))
+        .cloned()
+        .collect()
 }
 
 #[receiver(post_save, sender = Order, on_commit)]
@@ -384,7 +608,10 @@ async fn confirm_order(ev: Committed<Order>) -> Result<(), String> {
 
 fn unique(tag: &str) -> String {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    format!("{tag}{}-", N.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    format!(
+        "{tag}{}-",
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    )
 }
 
 async fn on_commit_runs_once_after_commit_and_never_after_rollback<DB: TestBackend>(pool: Pool<DB>)
@@ -393,38 +620,89 @@ where
 {
     let p = unique("oc");
     // A pool write commits its own transaction, then runs the receiver.
-    Order { id: None, item: format!("{p}pool") }.save(&pool).await.unwrap();
+    Order {
+        id: None,
+        item: format!("{p}pool"),
+    }
+    .save(&pool)
+    .await
+    .unwrap();
     assert_eq!(confirmed(&p), [format!("{p}pool")]);
 
     // Inside a transaction: nothing before COMMIT, once after, in registration order.
     let mut tx = Tx::begin(&pool).await.unwrap();
-    Order { id: None, item: format!("{p}a") }.save(&mut tx).await.unwrap();
+    Order {
+        id: None,
+        item: format!("{p}a"),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
     let q = p.clone();
-    tx.on_commit(move || async move { CONFIRMED.lock().unwrap().push(format!("{q}user-callback")) });
-    Order { id: None, item: format!("{p}b") }.save(&mut tx).await.unwrap();
+    tx.on_commit(
+        move || async move { CONFIRMED.lock().unwrap().push(format!("{q}user-callback")) },
+    );
+    Order {
+        id: None,
+        item: format!("{p}b"),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
     assert_eq!(confirmed(&p).len(), 1, "nothing runs before COMMIT");
     let report = tx.commit().await.unwrap();
     assert_eq!(report.ran, 3);
     assert!(report.failures.is_empty());
-    assert_eq!(confirmed(&p), [format!("{p}pool"), format!("{p}a"), format!("{p}user-callback"), format!("{p}b")]);
+    assert_eq!(
+        confirmed(&p),
+        [
+            format!("{p}pool"),
+            format!("{p}a"),
+            format!("{p}user-callback"),
+            format!("{p}b")
+        ]
+    );
 
     // Rolled back or dropped: never.
     let mut tx = Tx::begin(&pool).await.unwrap();
-    Order { id: None, item: format!("{p}rolled-back") }.save(&mut tx).await.unwrap();
+    Order {
+        id: None,
+        item: format!("{p}rolled-back"),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
     tx.rollback().await.unwrap();
     let mut tx = Tx::begin(&pool).await.unwrap();
-    Order { id: None, item: format!("{p}dropped") }.save(&mut tx).await.unwrap();
+    Order {
+        id: None,
+        item: format!("{p}dropped"),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
     drop(tx);
     assert_eq!(confirmed(&p).len(), 4);
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM orders").await, 3);
 
     // A failing callback does not undo the commit; it is reported, naming the receiver.
     let mut tx = Tx::begin(&pool).await.unwrap();
-    Order { id: None, item: format!("{p}explode") }.save(&mut tx).await.unwrap();
+    Order {
+        id: None,
+        item: format!("{p}explode"),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
     let report = tx.commit().await.unwrap();
     assert_eq!(report.failures.len(), 1);
     let failure = report.failures[0].to_string();
-    assert!(failure.contains("orm::confirm_order") && failure.contains("post_save") && failure.contains("Order"), "{failure}");
+    assert!(
+        failure.contains("orm::confirm_order")
+            && failure.contains("post_save")
+            && failure.contains("Order"),
+        "{failure}"
+    );
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM orders").await, 4);
 }
 
@@ -434,19 +712,43 @@ where
 {
     let p = unique("sp");
     let mut tx = Tx::begin(&pool).await.unwrap();
-    Order { id: None, item: format!("{p}outer") }.save(&mut tx).await.unwrap();
+    Order {
+        id: None,
+        item: format!("{p}outer"),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
     tx.savepoint().await.unwrap();
-    Order { id: None, item: format!("{p}rolled-back-savepoint") }.save(&mut tx).await.unwrap();
+    Order {
+        id: None,
+        item: format!("{p}rolled-back-savepoint"),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
     tx.rollback_to_savepoint().await.unwrap();
     tx.savepoint().await.unwrap();
     tx.savepoint().await.unwrap();
-    Order { id: None, item: format!("{p}released-twice") }.save(&mut tx).await.unwrap();
+    Order {
+        id: None,
+        item: format!("{p}released-twice"),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
     tx.release_savepoint().await.unwrap();
     tx.release_savepoint().await.unwrap();
-    assert!(matches!(tx.release_savepoint().await, Err(OrmError::NoSavepoint)));
+    assert!(matches!(
+        tx.release_savepoint().await,
+        Err(OrmError::NoSavepoint)
+    ));
     assert!(confirmed(&p).is_empty());
     tx.commit().await.unwrap();
-    assert_eq!(confirmed(&p), [format!("{p}outer"), format!("{p}released-twice")]);
+    assert_eq!(
+        confirmed(&p),
+        [format!("{p}outer"), format!("{p}released-twice")]
+    );
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM orders").await, 2);
 }
 
@@ -462,7 +764,10 @@ static CHILDREN_CONFIRMED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 
 #[receiver(post_save, sender = Child, on_commit)]
 fn child_confirmed(ev: Committed<Child>) {
-    CHILDREN_CONFIRMED.lock().unwrap().push(ev.instance.parent_id);
+    CHILDREN_CONFIRMED
+        .lock()
+        .unwrap()
+        .push(ev.instance.parent_id);
 }
 
 async fn a_failed_commit_runs_no_callback<DB: TestBackend>(pool: Pool<DB>)
@@ -472,7 +777,13 @@ where
     // The foreign key is checked at COMMIT (deferred), so COMMIT itself fails.
     let missing_parent = 1_000_000 + i64::try_from(std::process::id()).unwrap();
     let mut tx = Tx::begin(&pool).await.unwrap();
-    Child { id: None, parent_id: missing_parent }.save(&mut tx).await.unwrap();
+    Child {
+        id: None,
+        parent_id: missing_parent,
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
     let error = tx.commit().await.unwrap_err();
     assert!(matches!(error, OrmError::Database(_)), "{error}");
     assert!(!CHILDREN_CONFIRMED.lock().unwrap().contains(&missing_parent));
@@ -503,8 +814,16 @@ async fn create_profile(ev: PostSave<'_, Account>, tx: AnyTx<'_>) -> Result<(), 
     if !ev.created {
         return Ok(());
     }
-    let bio = if ev.instance.name == "bad" { "fail".to_owned() } else { format!("{}'s profile", ev.instance.name) };
-    let mut profile = Profile { id: None, account_id: ev.instance.id.unwrap_or_default(), bio };
+    let bio = if ev.instance.name == "bad" {
+        "fail".to_owned()
+    } else {
+        format!("{}'s profile", ev.instance.name)
+    };
+    let mut profile = Profile {
+        id: None,
+        account_id: ev.instance.id.unwrap_or_default(),
+        bio,
+    };
     match tx {
         AnyTx::Sqlite(tx) => profile.save(tx).await?,
         AnyTx::Postgres(tx) => profile.save(tx).await?,
@@ -513,11 +832,21 @@ async fn create_profile(ev: PostSave<'_, Account>, tx: AnyTx<'_>) -> Result<(), 
 }
 
 #[receiver(post_save, sender = Profile)]
-async fn check_profile(ev: PostSave<'_, Profile>, tx: AnyTx<'_>) -> Result<(), signals_orm::BoxError> {
+async fn check_profile(
+    ev: PostSave<'_, Profile>,
+    tx: AnyTx<'_>,
+) -> Result<(), signals_orm::BoxError> {
     if ev.instance.bio == "fail" {
         return Err("profile rejected".into());
     }
-    log(tx, format!("profile {} for account {}", ev.instance.bio, ev.instance.account_id)).await?;
+    log(
+        tx,
+        format!(
+            "profile {} for account {}",
+            ev.instance.bio, ev.instance.account_id
+        ),
+    )
+    .await?;
     Ok(())
 }
 
@@ -527,17 +856,37 @@ where
     Profile: Persist<DB>,
     Log: Persist<DB>,
 {
-    let mut account = Account { id: None, name: "kim".into() };
+    let mut account = Account {
+        id: None,
+        name: "kim".into(),
+    };
     account.save(&pool).await.unwrap();
     let id = account.id.unwrap();
-    assert_eq!(logged(&pool).await, [format!("profile kim's profile for account {id}")]);
+    assert_eq!(
+        logged(&pool).await,
+        [format!("profile kim's profile for account {id}")]
+    );
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM profiles").await, 1);
     account.save(&pool).await.unwrap();
-    assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM profiles").await, 1, "only on create");
+    assert_eq!(
+        DB::scalar(&pool, "SELECT COUNT(*) FROM profiles").await,
+        1,
+        "only on create"
+    );
 
     // A failure two levels down undoes the account, the profile and every log row.
-    let error = Account { id: None, name: "bad".into() }.save(&pool).await.unwrap_err();
-    assert!(error.to_string().contains("create_profile") && error.to_string().contains("profile rejected"), "{error}");
+    let error = Account {
+        id: None,
+        name: "bad".into(),
+    }
+    .save(&pool)
+    .await
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("create_profile")
+            && error.to_string().contains("profile rejected"),
+        "{error}"
+    );
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM accounts").await, 1);
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM profiles").await, 1);
 }
@@ -570,7 +919,13 @@ where
             let pool = pool.clone();
             tokio::spawn(async move {
                 for i in 0..SAVES {
-                    Worker { id: None, n: t * SAVES + i }.save(&pool).await.unwrap();
+                    Worker {
+                        id: None,
+                        n: t * SAVES + i,
+                    }
+                    .save(&pool)
+                    .await
+                    .unwrap();
                 }
             })
         })
@@ -578,8 +933,14 @@ where
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM workers").await, TASKS * SAVES);
-    assert_eq!(DB::scalar(&pool, "SELECT COUNT(DISTINCT entry) FROM log").await, TASKS * SAVES);
+    assert_eq!(
+        DB::scalar(&pool, "SELECT COUNT(*) FROM workers").await,
+        TASKS * SAVES
+    );
+    assert_eq!(
+        DB::scalar(&pool, "SELECT COUNT(DISTINCT entry) FROM log").await,
+        TASKS * SAVES
+    );
 }
 
 // ---- a receiver for one backend -----------------------------------------------------------
@@ -593,8 +954,14 @@ struct TypedTx {
 }
 
 #[receiver(post_save, sender = TypedTx)]
-async fn postgres_only(ev: PostSave<'_, TypedTx>, tx: &mut Tx<sqlx::Postgres>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE typed_tx SET name = name || '!' WHERE id = $1").bind(ev.instance.id).execute(&mut **tx).await?;
+async fn postgres_only(
+    ev: PostSave<'_, TypedTx>,
+    tx: &mut Tx<sqlx::Postgres>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE typed_tx SET name = name || '!' WHERE id = $1")
+        .bind(ev.instance.id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -602,13 +969,26 @@ async fn a_receiver_typed_for_one_backend_names_the_mismatch<DB: TestBackend>(po
 where
     TypedTx: Persist<DB>,
 {
-    let result = TypedTx { id: None, name: "x".into() }.save(&pool).await;
+    let result = TypedTx {
+        id: None,
+        name: "x".into(),
+    }
+    .save(&pool)
+    .await;
     if <DB as signals_orm::Backend>::NAME == "postgres" {
         result.unwrap();
-        assert_eq!(DB::strings(&pool, "SELECT name FROM typed_tx").await, ["x!"]);
+        assert_eq!(
+            DB::strings(&pool, "SELECT name FROM typed_tx").await,
+            ["x!"]
+        );
     } else {
         let error = result.unwrap_err().to_string();
-        assert!(error.contains("orm::postgres_only") && error.contains("Tx<sqlx_postgres") && error.contains("runs on sqlite"), "{error}");
+        assert!(
+            error.contains("orm::postgres_only")
+                && error.contains("Tx<sqlx_postgres")
+                && error.contains("runs on sqlite"),
+            "{error}"
+        );
         assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM typed_tx").await, 0);
     }
 }
