@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::fmt::Write as _;
 
 use sqlx::query::Query;
 
@@ -54,13 +55,14 @@ impl ModelSql {
             if n > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("{} = ${}", quote(meta.columns[i]), n + 1));
+            let _ = write!(sql, "{} = ${}", quote(meta.columns[i]), n + 1);
         }
-        sql.push_str(&format!(
+        let _ = write!(
+            sql,
             " WHERE {} = ${}",
             quote(meta.pk_column),
             indexes.len() + 1
-        ));
+        );
         sql
     }
 }

@@ -194,12 +194,18 @@ fn tx_of<DB: Backend>(tx: &mut dyn TxHandle) -> Result<&mut Tx<DB>, BoxError> {
     }
 }
 
-fn pre_save<'e, T: ModelRef + ?Sized>(
-    ev: SaveEvent<'e>,
-) -> Result<(PreSave<'e, T>, &'e mut dyn TxHandle), BoxError> {
-    let using = ev.tx.backend();
-    let name = ev.instance.meta().name;
-    let instance = T::narrow_mut(ev.instance).ok_or_else(|| {
+fn pre_save<T: ModelRef + ?Sized>(
+    SaveEvent {
+        instance,
+        raw,
+        update_fields,
+        tx,
+        ..
+    }: SaveEvent<'_>,
+) -> Result<(PreSave<'_, T>, &mut dyn TxHandle), BoxError> {
+    let using = tx.backend();
+    let name = instance.meta().name;
+    let instance = T::narrow_mut(instance).ok_or_else(|| {
         format!(
             "the payload is a `{name}`, not a `{}`",
             std::any::type_name::<T>()
@@ -208,61 +214,87 @@ fn pre_save<'e, T: ModelRef + ?Sized>(
     Ok((
         PreSave {
             instance,
-            raw: ev.raw,
-            update_fields: ev.update_fields,
+            raw,
+            update_fields,
             using,
         },
-        ev.tx,
+        tx,
     ))
 }
 
-fn post_save<'e, T: ModelRef + ?Sized>(
-    ev: SaveEvent<'e>,
-) -> Result<(PostSave<'e, T>, &'e mut dyn TxHandle), BoxError> {
-    let using = ev.tx.backend();
-    let instance: &'e dyn AnyModel = ev.instance;
-    let typed = T::narrow(instance).ok_or_else(|| wrong_sender::<T>(instance))?;
+fn post_save<T: ModelRef + ?Sized>(
+    SaveEvent {
+        instance,
+        created,
+        raw,
+        update_fields,
+        tx,
+    }: SaveEvent<'_>,
+) -> Result<(PostSave<'_, T>, &mut dyn TxHandle), BoxError> {
+    let using = tx.backend();
+    let instance: &dyn AnyModel = instance;
+    let instance = T::narrow(instance).ok_or_else(|| wrong_sender::<T>(instance))?;
     Ok((
         PostSave {
-            instance: typed,
-            created: ev.created,
-            raw: ev.raw,
-            update_fields: ev.update_fields,
+            instance,
+            created,
+            raw,
+            update_fields,
             using,
         },
-        ev.tx,
+        tx,
     ))
 }
 
-fn pre_delete<'e, T: ModelRef + ?Sized>(
-    ev: DeleteEvent<'e>,
-) -> Result<(PreDelete<'e, T>, &'e mut dyn TxHandle), BoxError> {
-    let using = ev.tx.backend();
-    let instance = T::narrow(ev.instance).ok_or_else(|| wrong_sender::<T>(ev.instance))?;
+fn pre_delete<T: ModelRef + ?Sized>(
+    DeleteEvent {
+        instance: origin,
+        tx,
+    }: DeleteEvent<'_>,
+) -> Result<(PreDelete<'_, T>, &mut dyn TxHandle), BoxError> {
+    let using = tx.backend();
+    let instance = T::narrow(origin).ok_or_else(|| wrong_sender::<T>(origin))?;
     Ok((
         PreDelete {
             instance,
-            origin: ev.instance,
+            origin,
             using,
         },
-        ev.tx,
+        tx,
     ))
 }
 
-fn post_delete<'e, T: ModelRef + ?Sized>(
-    ev: DeleteEvent<'e>,
-) -> Result<(PostDelete<'e, T>, &'e mut dyn TxHandle), BoxError> {
-    let using = ev.tx.backend();
-    let instance = T::narrow(ev.instance).ok_or_else(|| wrong_sender::<T>(ev.instance))?;
+fn post_delete<T: ModelRef + ?Sized>(
+    DeleteEvent {
+        instance: origin,
+        tx,
+    }: DeleteEvent<'_>,
+) -> Result<(PostDelete<'_, T>, &mut dyn TxHandle), BoxError> {
+    let using = tx.backend();
+    let instance = T::narrow(origin).ok_or_else(|| wrong_sender::<T>(origin))?;
     Ok((
         PostDelete {
             instance,
-            origin: ev.instance,
+            origin,
             using,
         },
-        ev.tx,
+        tx,
     ))
 }
+
+/// Read-only payloads are `Copy`, whatever the model.
+macro_rules! copy_payloads {
+    ($($payload:ident),*) => {$(
+        impl<M: ?Sized> Clone for $payload<'_, M> {
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
+        impl<M: ?Sized> Copy for $payload<'_, M> {}
+    )*};
+}
+
+copy_payloads!(PostSave, PreDelete, PostDelete);
 
 macro_rules! payloads {
     ($($signal:ident => $payload:ident via $split:ident),* $(,)?) => {$(

@@ -360,6 +360,6 @@ impl<DB: Backend> std::fmt::Debug for Tx<DB> {
             .field("savepoints", &self.savepoints.len())
             .field("on_commit", &self.hooks.len())
             .field("rollback_only", &self.rollback_only())
-            .finish()
+            .finish_non_exhaustive()
     }
 }

@@ -1,9 +1,11 @@
-//! Compile-time diagnostics of `#[receiver]` and `derive(Signal)`, and code they must accept.
+//! Compile-time diagnostics of `#[receiver]`, `derive(Signal)` and `derive(Model)`, and code
+//! they must accept.
 
 #[test]
 fn ui() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("ui/receiver/*.rs");
     cases.compile_fail("ui/signal/*.rs");
+    cases.compile_fail("ui/model/*.rs");
     cases.pass("ui/pass/*.rs");
 }

@@ -1,7 +1,8 @@
 //! The `Model` and `Persist<DB>` impls of a checked model.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned as _;
 
 use super::parse::Model;
 use super::sql;
@@ -9,27 +10,14 @@ use super::sql;
 pub fn model(model: &Model) -> TokenStream {
     let private = model.root.private();
     let ident = &model.ident;
-    let sql = sql::statements(model);
-    let (insert, insert_with_pk, update, delete, select) = (
-        &sql.insert,
-        &sql.insert_with_pk,
-        &sql.update,
-        &sql.delete,
-        &sql.select_by_pk,
-    );
-    let name = ident.to_string();
-    let table = &model.table;
     let key = &model.key.ident;
     let key_name = &model.key.name;
-    let key_column = &model.key.column;
     let key_type = &model.key_type;
-    let generated = model.key_generated;
     let field_names: Vec<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
-    let columns: Vec<&str> = model.fields.iter().map(|f| f.column.as_str()).collect();
     let field_idents: Vec<&syn::Ident> = model.fields.iter().map(|f| &f.ident).collect();
     let field_types: Vec<&syn::Type> = model.fields.iter().map(|f| &f.ty).collect();
     let indexes: Vec<usize> = (0..model.fields.len()).collect();
-    let (pk, set_pk) = if generated {
+    let (pk, set_pk) = if model.key_generated {
         (
             quote!(::core::clone::Clone::clone(&self.#key)),
             quote!(self.#key = pk;),
@@ -40,6 +28,11 @@ pub fn model(model: &Model) -> TokenStream {
             quote!(let _ = pk;),
         )
     };
+    // Spanned at each field's type: a field that is not `Serialize` is reported there.
+    let json = |ident: &syn::Ident, ty: &syn::Type| quote_spanned!(ty.span()=> #private::json::<#ty>(&self.#ident));
+    let key_json = json(key, &model.key.ty);
+    let field_json: Vec<TokenStream> = model.fields.iter().map(|f| json(&f.ident, &f.ty)).collect();
+    let meta = meta(model);
     let sqlx = quote!(#private::sqlx);
     let query = quote!(#sqlx::query::Query<'q, DB, <DB as #sqlx::Database>::Arguments>);
     quote! {
@@ -47,22 +40,7 @@ pub fn model(model: &Model) -> TokenStream {
         #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
         impl #private::Model for #ident {
             type Pk = #key_type;
-            const META: &'static #private::ModelMeta = &#private::ModelMeta {
-                name: #name,
-                table: #table,
-                pk_field: #key_name,
-                pk_column: #key_column,
-                pk_generated: #generated,
-                fields: &[#(#field_names),*],
-                columns: &[#(#columns),*],
-                sql: #private::ModelSql {
-                    insert: #insert,
-                    insert_with_pk: #insert_with_pk,
-                    update: #update,
-                    delete: #delete,
-                    select_by_pk: #select,
-                },
-            };
+            const META: &'static #private::ModelMeta = &#meta;
             fn pk(&self) -> ::core::option::Option<Self::Pk> {
                 #pk
             }
@@ -71,8 +49,8 @@ pub fn model(model: &Model) -> TokenStream {
             }
             fn values(&self) -> ::std::vec::Vec<(&'static str, #private::serde_json::Value)> {
                 ::std::vec![
-                    (#key_name, #private::json(&self.#key)),
-                    #((#field_names, #private::json(&self.#field_idents)),)*
+                    (#key_name, #key_json),
+                    #((#field_names, #field_json),)*
                 ]
             }
         }
@@ -105,5 +83,43 @@ pub fn model(model: &Model) -> TokenStream {
                 <Self as #sqlx::FromRow<'_, <DB as #sqlx::Database>::Row>>::from_row(row)
             }
         }
+    }
+}
+
+/// The `ModelMeta` literal: names, columns and the SQL texts.
+fn meta(model: &Model) -> TokenStream {
+    let private = model.root.private();
+    let sql = sql::statements(model);
+    let (insert, insert_with_pk, update, delete, select) = (
+        &sql.insert,
+        &sql.insert_with_pk,
+        &sql.update,
+        &sql.delete,
+        &sql.select_by_pk,
+    );
+    let name = model.ident.to_string();
+    let table = &model.table;
+    let key_name = &model.key.name;
+    let key_column = &model.key.column;
+    let generated = model.key_generated;
+    let field_names: Vec<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
+    let columns: Vec<&str> = model.fields.iter().map(|f| f.column.as_str()).collect();
+    quote! {
+        #private::ModelMeta {
+                name: #name,
+                table: #table,
+                pk_field: #key_name,
+                pk_column: #key_column,
+                pk_generated: #generated,
+                fields: &[#(#field_names),*],
+                columns: &[#(#columns),*],
+                sql: #private::ModelSql {
+                    insert: #insert,
+                    insert_with_pk: #insert_with_pk,
+                    update: #update,
+                    delete: #delete,
+                    select_by_pk: #select,
+                },
+            }
     }
 }

@@ -7,6 +7,11 @@ use syn::spanned::Spanned as _;
 use crate::root::Root;
 use crate::suggest;
 
+/// The keys of `#[model(...)]` on the struct.
+const STRUCT_KEYS: &[&str] = &["table", "crate"];
+/// The keys of `#[model(...)]` on a field.
+const FIELD_KEYS: &[&str] = &["primary_key", "column", "skip"];
+
 /// A checked model.
 pub struct Model {
     pub root: Root,
@@ -31,56 +36,49 @@ pub struct Field {
 
 struct FieldAttrs {
     primary_key: Option<Span>,
+    /// `primary_key` was written, or a misspelling of it: no "needs a primary key" follow-up.
+    primary_key_meant: bool,
     column: Option<String>,
     skip: Option<Span>,
 }
 
+/// The struct's `#[model(...)]` keys.
+struct StructAttrs {
+    table: Option<String>,
+    /// `table` was written (maybe invalid), or a misspelling of it: no "needs the table"
+    /// follow-up.
+    table_meant: bool,
+    root: Root,
+}
+
 pub fn model(root: Root, input: &syn::DeriveInput) -> Result<Model, Vec<syn::Error>> {
     let mut errors = Vec::new();
-    let (table, root) = struct_attrs(input, root, &mut errors);
+    let StructAttrs {
+        table,
+        table_meant,
+        root,
+    } = struct_attrs(input, root, &mut errors);
     if !input.generics.params.is_empty() {
         errors.push(syn::Error::new_spanned(
             &input.generics,
-            "a model cannot be generic: its table, columns and SQL are fixed at compile time",
+            "a model cannot be generic: its table, columns and SQL are fixed at compile time; remove the parameters and give the fields concrete types",
         ));
     }
-    let named = match &input.data {
-        syn::Data::Struct(data) => match &data.fields {
-            syn::Fields::Named(named) => Some(named),
-            other => {
-                errors.push(syn::Error::new(
-                    if matches!(other, syn::Fields::Unit) { input.ident.span() } else { other.span() },
-                    "derive(Model) needs named fields, one per column: `struct User { #[model(primary_key)] id: Option<i64>, name: String }`",
-                ));
-                None
-            }
-        },
-        syn::Data::Enum(data) => {
-            errors.push(syn::Error::new(
-                data.enum_token.span,
-                "derive(Model) goes on a struct with named fields, not an enum",
-            ));
-            None
-        }
-        syn::Data::Union(data) => {
-            errors.push(syn::Error::new(
-                data.union_token.span,
-                "derive(Model) goes on a struct with named fields, not a union",
-            ));
-            None
-        }
-    };
-    if table.is_none() {
+    let named = named_fields(input, &mut errors);
+    if table.is_none() && !table_meant {
         errors.push(syn::Error::new(
             input.ident.span(),
             "derive(Model) needs the table: add `#[model(table = \"...\")]` to the struct",
         ));
     }
     let mut key: Option<(Field, Span)> = None;
+    let mut key_meant = false;
     let mut fields = Vec::new();
     for field in named.into_iter().flat_map(|n| &n.named) {
         let Some(ident) = &field.ident else { continue };
         let attrs = field_attrs(field, &mut errors);
+        reject_sqlx_renames(&field.attrs, &mut errors);
+        key_meant |= attrs.primary_key_meant;
         let name = ident.unraw().to_string();
         let column = attrs.column.clone().unwrap_or_else(|| name.clone());
         let checked = Field {
@@ -90,33 +88,22 @@ pub fn model(root: Root, input: &syn::DeriveInput) -> Result<Model, Vec<syn::Err
             column,
         };
         if let Some(skip) = attrs.skip {
-            if attrs.primary_key.is_some() {
-                errors.push(syn::Error::new(skip, "the primary key cannot be skipped"));
-            }
-            if attrs.column.is_some() {
-                errors.push(syn::Error::new(
-                    skip,
-                    "a skipped field has no column: remove `column` or `skip`",
-                ));
-            }
-            if !has_sqlx_skip(field) {
-                errors.push(syn::Error::new(
-                    skip,
-                    "a skipped field must also be `#[sqlx(skip)]`, or sqlx::FromRow will look for its column: add `#[sqlx(skip)]`",
-                ));
-            }
+            check_skip(field, &attrs, skip, &mut errors);
             continue;
         }
         match (attrs.primary_key, &key) {
-            (Some(span), Some(_)) => errors.push(syn::Error::new(
+            (Some(span), Some((first, _))) => errors.push(syn::Error::new(
                 span,
-                "only one field can be `#[model(primary_key)]`; composite keys are not supported",
+                format!(
+                    "only one field can be `#[model(primary_key)]`, and `{}` already is: remove this one (composite keys are not supported)",
+                    first.name
+                ),
             )),
             (Some(span), None) => key = Some((checked, span)),
             (None, _) => fields.push(checked),
         }
     }
-    if key.is_none() && named.is_some() {
+    if key.is_none() && !key_meant && named.is_some() {
         errors.push(syn::Error::new(
             input.ident.span(),
             "derive(Model) needs a primary key: mark one field `#[model(primary_key)]` (an `Option<i64>` key is generated by the database)",
@@ -142,75 +129,113 @@ pub fn model(root: Root, input: &syn::DeriveInput) -> Result<Model, Vec<syn::Err
     }
 }
 
-fn struct_attrs(
-    input: &syn::DeriveInput,
-    root: Root,
+/// The named fields of a struct; anything else is reported.
+fn named_fields<'a>(
+    input: &'a syn::DeriveInput,
     errors: &mut Vec<syn::Error>,
-) -> (Option<String>, Root) {
-    let mut table = None;
-    let mut root = root;
+) -> Option<&'a syn::FieldsNamed> {
+    match &input.data {
+        syn::Data::Struct(data) => match &data.fields {
+            syn::Fields::Named(named) => Some(named),
+            other => {
+                errors.push(syn::Error::new(
+                    if matches!(other, syn::Fields::Unit) { input.ident.span() } else { other.span() },
+                    "derive(Model) needs named fields, one per column: `struct User { #[model(primary_key)] id: Option<i64>, name: String }`",
+                ));
+                None
+            }
+        },
+        syn::Data::Enum(data) => {
+            errors.push(syn::Error::new(
+                data.enum_token.span,
+                "derive(Model) goes on a struct with named fields, not an enum",
+            ));
+            None
+        }
+        syn::Data::Union(data) => {
+            errors.push(syn::Error::new(
+                data.union_token.span,
+                "derive(Model) goes on a struct with named fields, not a union",
+            ));
+            None
+        }
+    }
+}
+
+/// A `#[model(skip)]` field: not the key, no column, and skipped by sqlx too.
+fn check_skip(field: &syn::Field, attrs: &FieldAttrs, skip: Span, errors: &mut Vec<syn::Error>) {
+    if attrs.primary_key.is_some() {
+        errors.push(syn::Error::new(
+            skip,
+            "the primary key cannot be skipped: remove `skip` (the key is always saved and loaded)",
+        ));
+    }
+    if attrs.column.is_some() {
+        errors.push(syn::Error::new(
+            skip,
+            "a skipped field has no column: remove `column` or `skip`",
+        ));
+    }
+    if !has_sqlx_skip(field) {
+        errors.push(syn::Error::new(
+            skip,
+            "a skipped field must also be `#[sqlx(skip)]`, or sqlx::FromRow will look for its column: add `#[sqlx(skip)]` to the field (its type must implement `Default`)",
+        ));
+    }
+}
+
+fn struct_attrs(input: &syn::DeriveInput, root: Root, errors: &mut Vec<syn::Error>) -> StructAttrs {
+    reject_sqlx_renames(&input.attrs, errors);
+    let mut attrs = StructAttrs {
+        table: None,
+        table_meant: false,
+        root,
+    };
+    let mut table_given = false;
+    let mut custom_root = false;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("table") {
-                let value: syn::LitStr = meta.value()?.parse()?;
-                if value.value().is_empty() {
-                    return Err(syn::Error::new(value.span(), "the table name is empty"));
+                attrs.table_meant = true;
+                let Some(value) = string_value(&meta, "table", errors)? else {
+                    table_given = true;
+                    return Ok(());
+                };
+                if table_given {
+                    errors.push(meta.error("`table` is given twice: keep one"));
+                } else if value.value().is_empty() {
+                    errors.push(syn::Error::new(
+                        value.span(),
+                        "the table name is empty: write the table's name, as in `#[model(table = \"users\")]`",
+                    ));
+                } else {
+                    attrs.table = Some(value.value());
                 }
-                if table.replace(value.value()).is_some() {
-                    return Err(meta.error("`table` is given twice: keep one"));
-                }
-                Ok(())
+                table_given = true;
             } else if meta.path.is_ident("crate") {
                 let path: syn::Path = meta.value()?.parse()?;
-                root = Root::Custom(path, Box::new(root.clone()));
-                Ok(())
+                if custom_root {
+                    errors.push(meta.error("`crate` is given twice: keep one"));
+                } else {
+                    custom_root = true;
+                    attrs.root = Root::Custom(path, Box::new(attrs.root.clone()));
+                }
             } else {
                 let key = path_name(&meta.path);
-                let field_keys = ["primary_key", "column", "skip"];
-                let extra = if field_keys.contains(&key.as_str()) {
-                    format!("; `{key}` goes on a field, not on the struct")
+                let message = if FIELD_KEYS.contains(&key.as_str()) {
+                    let example = example(&key);
+                    format!(
+                        "`{key}` goes on a field, not on the struct: move `{example}` onto the field; the struct keys are `table` and `crate`"
+                    )
                 } else {
-                    suggest::hint(&key, &["table", "crate"])
+                    attrs.table_meant |= suggest::closest(&key, STRUCT_KEYS) == Some("table");
+                    let hint = misspelt(&key, STRUCT_KEYS, FIELD_KEYS, "goes on a field");
+                    format!(
+                        "unknown #[model] key `{key}` on a struct{hint}; the struct keys are `table` and `crate`"
+                    )
                 };
-                Err(meta.error(format!("unknown #[model] key `{key}` on a struct{extra}; the struct keys are `table` and `crate`")))
-            }
-        });
-        if let Err(error) = result {
-            errors.push(error);
-        }
-    }
-    (table, root)
-}
-
-fn field_attrs(field: &syn::Field, errors: &mut Vec<syn::Error>) -> FieldAttrs {
-    let mut attrs = FieldAttrs {
-        primary_key: None,
-        column: None,
-        skip: None,
-    };
-    for attr in field.attrs.iter().filter(|a| a.path().is_ident("model")) {
-        let result = attr.parse_nested_meta(|meta| {
-            let span = meta.path.span();
-            if meta.path.is_ident("primary_key") {
-                if attrs.primary_key.replace(span).is_some() {
-                    return Err(meta.error("`primary_key` is given twice: keep one"));
-                }
-            } else if meta.path.is_ident("skip") {
-                attrs.skip = Some(span);
-            } else if meta.path.is_ident("column") {
-                let value: syn::LitStr = meta.value()?.parse()?;
-                if value.value().is_empty() {
-                    return Err(syn::Error::new(value.span(), "the column name is empty"));
-                }
-                attrs.column = Some(value.value());
-            } else {
-                let key = path_name(&meta.path);
-                let hint = if key == "table" {
-                    "; `table` goes on the struct".to_owned()
-                } else {
-                    suggest::hint(&key, &["primary_key", "column", "skip"])
-                };
-                return Err(meta.error(format!("unknown #[model] key `{key}` on a field{hint}; the field keys are `primary_key`, `column` and `skip`")));
+                errors.push(syn::Error::new_spanned(&meta.path, message));
+                skip_value(&meta)?;
             }
             Ok(())
         });
@@ -221,28 +246,164 @@ fn field_attrs(field: &syn::Field, errors: &mut Vec<syn::Error>) -> FieldAttrs {
     attrs
 }
 
+fn field_attrs(field: &syn::Field, errors: &mut Vec<syn::Error>) -> FieldAttrs {
+    let mut attrs = FieldAttrs {
+        primary_key: None,
+        primary_key_meant: false,
+        column: None,
+        skip: None,
+    };
+    let mut column_given = false;
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("model")) {
+        let result = attr.parse_nested_meta(|meta| {
+            let span = meta.path.span();
+            if meta.path.is_ident("primary_key") {
+                attrs.primary_key_meant = true;
+                if attrs.primary_key.is_some() {
+                    errors.push(meta.error("`primary_key` is given twice: keep one"));
+                } else {
+                    attrs.primary_key = Some(span);
+                }
+            } else if meta.path.is_ident("skip") {
+                if attrs.skip.is_some() {
+                    errors.push(meta.error("`skip` is given twice: keep one"));
+                } else {
+                    attrs.skip = Some(span);
+                }
+            } else if meta.path.is_ident("column") {
+                let Some(value) = string_value(&meta, "column", errors)? else {
+                    column_given = true;
+                    return Ok(());
+                };
+                if column_given {
+                    errors.push(meta.error("`column` is given twice: keep one"));
+                } else if value.value().is_empty() {
+                    errors.push(syn::Error::new(
+                        value.span(),
+                        "the column name is empty: write the column's name, or remove `column` to use the field's name",
+                    ));
+                } else {
+                    attrs.column = Some(value.value());
+                }
+                column_given = true;
+            } else {
+                let key = path_name(&meta.path);
+                let message = if STRUCT_KEYS.contains(&key.as_str()) {
+                    let example = example(&key);
+                    format!(
+                        "`{key}` goes on the struct, not on a field: move `{example}` above the struct; the field keys are `primary_key`, `column` and `skip`"
+                    )
+                } else {
+                    attrs.primary_key_meant |=
+                        suggest::closest(&key, FIELD_KEYS) == Some("primary_key");
+                    let hint = misspelt(&key, FIELD_KEYS, STRUCT_KEYS, "goes on the struct");
+                    format!(
+                        "unknown #[model] key `{key}` on a field{hint}; the field keys are `primary_key`, `column` and `skip`"
+                    )
+                };
+                errors.push(syn::Error::new_spanned(&meta.path, message));
+                skip_value(&meta)?;
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            errors.push(error);
+        }
+    }
+    attrs
+}
+
+/// The string of `key = "..."`; anything else is reported (and `None`), and parsing goes on.
+fn string_value(
+    meta: &syn::meta::ParseNestedMeta<'_>,
+    key: &str,
+    errors: &mut Vec<syn::Error>,
+) -> syn::Result<Option<syn::LitStr>> {
+    let value: syn::Expr = meta.value()?.parse()?;
+    if let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Str(lit),
+        ..
+    }) = value
+    {
+        return Ok(Some(lit));
+    }
+    let example = example(key);
+    errors.push(syn::Error::new_spanned(
+        value,
+        format!("`{key}` takes a string literal: `{example}`"),
+    ));
+    Ok(None)
+}
+
+/// Consumes the `= value` or `(...)` of a key already reported, so the keys after it are
+/// still checked.
+fn skip_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) {
+        let _: syn::Expr = meta.value()?.parse()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        let content;
+        syn::parenthesized!(content in meta.input);
+        let _: proc_macro2::TokenStream = content.parse()?;
+    }
+    Ok(())
+}
+
+/// " (did you mean `x`?)" for a key of this place, or " (did you mean `x`? it goes on ...)" for
+/// a key of the other place, or nothing.
+fn misspelt(key: &str, here: &[&str], there: &[&str], goes: &str) -> String {
+    match (suggest::closest(key, here), suggest::closest(key, there)) {
+        (Some(c), _) => format!(" (did you mean `{c}`?)"),
+        (None, Some(c)) => format!(" (did you mean `{c}`? it {goes})"),
+        (None, None) => String::new(),
+    }
+}
+
+/// How a known key is written, for "move it" hints.
+fn example(key: &str) -> &'static str {
+    match key {
+        "table" => "#[model(table = \"users\")]",
+        "crate" => "#[model(crate = path::to::signals_orm)]",
+        "column" => "#[model(column = \"user_name\")]",
+        "skip" => "#[model(skip)]",
+        _ => "#[model(primary_key)]",
+    }
+}
+
 fn path_name(path: &syn::Path) -> String {
     path.get_ident()
-        .map(ToString::to_string)
-        .unwrap_or_else(|| quote::quote!(#path).to_string())
+        .map_or_else(|| quote::quote!(#path).to_string(), ToString::to_string)
 }
 
 fn has_sqlx_skip(field: &syn::Field) -> bool {
-    field
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("sqlx"))
-        .any(|attr| {
-            let mut skip = false;
-            let _ = attr.parse_nested_meta(|meta| {
-                skip |= meta.path.is_ident("skip");
-                if meta.input.peek(syn::Token![=]) {
-                    let _: syn::Expr = meta.value()?.parse()?;
-                }
-                Ok(())
-            });
-            skip
-        })
+    sqlx_keys(&field.attrs).iter().any(|(key, _)| key == "skip")
+}
+
+/// The keys of `#[sqlx(...)]` attributes, with their spans.
+fn sqlx_keys(attrs: &[syn::Attribute]) -> Vec<(String, Span)> {
+    let mut keys = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("sqlx")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            keys.push((path_name(&meta.path), meta.path.span()));
+            if meta.input.peek(syn::Token![=]) {
+                let _: syn::Expr = meta.value()?.parse()?;
+            }
+            Ok(())
+        });
+    }
+    keys
+}
+
+/// `#[sqlx(rename)]` / `#[sqlx(rename_all)]` would make `sqlx::FromRow` read other column names
+/// than the ones the generated SQL selects.
+fn reject_sqlx_renames(attrs: &[syn::Attribute], errors: &mut Vec<syn::Error>) {
+    for (key, span) in sqlx_keys(attrs) {
+        if key == "rename" || key == "rename_all" {
+            errors.push(syn::Error::new(
+                span,
+                format!("`#[sqlx({key})]` would make sqlx::FromRow read other columns than the model writes: name columns with `#[model(column = \"...\")]` instead"),
+            ));
+        }
+    }
 }
 
 /// `T` when `ty` is `Option<T>` (also `std::option::Option<T>`).

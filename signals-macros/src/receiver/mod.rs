@@ -50,6 +50,12 @@ pub fn expand(root: Root, args: TokenStream, item: TokenStream) -> TokenStream {
         return out;
     };
     let receiver = args.and_then(|args| validate::receiver(root, args, &function, &mut errors));
+    // The framework fixes the parameter shape (payloads by value), so the pedantic lint about
+    // it would fire on every receiver that only reads its payload.
+    let mut function = function;
+    function
+        .attrs
+        .push(syn::parse_quote!(#[allow(clippy::needless_pass_by_value)]));
     let mut out = function.to_token_stream();
     match (receiver, errors.is_empty()) {
         (Some(receiver), true) => out.extend(expand::receiver(&receiver, &function)),

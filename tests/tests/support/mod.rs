@@ -161,16 +161,16 @@ macro_rules! every_backend {
         mod $scenario {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite_memory() {
-                super::$scenario(crate::support::sqlite_memory(super::SCHEMA).await).await;
+                super::$scenario($crate::support::sqlite_memory(super::SCHEMA).await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite_file() {
-                let (pool, _dir) = crate::support::sqlite_file(super::SCHEMA).await;
+                let (pool, _dir) = $crate::support::sqlite_file(super::SCHEMA).await;
                 super::$scenario(pool).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(pool) = crate::support::postgres(super::SCHEMA).await {
+                if let Some(pool) = $crate::support::postgres(super::SCHEMA).await {
                     super::$scenario(pool).await;
                 }
             }

@@ -1,0 +1,11 @@
+use signals_orm::Model;
+
+#[derive(Model, sqlx::FromRow)]
+#[model(table = "users")]
+#[model(table = "people")]
+struct User {
+    #[model(primary_key)]
+    id: Option<i64>,
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+use signals_orm::Model;
+
+#[derive(Model, sqlx::FromRow)]
+#[model(table = "users")]
+struct User {
+    #[model(primary_key)]
+    id: Option<i64>,
+    #[model(skip, column = "cache")]
+    #[sqlx(skip)]
+    cache: String,
+}
+
+fn main() {}

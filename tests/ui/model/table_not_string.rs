@@ -1,0 +1,10 @@
+use signals_orm::Model;
+
+#[derive(Model, sqlx::FromRow)]
+#[model(table = users)]
+struct User {
+    #[model(primary_key)]
+    id: Option<i64>,
+}
+
+fn main() {}
