@@ -37,15 +37,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 
+#[macro_use]
+mod tx;
 mod backend;
 mod error;
+mod m2m;
 mod model;
 mod persist;
 mod signals;
-mod tx;
 
 pub use backend::Backend;
 pub use error::OrmError;
+pub use m2m::{
+    AnyM2mChanged, Direction, Forward, M2mAction, M2mChanged, M2mChangedSignal, M2mSide, Related,
+    Reverse, Through, ThroughSql,
+};
 pub use model::{AnyModel, Model, ModelMeta, ModelSql, Persist};
 pub use persist::{ModelExt, Saved};
 pub use signals::{
@@ -88,6 +94,7 @@ pub mod __private {
 
     /// The ORM's model signals, by type.
     pub mod model_signals {
+        pub use crate::m2m::M2mChangedSignal;
         pub use crate::signals::{
             PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal,
         };

@@ -184,7 +184,7 @@ fn wrong_backend<DB: Backend>(tx: &dyn TxHandle) -> BoxError {
     .into()
 }
 
-fn tx_of<DB: Backend>(tx: &mut dyn TxHandle) -> Result<&mut Tx<DB>, BoxError> {
+pub(crate) fn tx_of<DB: Backend>(tx: &mut dyn TxHandle) -> Result<&mut Tx<DB>, BoxError> {
     if (tx as &dyn Any).is::<Tx<DB>>() {
         Ok((tx as &mut dyn Any)
             .downcast_mut::<Tx<DB>>()
@@ -331,7 +331,7 @@ pub enum AnyTx<'e> {
 }
 
 impl<'e> AnyTx<'e> {
-    fn of(tx: &'e mut dyn TxHandle) -> Result<Self, BoxError> {
+    pub(crate) fn of(tx: &'e mut dyn TxHandle) -> Result<Self, BoxError> {
         if (tx as &dyn Any).is::<Tx<Sqlite>>() {
             Ok(AnyTx::Sqlite(tx_of::<Sqlite>(tx)?))
         } else {

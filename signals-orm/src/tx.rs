@@ -16,6 +16,37 @@ use signals_core::{BoxError, ReceiverOutput, SendError};
 use crate::backend::Backend;
 use crate::error::OrmError;
 
+/// Runs `$body` (an expression using `$tx: &mut Tx<DB>`) atomically: in its own transaction
+/// when given a pool, marking the caller's transaction rollback-only on failure otherwise.
+macro_rules! atomically {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        match $db {
+            Db::Pool(pool) => {
+                let mut own = Tx::begin(pool).await?;
+                let $tx = &mut own;
+                match $body {
+                    Ok(value) => {
+                        let _report = own.commit().await?; // failures are logged by commit
+                        Ok(value)
+                    }
+                    Err(error) => {
+                        own.rollback().await?;
+                        Err(error)
+                    }
+                }
+            }
+            Db::Tx($tx) => {
+                $tx.check_usable()?;
+                let result = $body;
+                if let Err(error) = &result {
+                    $tx.set_rollback_only(error.to_string());
+                }
+                result
+            }
+        }
+    };
+}
+
 /// Where a write runs: a pool (the write opens, commits or rolls back its own transaction) or
 /// a transaction of the caller (the write runs inside it).
 pub enum Db<'a, DB: Backend> {

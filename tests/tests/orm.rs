@@ -12,7 +12,7 @@ use signals_orm::{
     SendError, Tx, receiver,
 };
 use sqlx::Pool;
-use support::TestBackend;
+use support::{Log, TestBackend, log, logged};
 
 const SCHEMA: &str = "
 CREATE TABLE log (id {serial}, entry TEXT NOT NULL);
@@ -43,28 +43,6 @@ every_backend!(
     concurrent_saves_through_one_pool_lose_nothing,
     a_receiver_typed_for_one_backend_names_the_mismatch,
 );
-
-#[derive(Model, sqlx::FromRow, Clone, Debug)]
-#[model(table = "log")]
-struct Log {
-    #[model(primary_key)]
-    id: Option<i64>,
-    entry: String,
-}
-
-/// Writes a log row through the write's transaction, whichever backend it is.
-async fn log(tx: AnyTx<'_>, entry: String) -> Result<(), OrmError> {
-    let mut row = Log { id: None, entry };
-    match tx {
-        AnyTx::Sqlite(tx) => row.save(tx).await?,
-        AnyTx::Postgres(tx) => row.save(tx).await?,
-    };
-    Ok(())
-}
-
-async fn logged<DB: TestBackend>(pool: &Pool<DB>) -> Vec<String> {
-    DB::strings(pool, "SELECT entry FROM log ORDER BY id").await
-}
 
 // ---- save: payloads, created, pre_save changes --------------------------------------------
 

@@ -17,6 +17,7 @@ pub const MODEL_SIGNALS: &[(&str, &str)] = &[
     ("post_save", "PostSaveSignal"),
     ("pre_delete", "PreDeleteSignal"),
     ("post_delete", "PostDeleteSignal"),
+    ("m2m_changed", "M2mChangedSignal"),
 ];
 
 /// Every Django signal name, for "did you mean" and for names not built yet.

@@ -10,6 +10,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use signals_orm::{AnyTx, Model, ModelExt, OrmError};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Executor as _, PgPool, Pool, Postgres, Sqlite, SqlitePool};
@@ -176,4 +177,29 @@ macro_rules! every_backend {
             }
         }
     )*};
+}
+
+/// A row of the `log` table every ORM test schema has: receivers write here through the
+/// write's own transaction, so a test reads exactly what was committed.
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "log")]
+pub struct Log {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub entry: String,
+}
+
+/// Writes a log row through the write's transaction, whichever backend it is.
+pub async fn log(tx: AnyTx<'_>, entry: String) -> Result<(), OrmError> {
+    let mut row = Log { id: None, entry };
+    match tx {
+        AnyTx::Sqlite(tx) => row.save(tx).await?,
+        AnyTx::Postgres(tx) => row.save(tx).await?,
+    };
+    Ok(())
+}
+
+/// The log, oldest first.
+pub async fn logged<DB: TestBackend>(pool: &Pool<DB>) -> Vec<String> {
+    DB::strings(pool, "SELECT entry FROM log ORDER BY id").await
 }
