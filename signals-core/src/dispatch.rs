@@ -179,6 +179,8 @@ fn run_sync<S: Signal>(
         guard.running(receiver);
         let result = match &entry.handler {
             Handler::Sync(handler) => {
+                let phase = entry.info.phase.as_str();
+                let _span = tracing::debug_span!("receiver", receiver, phase).entered();
                 call_sync(&**handler, S::reborrow(&mut event), sender, receiver)
             }
             Handler::Async(_) => Err(async_refused::<S>(sender, receiver)),
@@ -201,12 +203,15 @@ async fn run_async<S: Signal>(
     for entry in matching(&snap, sender) {
         let receiver = entry.info.name;
         guard.running(receiver);
+        let span = tracing::debug_span!("receiver", receiver, phase = entry.info.phase.as_str());
         let result = match &entry.handler {
             Handler::Sync(handler) => {
-                call_sync(&**handler, S::reborrow(&mut event), sender, receiver)
+                span.in_scope(|| call_sync(&**handler, S::reborrow(&mut event), sender, receiver))
             }
             Handler::Async(handler) => {
-                call_async(&**handler, S::reborrow(&mut event), sender, receiver).await
+                call_async(&**handler, S::reborrow(&mut event), sender, receiver)
+                    .instrument(span)
+                    .await
             }
         };
         sink.record(S::NAME, receiver, result)?;

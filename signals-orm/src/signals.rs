@@ -339,6 +339,14 @@ impl<'e> AnyTx<'e> {
         }
     }
 
+    /// Lends the transaction again, to use it more than once in a receiver.
+    pub fn reborrow(&mut self) -> AnyTx<'_> {
+        match self {
+            AnyTx::Sqlite(tx) => AnyTx::Sqlite(tx),
+            AnyTx::Postgres(tx) => AnyTx::Postgres(tx),
+        }
+    }
+
     /// The backend's name.
     #[must_use]
     pub fn backend(&self) -> &'static str {

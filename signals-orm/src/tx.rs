@@ -328,7 +328,15 @@ async fn run_hooks(hooks: Vec<Hook>) -> CommitReport {
             .catch_unwind()
             .await;
         let error = match outcome {
-            Ok(Ok(())) => continue,
+            Ok(Ok(())) => {
+                tracing::debug!(
+                    receiver = label.receiver,
+                    signal = label.signal,
+                    phase = "on_commit",
+                    outcome = "ok"
+                );
+                continue;
+            }
             Ok(Err(source)) => SendError::Receiver {
                 signal: label.signal,
                 sender: label.sender,

@@ -284,7 +284,7 @@ async fn doc_pre_delete(
     mut tx: AnyTx<'_>,
 ) -> Result<(), signals_orm::BoxError> {
     let id = ev.instance.id.ok_or("pre_delete sees the key")?;
-    let rows = doc_rows(reborrow(&mut tx), id).await?;
+    let rows = doc_rows(tx.reborrow(), id).await?;
     let same = std::ptr::addr_eq(ev.origin, ev.instance as &dyn signals_orm::AnyModel);
     log(
         tx,
@@ -303,7 +303,7 @@ async fn doc_post_delete(
     mut tx: AnyTx<'_>,
 ) -> Result<(), signals_orm::BoxError> {
     let id = ev.instance.id.ok_or("post_delete still sees the key")?;
-    let rows = doc_rows(reborrow(&mut tx), id).await?;
+    let rows = doc_rows(tx.reborrow(), id).await?;
     log(
         tx,
         format!(
@@ -314,13 +314,6 @@ async fn doc_post_delete(
     )
     .await?;
     Ok(())
-}
-
-fn reborrow<'a>(tx: &'a mut AnyTx<'_>) -> AnyTx<'a> {
-    match tx {
-        AnyTx::Sqlite(tx) => AnyTx::Sqlite(tx),
-        AnyTx::Postgres(tx) => AnyTx::Postgres(tx),
-    }
 }
 
 async fn delete_signals_run_inside_the_transaction<DB: TestBackend>(pool: Pool<DB>)

@@ -1,0 +1,83 @@
+//! What every example program sets up: a database, an output folder with `outbox/` (emails)
+//! and `media/` (images), and a printed trace of the signals.
+
+use std::path::{Path, PathBuf};
+
+use tracing_subscriber::layer::SubscriberExt as _;
+
+use crate::db::ShopDb;
+use crate::trace::Trace;
+use crate::{Error, mail, receivers};
+
+/// One run of an example: its database, folders and trace.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The database (SQLite file in `dir`, or PostgreSQL from `DATABASE_URL`), freshly created.
+    pub db: ShopDb,
+    /// The run's folder.
+    pub dir: PathBuf,
+    /// Where `.eml` files are written.
+    pub outbox: PathBuf,
+    /// Where product images are stored.
+    pub media: PathBuf,
+    /// The signal trace.
+    pub trace: Trace,
+}
+
+impl Run {
+    /// Prepares a run in `dir` (emptied first): creates the folders and the database.
+    ///
+    /// # Errors
+    ///
+    /// When a folder or the database cannot be created.
+    pub async fn new(dir: &Path, trace: Trace) -> Result<Self, Error> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        let outbox = dir.join("outbox");
+        let media = dir.join("media");
+        std::fs::create_dir_all(&outbox)?;
+        std::fs::create_dir_all(&media)?;
+        let db = ShopDb::open(&dir.join("shop.db")).await?;
+        Ok(Run {
+            db,
+            dir: dir.to_path_buf(),
+            outbox,
+            media,
+            trace,
+        })
+    }
+
+    /// The run of the example program `name`, in the temporary folder `signals-shop/<name>`,
+    /// with the trace printed as it happens.
+    ///
+    /// # Errors
+    ///
+    /// As [`Run::new`].
+    pub async fn program(name: &str) -> Result<Self, Error> {
+        let trace = Trace::printing();
+        let subscriber = tracing_subscriber::registry().with(trace.clone());
+        tracing::subscriber::set_global_default(subscriber)?;
+        let run = Run::new(&std::env::temp_dir().join("signals-shop").join(name), trace).await?;
+        println!(
+            "database: {} | folder: {}\n",
+            run.db.backend(),
+            run.dir.display()
+        );
+        Ok(run)
+    }
+
+    /// Runs `fut` as `actor` (the audit log's "who"), with emails going to this run's outbox.
+    pub async fn act<F: Future>(&self, actor: &str, fut: F) -> F::Output {
+        mail::with_outbox(&self.outbox, receivers::audit::acting_as(actor, fut)).await
+    }
+
+    /// The recipients of the emails written so far.
+    ///
+    /// # Errors
+    ///
+    /// When the outbox cannot be read.
+    pub fn emails(&self) -> std::io::Result<Vec<String>> {
+        mail::recipients(&self.outbox)
+    }
+}

@@ -1,0 +1,100 @@
+//! The main job: a whole session of the shop, with every use case, a signal trace and a
+//! summary.
+
+use std::fmt;
+
+use crate::run::Run;
+use crate::{Error, usecases};
+
+/// What a shop session left behind.
+#[derive(Debug)]
+pub struct Summary {
+    /// Rows per table.
+    pub rows: Vec<(&'static str, i64)>,
+    /// Recipients of the emails written, sorted.
+    pub emails: Vec<String>,
+    /// Image files removed after their product was deleted.
+    pub files_removed: usize,
+    /// Lines of the signal trace.
+    pub trace_lines: usize,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "rows per table:")?;
+        for (table, n) in &self.rows {
+            writeln!(f, "  {table:<10} {n}")?;
+        }
+        writeln!(
+            f,
+            "emails written: {} ({})",
+            self.emails.len(),
+            self.emails.join(", ")
+        )?;
+        writeln!(f, "image files removed: {}", self.files_removed)?;
+        write!(f, "signal trace: {} lines", self.trace_lines)
+    }
+}
+
+/// Runs the session: registrations, products, orders, audit, payments, logins, tags.
+///
+/// # Errors
+///
+/// When a step that should succeed fails (the refused ones are part of the session).
+pub async fn run(run: &Run) -> Result<Summary, Error> {
+    let t = &run.trace;
+    t.note(
+        "== customers register (names normalised, profiles created, welcome emails after COMMIT)",
+    );
+    let customers = run.act("signup-form", usecases::welcome_email(run)).await?;
+    let _ = run
+        .act("signup-form", usecases::capitalize_name(run))
+        .await?;
+    t.note("\n== a registration whose profile is refused: nothing is kept, no email");
+    let (_, refused) = run
+        .act("signup-form", usecases::profile_in_same_transaction(run))
+        .await?;
+    t.note(&format!("   refused: {refused}"));
+    t.note("\n== a product with an image is added, then removed (file deleted after COMMIT)");
+    let image = run
+        .act("admin", usecases::product_image_cleanup(run))
+        .await?;
+    let files_removed = usize::from(!image.exists_after_delete);
+    t.note("\n== orders: one placed, one beyond the stock refused");
+    let orders = run
+        .act(&customers[0].name, usecases::order_creation(run))
+        .await?;
+    t.note(&format!("   refused: {}", orders.refused));
+    t.note("\n== payment succeeds (custom signal)");
+    let (receipts, paid) = run
+        .act(
+            "payment-gateway",
+            usecases::payment_signal(run, &orders.placed),
+        )
+        .await?;
+    t.note(&format!(
+        "   receipts printed: {receipts}, order paid: {paid}"
+    ));
+    t.note("\n== login and logout (custom signals)");
+    run.act(
+        &customers[1].name,
+        usecases::login_logout(run, &customers[1]),
+    )
+    .await?;
+    t.note("\n== tags change on posts (m2m_changed keeps counts)");
+    let counts = run.act("editor", usecases::tag_counts(run)).await?;
+    t.note(&format!("   post counts: {counts:?}"));
+    t.note("\n== audit log");
+    let audit = run.act("auditor", usecases::audit_log(run)).await?;
+    t.note(&format!(
+        "   {} audit rows, e.g. {:?}",
+        run.db.scalar("SELECT COUNT(*) FROM audit_log").await?,
+        audit.last()
+    ));
+    Ok(Summary {
+        rows: run.db.row_counts().await?,
+        emails: run.emails()?,
+        files_removed,
+        trace_lines: t.lines().len(),
+    })
+}
