@@ -1,57 +1,24 @@
-//! A custom signal, `PaymentSuccessful`, defined as a struct, received at link time and at
-//! runtime, sent, and disconnected. Like Django's `payment_successful = Signal()`.
+//! Use case 7: a custom signal, `payment_successful`: a struct deriving `Signal`, a link-time
+//! receiver that marks the order paid, a runtime receiver that prints a receipt, a send, a
+//! disconnect, and a second send that no longer prints.
+//!
+//! `cargo run -p examples --example custom_signal`
 
-use signals_orm::{ConnectOptions, Sender, Signal, receiver};
-
-/// Sent when a payment clears.
-#[derive(Signal, Debug)]
-struct PaymentSuccessful {
-    order_id: i64,
-    amount_cents: i64,
-}
-
-/// The sender of payment signals.
-struct PaymentGateway;
-
-#[receiver(PaymentSuccessful, sender = PaymentGateway)]
-fn mark_order_paid(ev: &PaymentSuccessful) {
-    println!("[link-time] order {} marked paid", ev.order_id);
-}
-
-#[receiver(PaymentSuccessful, priority = 10)]
-async fn notify_accounting(ev: &PaymentSuccessful) -> Result<(), std::io::Error> {
-    println!(
-        "[link-time, async, priority 10] accounting told of {} cents",
-        ev.amount_cents
-    );
-    Ok(())
-}
+use examples::run::Run;
+use examples::usecases;
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), signals_orm::SendError> {
-    let guard = signals_orm::connect_with(
-        ConnectOptions::new().sender::<PaymentGateway>(),
-        |ev: &PaymentSuccessful| {
-            println!("[runtime] receipt printed for order {}", ev.order_id);
-        },
+async fn main() -> Result<(), examples::Error> {
+    let run = Run::program("custom_signal").await?;
+    let orders = run.act("alan", usecases::order_creation(&run)).await?;
+    let (receipts, paid) = run
+        .act(
+            "payment-gateway",
+            usecases::payment_signal(&run, &orders.placed),
+        )
+        .await?;
+    println!(
+        "\nsent twice; receipts printed: {receipts} (disconnected after the first); order paid: {paid}"
     );
-    signals_orm::send(
-        Sender::of::<PaymentGateway>(),
-        &PaymentSuccessful {
-            order_id: 1,
-            amount_cents: 1250,
-        },
-    )
-    .await?;
-    println!("disconnecting the runtime receiver: {}", guard.disconnect());
-    signals_orm::send(
-        Sender::of::<PaymentGateway>(),
-        &PaymentSuccessful {
-            order_id: 2,
-            amount_cents: 800,
-        },
-    )
-    .await?;
-    println!("\n{}", signals_orm::receivers());
     Ok(())
 }

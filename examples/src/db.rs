@@ -72,26 +72,58 @@ impl ShopDb {
     ///
     /// When the database cannot be reached or the schema not created.
     pub async fn open(sqlite_file: &Path) -> Result<Self, sqlx::Error> {
-        let db = match std::env::var("DATABASE_URL") {
-            Ok(url) => ShopDb::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(5)
-                    .connect(&url)
-                    .await?,
-            ),
-            Err(_) => {
-                let options =
-                    SqliteConnectOptions::from_str(&format!("sqlite://{}", sqlite_file.display()))?
-                        .create_if_missing(true)
-                        .journal_mode(SqliteJournalMode::Wal);
-                ShopDb::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(4)
-                        .connect_with(options)
-                        .await?,
-                )
-            }
-        };
+        match std::env::var("DATABASE_URL") {
+            Ok(url) => Self::postgres(&url, None).await,
+            Err(_) => Self::sqlite_file(sqlite_file).await,
+        }
+    }
+
+    /// A SQLite file (created, WAL mode) with the schema created fresh.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be opened or the schema not created.
+    pub async fn sqlite_file(path: &Path) -> Result<Self, sqlx::Error> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let db = ShopDb::Sqlite(
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?,
+        );
+        db.reset().await?;
+        Ok(db)
+    }
+
+    /// PostgreSQL at `url`, in `schema` (created if missing) or the default one, with the
+    /// shop's tables created fresh.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or the schema not created.
+    pub async fn postgres(url: &str, schema: Option<&str>) -> Result<Self, sqlx::Error> {
+        let mut options = PgPoolOptions::new().max_connections(5);
+        if let Some(schema) = schema {
+            let admin = PgPoolOptions::new().max_connections(1).connect(url).await?;
+            let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+                .execute(&admin)
+                .await?;
+            admin.close().await;
+            let set = format!("SET search_path TO \"{schema}\"");
+            options = options.after_connect(move |conn, _| {
+                let set = set.clone();
+                Box::pin(async move {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(set))
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            });
+        }
+        let db = ShopDb::Postgres(options.connect(url).await?);
         db.reset().await?;
         Ok(db)
     }

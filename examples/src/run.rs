@@ -31,14 +31,21 @@ impl Run {
     ///
     /// When a folder or the database cannot be created.
     pub async fn new(dir: &Path, trace: Trace) -> Result<Self, Error> {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)?;
-        }
+        Self::prepare(dir)?;
+        let db = ShopDb::open(&dir.join("shop.db")).await?;
+        Self::with_db(dir, db, trace)
+    }
+
+    /// A run in `dir` on a database of the caller's choosing.
+    ///
+    /// # Errors
+    ///
+    /// When a folder cannot be created.
+    pub fn with_db(dir: &Path, db: ShopDb, trace: Trace) -> Result<Self, Error> {
         let outbox = dir.join("outbox");
         let media = dir.join("media");
         std::fs::create_dir_all(&outbox)?;
         std::fs::create_dir_all(&media)?;
-        let db = ShopDb::open(&dir.join("shop.db")).await?;
         Ok(Run {
             db,
             dir: dir.to_path_buf(),
@@ -46,6 +53,18 @@ impl Run {
             media,
             trace,
         })
+    }
+
+    /// Empties `dir` (creating it): each run starts clean.
+    ///
+    /// # Errors
+    ///
+    /// When the folder cannot be removed or created.
+    pub fn prepare(dir: &Path) -> std::io::Result<()> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::create_dir_all(dir)
     }
 
     /// The run of the example program `name`, in the temporary folder `signals-shop/<name>`,
