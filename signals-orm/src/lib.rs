@@ -81,6 +81,11 @@ pub use signals_macros::OrmSignal as Signal;
 pub use signals_macros::orm_receiver as receiver;
 pub use tx::{CommitReport, Db, Tx, TxHandle};
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 #[doc(hidden)]
 pub mod __private {
     //! What generated code reaches; not part of the API.
