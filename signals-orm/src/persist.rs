@@ -65,8 +65,7 @@ pub trait ModelExt: Model {
     where
         Self: Persist<DB>,
     {
-        let db = db.into();
-        async move { atomically!(db, |tx| save_in(self, tx, Write::Save, false).await) }
+        write(self, db.into(), Write::Save, false)
     }
 
     /// Inserts the instance (Django's `save(force_insert=True)`): one statement, `created` is
@@ -82,8 +81,7 @@ pub trait ModelExt: Model {
     where
         Self: Persist<DB>,
     {
-        let db = db.into();
-        async move { atomically!(db, |tx| save_in(self, tx, Write::Insert, false).await) }
+        write(self, db.into(), Write::Insert, false)
     }
 
     /// Saves only `fields` (Django's `update_fields`): an empty list writes and sends nothing;
@@ -114,8 +112,7 @@ pub trait ModelExt: Model {
                     action: "updated with update_fields",
                 });
             }
-            atomically!(db, |tx| save_in(self, tx, Write::Fields(&fields), false)
-                .await)
+            write(self, db, Write::Fields(&fields), false).await
         }
     }
 
@@ -132,8 +129,7 @@ pub trait ModelExt: Model {
     where
         Self: Persist<DB>,
     {
-        let db = db.into();
-        async move { atomically!(db, |tx| save_in(self, tx, Write::Save, true).await) }
+        write(self, db.into(), Write::Save, true)
     }
 
     /// Deletes the row: `pre_delete`, DELETE, `post_delete`, in one transaction; then unsets a
@@ -191,6 +187,16 @@ pub trait ModelExt: Model {
 }
 
 impl<M: Model> ModelExt for M {}
+
+/// One save, atomic with its receivers (`atomically!`).
+async fn write<M: Persist<DB>, DB: Backend>(
+    model: &mut M,
+    db: Db<'_, DB>,
+    write: Write<'_>,
+    raw: bool,
+) -> Result<Saved, OrmError> {
+    atomically!(db, |tx| save_in(model, tx, write, raw).await)
+}
 
 /// Checks `update_fields` names against the model and removes duplicates.
 fn checked_fields<M: Model>(fields: &[&str]) -> Result<Vec<&'static str>, OrmError> {

@@ -1,6 +1,6 @@
 //! What `#[receiver]` and `derive(Signal)` generate passes strict rustc and clippy lints
 //! (`cargo clippy --all-targets -- -D warnings` checks this file), at module level and inside a
-//! function body, and the receivers run. `ui/pass/lints.rs` is the same code as a trybuild case.
+//! function body, and the receivers run.
 #![deny(
     warnings,
     missing_docs,
