@@ -53,10 +53,16 @@ pub trait Backend: Database + sealed::Sealed {
         conn: &mut Self::Connection,
         sql: String,
     ) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+
+    /// Fails if the transaction can no longer commit. PostgreSQL answers COMMIT of a
+    /// transaction aborted by a failed statement with a silent ROLLBACK, which sqlx reports as
+    /// success; running a statement first tells the two apart.
+    #[doc(hidden)]
+    fn check_committable(conn: &mut Self::Connection) -> BoxFuture<'_, Result<(), sqlx::Error>>;
 }
 
 macro_rules! backend {
-    ($db:ty, $name:literal, $begin:literal) => {
+    ($db:ty, $name:literal, $begin:literal, $check:expr) => {
         impl Backend for $db {
             const NAME: &'static str = $name;
             const BEGIN: &'static str = $begin;
@@ -82,6 +88,15 @@ macro_rules! backend {
                 Box::pin(query.fetch_all(conn))
             }
 
+            fn check_committable(
+                conn: &mut Self::Connection,
+            ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+                match $check {
+                    Some(sql) => Self::execute_raw(conn, String::from(sql)),
+                    None => Box::pin(async { Ok(()) }),
+                }
+            }
+
             fn execute_raw(
                 conn: &mut Self::Connection,
                 sql: String,
@@ -95,5 +110,6 @@ macro_rules! backend {
     };
 }
 
-backend!(Sqlite, "sqlite", "BEGIN IMMEDIATE");
-backend!(Postgres, "postgres", "BEGIN");
+// SQLite keeps a transaction usable after a failed statement: nothing to check.
+backend!(Sqlite, "sqlite", "BEGIN IMMEDIATE", None::<&str>);
+backend!(Postgres, "postgres", "BEGIN", Some("SELECT 1"));

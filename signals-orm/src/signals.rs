@@ -374,6 +374,8 @@ payloads! {
 pub struct Committed<M> {
     /// The signal's name (`post_save`, ...).
     pub signal: &'static str,
+    /// The model's name (`User`), useful to receivers of every model.
+    pub model: &'static str,
     /// A copy of the instance as it was when the signal was sent.
     pub instance: M,
     /// `post_save` only: whether the write was an INSERT.
@@ -440,6 +442,9 @@ pub trait FromCommitted<'e, S: Signal, X: ?Sized>: Sized + Send + 'static {
     ///
     /// When the payload's model is not the receiver's.
     fn split(event: S::Event<'e>) -> Result<(Self, &'e mut dyn TxHandle), BoxError>;
+
+    /// The name of the copied instance's model, for errors and traces.
+    fn model_name(&self) -> &'static str;
 }
 
 impl<'e, O: OwnedModel> FromCommitted<'e, PostSaveSignal, O::Sender> for Committed<O> {
@@ -452,6 +457,10 @@ impl<'e, O: OwnedModel> FromCommitted<'e, PostSaveSignal, O::Sender> for Committ
             ev.update_fields,
             ev.tx,
         )
+    }
+
+    fn model_name(&self) -> &'static str {
+        self.model
     }
 }
 
@@ -466,6 +475,10 @@ impl<'e, O: OwnedModel> FromCommitted<'e, PreSaveSignal, O::Sender> for Committe
             ev.tx,
         )
     }
+
+    fn model_name(&self) -> &'static str {
+        self.model
+    }
 }
 
 impl<'e, O: OwnedModel> FromCommitted<'e, PreDeleteSignal, O::Sender> for Committed<O> {
@@ -479,6 +492,10 @@ impl<'e, O: OwnedModel> FromCommitted<'e, PreDeleteSignal, O::Sender> for Commit
             ev.tx,
         )
     }
+
+    fn model_name(&self) -> &'static str {
+        self.model
+    }
 }
 
 impl<'e, O: OwnedModel> FromCommitted<'e, PostDeleteSignal, O::Sender> for Committed<O> {
@@ -491,6 +508,10 @@ impl<'e, O: OwnedModel> FromCommitted<'e, PostDeleteSignal, O::Sender> for Commi
             None,
             ev.tx,
         )
+    }
+
+    fn model_name(&self) -> &'static str {
+        self.model
     }
 }
 
@@ -507,6 +528,7 @@ fn committed<'e, O: OwnedModel>(
     Ok((
         Committed {
             signal,
+            model: instance.meta().name,
             instance: owned,
             created,
             raw,
@@ -527,13 +549,18 @@ pub fn defer_on_commit<'e, S, X, P, F, Fut>(
 ) -> Result<(), BoxError>
 where
     S: Signal,
-    X: ?Sized,
+    X: ?Sized + 'static,
     P: FromCommitted<'e, S, X>,
     F: FnOnce(P) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
 {
     let (payload, tx) = P::split(event)?;
-    let sender = std::any::type_name::<X>();
+    // A receiver of every model names the instance's model rather than `AnySender`.
+    let sender = if std::any::TypeId::of::<X>() == std::any::TypeId::of::<AnySender>() {
+        payload.model_name()
+    } else {
+        std::any::type_name::<X>()
+    };
     let label = HookLabel {
         signal: S::NAME,
         sender,

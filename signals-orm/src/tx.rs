@@ -30,7 +30,7 @@ macro_rules! atomically {
                         Ok(value)
                     }
                     Err(error) => {
-                        own.rollback().await?;
+                        own.rollback_quietly().await;
                         Err(error)
                     }
                 }
@@ -299,12 +299,25 @@ impl<DB: Backend> Tx<DB> {
     /// transaction; the database's error if COMMIT fails, in which case no callback runs.
     pub async fn commit(mut self) -> Result<CommitReport, OrmError> {
         if let Some((_, reason)) = self.rollback_only.take() {
-            self.inner.rollback().await?;
+            rollback_quietly(self.inner).await;
             return Err(OrmError::RollbackOnly { reason });
         }
         let hooks = std::mem::take(&mut self.hooks);
+        // Only worth a round trip when a callback depends on the COMMIT being real.
+        if !hooks.is_empty() {
+            if let Err(error) = DB::check_committable(&mut self.inner).await {
+                rollback_quietly(self.inner).await;
+                return Err(error.into());
+            }
+        }
         self.inner.commit().await?;
         Ok(run_hooks(hooks).await)
+    }
+
+    /// Rolls back, logging rather than returning a failure of the ROLLBACK itself, so the
+    /// error that caused it is the one the caller sees.
+    pub(crate) async fn rollback_quietly(self) {
+        rollback_quietly(self.inner).await;
     }
 
     /// Rolls back; no `on_commit` callback runs.
@@ -315,6 +328,12 @@ impl<DB: Backend> Tx<DB> {
     pub async fn rollback(self) -> Result<(), OrmError> {
         self.inner.rollback().await?;
         Ok(())
+    }
+}
+
+async fn rollback_quietly<DB: Backend>(tx: sqlx::Transaction<'static, DB>) {
+    if let Err(error) = tx.rollback().await {
+        tracing::warn!(%error, "ROLLBACK failed after an error; the connection is dropped");
     }
 }
 

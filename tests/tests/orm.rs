@@ -39,6 +39,7 @@ every_backend!(
     on_commit_runs_once_after_commit_and_never_after_rollback,
     on_commit_follows_the_savepoint_rules,
     a_failed_commit_runs_no_callback,
+    a_callers_failed_statement_never_lets_callbacks_run_after_a_rollback,
     receivers_save_other_models_in_the_same_transaction,
     concurrent_saves_through_one_pool_lose_nothing,
     a_receiver_typed_for_one_backend_names_the_mismatch,
@@ -759,6 +760,36 @@ where
     assert!(matches!(error, OrmError::Database(_)), "{error}");
     assert!(!CHILDREN_CONFIRMED.lock().unwrap().contains(&missing_parent));
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM children").await, 0);
+}
+
+async fn a_callers_failed_statement_never_lets_callbacks_run_after_a_rollback<DB: TestBackend>(
+    pool: Pool<DB>,
+) where
+    Order: Persist<DB>,
+{
+    let p = unique("ab");
+    let mut tx = Tx::begin(&pool).await.unwrap();
+    Order {
+        id: None,
+        item: format!("{p}kept?"),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
+    DB::fail_in(&mut tx).await;
+    let committed = tx.commit().await;
+    if <DB as signals_orm::Backend>::NAME == "postgres" {
+        // PostgreSQL aborted the transaction: COMMIT would silently roll back, so it is refused.
+        let error = committed.unwrap_err();
+        assert!(error.to_string().contains("aborted"), "{error}");
+        assert!(confirmed(&p).is_empty(), "no callback after a rollback");
+        assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM orders").await, 0);
+    } else {
+        // SQLite undoes only the failed statement; the transaction commits and the callback runs.
+        committed.unwrap();
+        assert_eq!(confirmed(&p), [format!("{p}kept?")]);
+        assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM orders").await, 1);
+    }
 }
 
 // ---- nested saves -------------------------------------------------------------------------

@@ -18,7 +18,11 @@ CREATE TABLE books (id {serial}, title TEXT NOT NULL, pages BIGINT NOT NULL);
 CREATE TABLE authors (name TEXT PRIMARY KEY, born BIGINT);
 ";
 
-every_backend!(one_receiver_audits_every_model, muted_saves_send_nothing);
+every_backend!(
+    one_receiver_audits_every_model,
+    muted_saves_send_nothing,
+    a_failed_callback_of_every_model_names_the_model
+);
 
 #[derive(Model, sqlx::FromRow, Clone, Debug)]
 #[model(table = "audit")]
@@ -94,13 +98,17 @@ async fn audit_deletes(ev: PostDelete<'_, dyn AnyModel>, tx: AnyTx<'_>) -> Resul
 static COMMITTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 #[receiver(post_save, on_commit)]
-fn after_commit(ev: Committed<ModelSnapshot>) {
+fn after_commit(ev: Committed<ModelSnapshot>) -> Result<(), String> {
+    if ev.instance.values.iter().any(|(_, v)| v == "explode") {
+        return Err(format!("{} refused after commit", ev.model));
+    }
     if ev.instance.table != "audit" {
         COMMITTED.lock().unwrap().push(format!(
             "{} {} {}",
             ev.instance.model, ev.instance.pk, ev.using
         ));
     }
+    Ok(())
 }
 
 async fn one_receiver_audits_every_model<DB: TestBackend>(pool: Pool<DB>)
@@ -175,6 +183,38 @@ where
     .await
     .unwrap();
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM audit").await, 1);
+}
+
+async fn a_failed_callback_of_every_model_names_the_model<DB: TestBackend>(pool: Pool<DB>)
+where
+    Book: Persist<DB>,
+    Audit: Persist<DB>,
+{
+    let mut tx = signals_orm::Tx::begin(&pool).await.unwrap();
+    Book {
+        id: None,
+        title: "explode".into(),
+        pages: 1,
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
+    let report = tx.commit().await.unwrap();
+    let failure = report
+        .failures
+        .iter()
+        .map(ToString::to_string)
+        .find(|f| f.contains("refused after commit"))
+        .unwrap();
+    assert!(
+        failure.contains("orm_audit::after_commit") && failure.contains("(sender `Book`)"),
+        "{failure}"
+    );
+    assert_eq!(
+        DB::scalar(&pool, "SELECT COUNT(*) FROM books").await,
+        1,
+        "the commit stands"
+    );
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub trait TestBackend: signals_orm::Backend {
     fn strings(pool: &Pool<Self>, sql: &'static str) -> impl Future<Output = Vec<String>> + Send;
     /// Runs a statement.
     fn exec(pool: &Pool<Self>, sql: &'static str) -> impl Future<Output = ()> + Send;
+    /// Runs a statement that fails, inside `tx`, and ignores the error as a careless caller would.
+    fn fail_in(tx: &mut signals_orm::Tx<Self>) -> impl Future<Output = ()> + Send;
 }
 
 macro_rules! test_backend {
@@ -48,6 +50,12 @@ macro_rules! test_backend {
                     .execute(pool)
                     .await
                     .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            async fn fail_in(tx: &mut signals_orm::Tx<Self>) {
+                let failed = sqlx::query("SELECT * FROM no_such_table")
+                    .execute(&mut **tx)
+                    .await;
+                assert!(failed.is_err());
             }
         }
     };
