@@ -1,5 +1,5 @@
 //! Use case 10: introspection: every receiver registered in the program, in dispatch order,
-//! with signal, sender, file:line, priority, sync/async and phase.
+//! with signal, sender, `file:line`, priority, sync/async and phase.
 //!
 //! `cargo run -p examples --example introspection`
 

@@ -153,11 +153,9 @@ impl ShopDb {
         match self {
             ShopDb::Sqlite(pool) => {
                 // SQLite drops one table per statement.
-                let drops: String = TABLES
-                    .iter()
-                    .rev()
-                    .map(|t| format!("DROP TABLE IF EXISTS {t};"))
-                    .collect();
+                let drops: String = TABLES.iter().rev().fold(String::new(), |sql, t| {
+                    sql + "DROP TABLE IF EXISTS " + t + ";"
+                });
                 let creates = SCHEMA
                     .lines()
                     .filter(|l| !l.starts_with("DROP"))

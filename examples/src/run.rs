@@ -87,8 +87,14 @@ impl Run {
     }
 
     /// Runs `fut` as `actor` (the audit log's "who"), with emails going to this run's outbox.
-    pub async fn act<F: Future>(&self, actor: &str, fut: F) -> F::Output {
-        mail::with_outbox(&self.outbox, receivers::audit::acting_as(actor, fut)).await
+    /// The use cases' futures are large, so `fut` is boxed first.
+    pub fn act<'a, F: Future + 'a>(
+        &'a self,
+        actor: &'a str,
+        fut: F,
+    ) -> impl Future<Output = F::Output> + 'a {
+        let fut = Box::pin(fut);
+        async move { mail::with_outbox(&self.outbox, receivers::audit::acting_as(actor, fut)).await }
     }
 
     /// The recipients of the emails written so far.

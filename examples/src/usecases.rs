@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use signals_orm::{ConnectOptions, ModelExt as _, OrmError, Sender, Through as _, Tx};
 
 use crate::db::ShopDb;
-use crate::models::{Customer, Order, Post, PostTags, Product, Tag};
+use crate::models::{Customer, Order, Post, PostTags, Product, Tag, euros};
 use crate::receivers::payments::{PaymentGateway, PaymentSuccessful};
 use crate::receivers::sessions::{UserLoggedIn, UserLoggedOut};
 use crate::run::Run;
@@ -22,7 +22,7 @@ pub async fn register(db: &ShopDb, name: &str, email: &str) -> Result<Customer, 
     Ok(customer)
 }
 
-/// 1. Registering customers sends each a welcome email after COMMIT; returns them.
+/// Use case 1: Registering customers sends each a welcome email after COMMIT; returns them.
 ///
 /// # Errors
 ///
@@ -33,7 +33,7 @@ pub async fn welcome_email(run: &Run) -> Result<Vec<Customer>, Error> {
     Ok(vec![ada, grace])
 }
 
-/// 2. A `pre_save` receiver normalises the name; returns the customer as stored.
+/// Use case 2: A `pre_save` receiver normalises the name; returns the customer as stored.
 ///
 /// # Errors
 ///
@@ -56,7 +56,7 @@ pub struct ImageCleanup {
     pub exists_after_delete: bool,
 }
 
-/// 3. Deleting a product removes its image file, only once the delete commits.
+/// Use case 3: Deleting a product removes its image file, only once the delete commits.
 ///
 /// # Errors
 ///
@@ -87,7 +87,7 @@ pub async fn product_image_cleanup(run: &Run) -> Result<ImageCleanup, Error> {
     })
 }
 
-/// 4. A profile is created in the customer's transaction; a refused profile rolls both back.
+/// Use case 4: A profile is created in the customer's transaction; a refused profile rolls both back.
 /// Returns the registered customer and the refused registration's error.
 ///
 /// # Errors
@@ -120,7 +120,7 @@ async fn stock(db: &ShopDb, product: i64) -> Result<i64, Error> {
     Ok(found.ok_or("no such product")?.stock)
 }
 
-/// 5. An order takes its units from stock in its transaction and the confirmation goes out
+/// Use case 5: An order takes its units from stock in its transaction and the confirmation goes out
 /// after COMMIT; an order for more than the stock fails and changes nothing.
 ///
 /// # Errors
@@ -161,7 +161,7 @@ pub async fn order_creation(run: &Run) -> Result<Orders, Error> {
     })
 }
 
-/// 6. Every model change is audited with who/what/when; returns `actor action model` rows.
+/// Use case 6: Every model change is audited with who/what/when; returns `actor action model` rows.
 ///
 /// # Errors
 ///
@@ -182,7 +182,7 @@ pub async fn audit_log(run: &Run) -> Result<Vec<String>, Error> {
         .await?)
 }
 
-/// 7. A custom signal: a link-time receiver marks the order paid, a runtime one prints a
+/// Use case 7: A custom signal: a link-time receiver marks the order paid, a runtime one prints a
 /// receipt until it is disconnected. Returns the receipts printed and whether the order is paid.
 ///
 /// # Errors
@@ -198,9 +198,9 @@ pub async fn payment_signal(run: &Run, order: &Order) -> Result<(usize, bool), E
         move |ev: &PaymentSuccessful| {
             counter.fetch_add(1, Ordering::SeqCst);
             println!(
-                "    receipt: order {} paid {:.2} EUR",
+                "    receipt: order {} paid {} EUR",
                 ev.order_id,
-                ev.amount_cents as f64 / 100.0
+                euros(ev.amount_cents)
             );
         },
     );
@@ -217,7 +217,7 @@ pub async fn payment_signal(run: &Run, order: &Order) -> Result<(usize, bool), E
     Ok((receipts.load(Ordering::SeqCst), paid))
 }
 
-/// 8. Login and logout signals update the customer; returns it after login and after logout.
+/// Use case 8: Login and logout signals update the customer; returns it after login and after logout.
 ///
 /// # Errors
 ///
@@ -245,7 +245,7 @@ pub async fn login_logout(run: &Run, customer: &Customer) -> Result<(Customer, C
     Ok((after_login, fetch().await?.ok_or("no customer")?))
 }
 
-/// 9. Tags keep their post counts through `m2m_changed`; returns `(tag, count)` by name.
+/// Use case 9: Tags keep their post counts through `m2m_changed`; returns `(tag, count)` by name.
 ///
 /// # Errors
 ///
@@ -299,7 +299,7 @@ pub async fn tag_counts(run: &Run) -> Result<Vec<(String, i64)>, Error> {
     })
 }
 
-/// 10. Every receiver of the program, in dispatch order, with file:line.
+/// Use case 10: Every receiver of the program, in dispatch order, with `file:line`.
 #[must_use]
 pub fn introspection() -> signals_orm::ReceiverTable {
     signals_orm::receivers()

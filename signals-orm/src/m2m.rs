@@ -227,7 +227,7 @@ impl<T: Through> fmt::Debug for M2mChanged<'_, T> {
     }
 }
 
-fn narrowed<'e, M: Model>(instance: &'e dyn AnyModel) -> Result<&'e M, BoxError> {
+fn narrowed<M: Model>(instance: &dyn AnyModel) -> Result<&M, BoxError> {
     instance.downcast_ref::<M>().ok_or_else(|| {
         format!(
             "m2m_changed payload is a `{}`, not a `{}`",
@@ -238,9 +238,9 @@ fn narrowed<'e, M: Model>(instance: &'e dyn AnyModel) -> Result<&'e M, BoxError>
     })
 }
 
-fn keys<'e, K: 'static>(
-    set: Option<&'e mut (dyn Any + Send)>,
-) -> Result<Option<&'e mut BTreeSet<K>>, BoxError> {
+fn keys<K: 'static>(
+    set: Option<&mut (dyn Any + Send)>,
+) -> Result<Option<&mut BTreeSet<K>>, BoxError> {
     match set {
         None => Ok(None),
         Some(set) => (set as &mut dyn Any)
@@ -677,14 +677,14 @@ where
         let mut missing: BTreeSet<_> = wanted.difference(&current).cloned().collect();
         self.send(tx, M2mAction::PreAdd, Some(&mut missing)).await?;
         for other in &missing {
-            DB::execute(tx, self.bind_pair::<DB>(own, other, T::SQL.insert)).await?;
+            DB::execute(tx, Self::bind_pair::<DB>(own, other, T::SQL.insert)).await?;
         }
         self.send(tx, M2mAction::PostAdd, Some(&mut missing))
             .await?;
         if T::SYMMETRICAL {
             // The mirror rows come after post_add, as in Django.
             for other in &missing {
-                DB::execute(tx, self.bind_mirror::<DB>(own, other, T::SQL.insert)).await?;
+                DB::execute(tx, Self::bind_mirror::<DB>(own, other, T::SQL.insert)).await?;
             }
         }
         Ok(missing.len())
@@ -708,7 +708,7 @@ where
         };
         let mut deleted = 0;
         for other in &keys {
-            deleted += DB::execute(tx, self.bind_pair::<DB>(own, other, sql)).await?;
+            deleted += DB::execute(tx, Self::bind_pair::<DB>(own, other, sql)).await?;
         }
         self.send(tx, M2mAction::PostRemove, Some(&mut keys))
             .await?;
@@ -737,7 +737,6 @@ where
 
     /// `($1, $2)` = `(source key, target key)` for a link between own and other.
     fn bind_pair<'q, DB: Backend>(
-        &self,
         own: &<D::Own as Model>::Pk,
         other: &OtherPk<T, D>,
         sql: &'static str,
@@ -756,7 +755,6 @@ where
 
     /// The mirror link `(other, own)` of a symmetrical self-relation.
     fn bind_mirror<'q, DB: Backend>(
-        &self,
         own: &<D::Own as Model>::Pk,
         other: &OtherPk<T, D>,
         sql: &'static str,

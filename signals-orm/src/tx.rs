@@ -304,11 +304,11 @@ impl<DB: Backend> Tx<DB> {
         }
         let hooks = std::mem::take(&mut self.hooks);
         // Only worth a round trip when a callback depends on the COMMIT being real.
-        if !hooks.is_empty() {
-            if let Err(error) = DB::check_committable(&mut self.inner).await {
-                rollback_quietly(self.inner).await;
-                return Err(error.into());
-            }
+        if !hooks.is_empty()
+            && let Err(error) = DB::check_committable(&mut self.inner).await
+        {
+            rollback_quietly(self.inner).await;
+            return Err(error.into());
         }
         self.inner.commit().await?;
         Ok(run_hooks(hooks).await)

@@ -83,10 +83,9 @@ async fn post_tags_changed(
             if let Some(set) = pk_set {
                 // Receivers may change what is written: "restricted" posts take one tag per add,
                 // and "sticky" posts keep their tags.
-                if ev.action == M2mAction::PreAdd && instance.title == "restricted" {
-                    if set.len() > 1 {
-                        set.pop_last();
-                    }
+                if ev.action == M2mAction::PreAdd && instance.title == "restricted" && set.len() > 1
+                {
+                    set.pop_last();
                 }
                 if ev.action == M2mAction::PreRemove && instance.title == "sticky" {
                     set.clear();

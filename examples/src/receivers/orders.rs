@@ -6,7 +6,7 @@ use signals_orm::{AnyTx, BoxError, Committed, PostSave, receiver};
 
 use crate::db;
 use crate::mail::{self, MailError};
-use crate::models::Order;
+use crate::models::{Order, euros};
 
 /// Not enough units in stock.
 #[derive(Debug, thiserror::Error)]
@@ -47,11 +47,12 @@ async fn send_order_confirmation(ev: Committed<Order>) -> Result<(), MailError> 
     }
     let order = ev.instance;
     let body = format!(
-        "Order {} confirmed: {} unit(s) of product {}, {:.2} EUR.\n",
+        "Order {} confirmed: {} unit(s) of product {}, {} EUR.
+",
         order.id.unwrap_or_default(),
         order.quantity,
         order.product_id,
-        order.total_cents as f64 / 100.0
+        euros(order.total_cents)
     );
     mail::send(&order.email, "Your order is confirmed", body).await
 }

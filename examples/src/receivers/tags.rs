@@ -31,10 +31,10 @@ async fn count_posts_per_tag(
                     tags.retain(|t| linked.contains(t));
                 }
                 (M2mAction::PostAdd, Some(tags)) => {
-                    bump_all(&mut tx, tags.iter().copied(), 1).await?
+                    bump_all(&mut tx, tags.iter().copied(), 1).await?;
                 }
                 (M2mAction::PostRemove, Some(tags)) => {
-                    bump_all(&mut tx, tags.iter().copied(), -1).await?
+                    bump_all(&mut tx, tags.iter().copied(), -1).await?;
                 }
                 (M2mAction::PreClear, None) => {
                     let linked = db::integers(
@@ -64,10 +64,10 @@ async fn count_posts_per_tag(
                     posts.retain(|p| linked.contains(p));
                 }
                 (M2mAction::PostAdd, Some(posts)) => {
-                    bump_all(&mut tx, [tag], i64::try_from(posts.len())?).await?
+                    bump_all(&mut tx, [tag], i64::try_from(posts.len())?).await?;
                 }
                 (M2mAction::PostRemove, Some(posts)) => {
-                    bump_all(&mut tx, [tag], -i64::try_from(posts.len())?).await?
+                    bump_all(&mut tx, [tag], -i64::try_from(posts.len())?).await?;
                 }
                 (M2mAction::PostClear, None) => {
                     db::execute(
