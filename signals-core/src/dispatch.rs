@@ -16,8 +16,8 @@ use tracing::Instrument as _;
 use crate::error::{Outcome, SendError};
 use crate::mute::is_muted;
 use crate::nesting::{self, FrameGuard, Stack};
-use crate::receiver::{AsyncHandler, BoxError, Handler, SyncHandler};
-use crate::registry::{Entry, Registry, Snapshot};
+use crate::receiver::{AsyncHandler, BoxError, BoxFuture, Handler, SyncHandler};
+use crate::registry::{Entry, Inner, Registry, Snapshot};
 use crate::signal::{PlainSignal, Sender, Signal};
 
 /// Where results go: stop at the first error, or keep every outcome.
@@ -27,8 +27,23 @@ enum Sink<'a> {
 }
 
 impl Sink<'_> {
-    /// Records one receiver's result; `Err` means stop the send.
+    /// Records one receiver's result; `Err` means stop the send. The usual case, a success in
+    /// a send that stops at the first error with DEBUG off, is a check and nothing else.
+    #[inline]
     fn record(
+        &mut self,
+        signal: &'static str,
+        receiver: &'static str,
+        result: Result<(), SendError>,
+    ) -> Result<(), SendError> {
+        if matches!(self, Sink::FirstError) && result.is_ok() && !debug_enabled() {
+            return Ok(());
+        }
+        self.record_traced(signal, receiver, result)
+    }
+
+    #[inline(never)]
+    fn record_traced(
         &mut self,
         signal: &'static str,
         receiver: &'static str,
@@ -47,7 +62,7 @@ impl Sink<'_> {
                 if let Err(error) = &result {
                     // Like Django's send_robust, which logs at ERROR on "django.dispatch".
                     tracing::error!(receiver, signal, %error, "error calling receiver in send_robust");
-                } else {
+                } else if debug_enabled() {
                     tracing::debug!(receiver, outcome = "ok");
                 }
                 out.push(Outcome { receiver, result });
@@ -102,6 +117,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+#[inline]
 fn receiver_error(
     signal: &'static str,
     sender: Sender,
@@ -161,6 +177,36 @@ fn async_refused<S: Signal>(sender: Sender, receiver: &'static str) -> SendError
     }
 }
 
+/// Whether a subscriber may want the DEBUG spans and events of a send (one atomic load).
+///
+/// When none does, a send builds none: a disabled span is not free (with tracing's `log`
+/// feature, which sqlx turns on, it calls into `log` when created, entered, exited and
+/// dropped), and it would be paid per receiver.
+#[inline]
+fn debug_enabled() -> bool {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    STATIC_MAX_LEVEL >= LevelFilter::DEBUG && LevelFilter::current() >= LevelFilter::DEBUG
+}
+
+/// The span of one send, if DEBUG is enabled.
+fn signal_span<S: Signal>(sender: Sender) -> tracing::Span {
+    if debug_enabled() {
+        tracing::debug_span!("signal", signal = S::NAME, sender = sender.name())
+    } else {
+        tracing::Span::none()
+    }
+}
+
+/// The span of one receiver, if DEBUG is enabled.
+#[inline]
+fn receiver_span(receiver: &'static str, phase: &'static str) -> tracing::Span {
+    if debug_enabled() {
+        tracing::debug_span!("receiver", receiver, phase)
+    } else {
+        tracing::Span::none()
+    }
+}
+
 /// Runs the matching receivers without awaiting; async ones are refused.
 fn run_sync<S: Signal>(
     snap: &Snapshot<S>,
@@ -168,7 +214,7 @@ fn run_sync<S: Signal>(
     mut event: S::Event<'_>,
     mut sink: Sink<'_>,
 ) -> Result<(), SendError> {
-    let span = tracing::debug_span!("signal", signal = S::NAME, sender = sender.name());
+    let span = signal_span::<S>(sender);
     let _entered = span.enter();
     let guard = match FrameGuard::enter(Stack::Thread, S::NAME, sender.name()) {
         Ok(guard) => guard,
@@ -179,9 +225,14 @@ fn run_sync<S: Signal>(
         guard.running(receiver);
         let result = match &entry.handler {
             Handler::Sync(handler) => {
-                let phase = entry.info.phase.as_str();
-                let _span = tracing::debug_span!("receiver", receiver, phase).entered();
-                call_sync(&**handler, S::reborrow(&mut event), sender, receiver)
+                let event = S::reborrow(&mut event);
+                if debug_enabled() {
+                    let phase = entry.info.phase.as_str();
+                    let _span = tracing::debug_span!("receiver", receiver, phase).entered();
+                    call_sync(&**handler, event, sender, receiver)
+                } else {
+                    call_sync(&**handler, event, sender, receiver)
+                }
             }
             Handler::Async(_) => Err(async_refused::<S>(sender, receiver)),
         };
@@ -203,7 +254,7 @@ async fn run_async<S: Signal>(
     for entry in matching(&snap, sender) {
         let receiver = entry.info.name;
         guard.running(receiver);
-        let span = tracing::debug_span!("receiver", receiver, phase = entry.info.phase.as_str());
+        let span = receiver_span(receiver, entry.info.phase.as_str());
         let result = match &entry.handler {
             Handler::Sync(handler) => {
                 span.in_scope(|| call_sync(&**handler, S::reborrow(&mut event), sender, receiver))
@@ -251,13 +302,16 @@ impl<S: Signal> Registry<S> {
             Plan::Done(result) => return result,
             Plan::Await(snap, event) => (snap, event),
         };
-        let span = tracing::debug_span!("signal", signal = S::NAME, sender = sender.name());
-        let run = run_async(snap, sender, event, sink).instrument(span);
-        if nesting::in_task_chain() {
-            run.await
+        let run = run_async(snap, sender, event, sink).instrument(signal_span::<S>(sender));
+        // Boxed, so that the future of every send stays small (it would hold this one inline,
+        // 1,200 bytes, moved on each send); only sends that reach an async receiver get here,
+        // and those allocate for the receiver's future anyway.
+        let run: BoxFuture<'_, Result<(), SendError>> = if nesting::in_task_chain() {
+            Box::pin(run)
         } else {
-            nesting::with_task_chain(run).await
-        }
+            Box::pin(nesting::with_task_chain(run))
+        };
+        run.await
     }
 
     /// Sends `event` from `sender`, awaiting async receivers in dispatch order; stops at the
@@ -267,8 +321,19 @@ impl<S: Signal> Registry<S> {
     ///
     /// The first receiver's error or panic ([`SendError::Receiver`], [`SendError::Panicked`]),
     /// or [`SendError::TooDeep`] when sends nest beyond [`max_depth`](crate::max_depth).
-    pub async fn send(&'static self, sender: Sender, event: S::Event<'_>) -> Result<(), SendError> {
-        self.send_in(sender, event, Sink::FirstError).await
+    pub fn send<'e>(
+        &'static self,
+        sender: Sender,
+        event: S::Event<'e>,
+    ) -> impl Future<Output = Result<(), SendError>> + Send + 'e {
+        // Checked when called, so that an unheard send does not build the send's future.
+        let heard = self.live().is_some();
+        async move {
+            if !heard {
+                return Ok(());
+            }
+            self.send_in(sender, event, Sink::FirstError).await
+        }
     }
 
     /// Sends `event` from `sender` to every receiver whatever fails, and returns each
@@ -287,10 +352,20 @@ impl<S: Signal> Registry<S> {
     ///
     /// [`SendError::AsyncReceiverInSyncSend`] naming the first async receiver, else as
     /// [`Registry::send`].
+    #[inline]
     pub fn send_sync(&'static self, sender: Sender, event: S::Event<'_>) -> Result<(), SendError> {
-        let Some(inner) = self.live() else {
-            return Ok(());
-        };
+        match self.live() {
+            None => Ok(()), // inlined: an unheard send is this check and nothing else
+            Some(inner) => Self::send_sync_heard(inner, sender, event),
+        }
+    }
+
+    #[inline(never)]
+    fn send_sync_heard(
+        inner: &Inner<S>,
+        sender: Sender,
+        event: S::Event<'_>,
+    ) -> Result<(), SendError> {
         if is_muted::<S>(sender) {
             return Ok(());
         }
@@ -355,8 +430,11 @@ fn reborrow_sink<'a>(sink: &'a mut Sink<'_>) -> Sink<'a> {
 /// assert!(err.to_string().contains("check"));
 /// # Ok::<(), signals_core::SendError>(()) }).unwrap();
 /// ```
-pub async fn send<S: PlainSignal>(sender: Sender, signal: &S) -> Result<(), SendError> {
-    S::registry().send(sender, signal.as_event()).await
+pub fn send<S: PlainSignal>(
+    sender: Sender,
+    signal: &S,
+) -> impl Future<Output = Result<(), SendError>> + Send + '_ {
+    S::registry().send(sender, signal.as_event())
 }
 
 /// Sends a custom signal to every receiver whatever fails; returns each outcome in dispatch

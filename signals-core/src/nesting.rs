@@ -40,6 +40,10 @@ type Chain = RefCell<Vec<Frame>>;
 
 thread_local! {
     static THREAD_CHAIN: Chain = const { RefCell::new(Vec::new()) };
+    /// The receiver running in the innermost send of the thread stack. Written for every
+    /// receiver, so it is a slot without destructor (a plain thread-local store); it is copied
+    /// into that send's frame only when a nested send begins, the one time the chain is read.
+    static THREAD_RUNNING: Cell<&'static str> = const { Cell::new("") };
 }
 
 tokio::task_local! {
@@ -73,6 +77,8 @@ fn with_stack<R>(stack: Stack, f: impl FnOnce(&Chain) -> R) -> Option<R> {
 /// Pops its frame when dropped, also when a receiver panics through it.
 pub(crate) struct FrameGuard {
     stack: Stack,
+    /// `THREAD_RUNNING` when the send began: the enclosing send's receiver, restored at the end.
+    outer_running: &'static str,
 }
 
 impl FrameGuard {
@@ -82,6 +88,13 @@ impl FrameGuard {
         signal: &'static str,
         sender: &'static str,
     ) -> Result<Self, SendError> {
+        // This send runs inside the receiver the innermost thread frame is running, if any.
+        let outer_running = THREAD_RUNNING.get();
+        THREAD_CHAIN.with(|c| {
+            if let Some(frame) = c.borrow().last() {
+                frame.receiver.set(outer_running);
+            }
+        });
         let task_depth = TASK_CHAIN.try_with(|c| c.borrow().len()).unwrap_or(0);
         let thread_depth = THREAD_CHAIN.with(|c| c.borrow().len());
         let limit = max_depth();
@@ -101,23 +114,34 @@ impl FrameGuard {
                 receiver: Cell::new(""),
             });
         });
-        Ok(FrameGuard { stack })
+        Ok(FrameGuard {
+            stack,
+            outer_running,
+        })
     }
 
     /// Records the receiver now running, for the chain shown if a nested send is too deep.
     #[inline]
     pub(crate) fn running(&self, receiver: &'static str) {
-        with_stack(self.stack, |c| {
-            if let Some(frame) = c.borrow().last() {
-                frame.receiver.set(receiver);
+        match self.stack {
+            Stack::Thread => THREAD_RUNNING.set(receiver),
+            Stack::Task => {
+                let _ = TASK_CHAIN.try_with(|c| {
+                    if let Some(frame) = c.borrow().last() {
+                        frame.receiver.set(receiver);
+                    }
+                });
             }
-        });
+        }
     }
 }
 
 impl Drop for FrameGuard {
     fn drop(&mut self) {
         with_stack(self.stack, |c| c.borrow_mut().pop());
+        if self.stack == Stack::Thread {
+            THREAD_RUNNING.set(self.outer_running);
+        }
     }
 }
 

@@ -1,0 +1,1 @@
+"""The Django app of the signals benchmark: models equivalent to the Rust side's."""

@@ -1,0 +1,152 @@
+//! The benchmark's models and receivers.
+//!
+//! Model-signal receivers are registered at link time, so each receiver configuration of
+//! workload 2 has its own model type, all on the `users` table: `User` (no save receivers),
+//! `NoopUser` (a no-op `post_save`), `ProfiledUser` (a `post_save` that creates a `Profile` in
+//! the same transaction) and `CapitalizedUser` (a `pre_save` that capitalizes the name). Every
+//! receiver lives in the `pre_save`/`post_save` registries of this binary, so a save of a model
+//! without receivers still filters the others out, as it would in an application.
+
+use std::hint::black_box;
+
+use signals_orm::{
+    AnyTx, BoxError, M2mChanged, Model, ModelExt, PostDelete, PostSave, PreSave, receiver,
+};
+
+/// A user with no save receivers; its `post_delete` has a no-op receiver (workload 4).
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "users")]
+pub struct User {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+/// A user whose `post_save` has one no-op receiver.
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "users")]
+pub struct NoopUser {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+/// A user whose `post_save` receiver creates its `Profile` in the same transaction.
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "users")]
+pub struct ProfiledUser {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+/// A user whose `pre_save` receiver capitalizes the name.
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "users")]
+pub struct CapitalizedUser {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+/// One profile per user, created by `create_profile`.
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "profiles")]
+pub struct Profile {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub user_id: i64,
+    pub bio: String,
+}
+
+/// A post, tagged in workload 5.
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "posts")]
+pub struct Post {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub title: String,
+}
+
+/// A tag.
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "tags")]
+pub struct Tag {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+signals_orm::many_to_many! {
+    /// Tags of posts, through `post_tags` (Django's auto-created through table: `id`,
+    /// `post_id`, `tag_id`, unique pair).
+    pub struct PostTags(Post => "post_id", Tag => "tag_id") in "post_tags";
+}
+
+/// The user types of workload 2, built the same way.
+pub trait NewUser: Model + Send {
+    /// An unsaved user.
+    fn named(name: String) -> Self;
+}
+
+macro_rules! new_user {
+    ($($ty:ident),*) => {$(
+        impl NewUser for $ty {
+            fn named(name: String) -> Self {
+                $ty { id: None, name }
+            }
+        }
+    )*};
+}
+
+new_user!(User, NoopUser, ProfiledUser, CapitalizedUser);
+
+/// Python's `str.capitalize` (what the Django receiver calls): first character upper case,
+/// the rest lower case.
+pub fn capitalize(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first
+            .to_uppercase()
+            .chain(chars.flat_map(char::to_lowercase))
+            .collect(),
+        None => String::new(),
+    }
+}
+
+#[receiver(post_save, sender = NoopUser)]
+fn noop_post_save(ev: PostSave<'_, NoopUser>) {
+    black_box(ev.created);
+}
+
+#[receiver(post_save, sender = ProfiledUser)]
+async fn create_profile(ev: PostSave<'_, ProfiledUser>, tx: AnyTx<'_>) -> Result<(), BoxError> {
+    if !ev.created {
+        return Ok(());
+    }
+    let mut profile = Profile {
+        id: None,
+        user_id: ev.instance.id.ok_or("a created user has a key")?,
+        bio: String::new(),
+    };
+    match tx {
+        AnyTx::Sqlite(tx) => profile.save(tx).await?,
+        AnyTx::Postgres(tx) => profile.save(tx).await?,
+    };
+    Ok(())
+}
+
+#[receiver(pre_save, sender = CapitalizedUser)]
+fn capitalize_name(ev: PreSave<'_, CapitalizedUser>) {
+    ev.instance.name = capitalize(&ev.instance.name);
+}
+
+#[receiver(post_delete, sender = User)]
+fn noop_post_delete(ev: PostDelete<'_, User>) {
+    black_box(ev.instance.id);
+}
+
+#[receiver(m2m_changed, sender = PostTags)]
+fn noop_m2m_changed(ev: M2mChanged<'_, PostTags>) {
+    black_box(ev.action);
+}
