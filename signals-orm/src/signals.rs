@@ -447,72 +447,27 @@ pub trait FromCommitted<'e, S: Signal, X: ?Sized>: Sized + Send + 'static {
     fn model_name(&self) -> &'static str;
 }
 
-impl<'e, O: OwnedModel> FromCommitted<'e, PostSaveSignal, O::Sender> for Committed<O> {
-    fn split(ev: SaveEvent<'e>) -> Result<(Self, &'e mut dyn TxHandle), BoxError> {
-        committed(
-            PostSaveSignal::NAME,
-            ev.instance,
-            ev.created,
-            ev.raw,
-            ev.update_fields,
-            ev.tx,
-        )
-    }
+/// The `FromCommitted` impl of each model signal: which event fields fill `created`, `raw` and
+/// `update_fields`.
+macro_rules! committed_payloads {
+    ($($signal:ident($event:ident) => |$ev:ident| ($created:expr, $raw:expr, $fields:expr)),* $(,)?) => {$(
+        impl<'e, O: OwnedModel> FromCommitted<'e, $signal, O::Sender> for Committed<O> {
+            fn split($ev: $event<'e>) -> Result<(Self, &'e mut dyn TxHandle), BoxError> {
+                committed($signal::NAME, $ev.instance, $created, $raw, $fields, $ev.tx)
+            }
 
-    fn model_name(&self) -> &'static str {
-        self.model
-    }
+            fn model_name(&self) -> &'static str {
+                self.model
+            }
+        }
+    )*};
 }
 
-impl<'e, O: OwnedModel> FromCommitted<'e, PreSaveSignal, O::Sender> for Committed<O> {
-    fn split(ev: SaveEvent<'e>) -> Result<(Self, &'e mut dyn TxHandle), BoxError> {
-        committed(
-            PreSaveSignal::NAME,
-            ev.instance,
-            false,
-            ev.raw,
-            ev.update_fields,
-            ev.tx,
-        )
-    }
-
-    fn model_name(&self) -> &'static str {
-        self.model
-    }
-}
-
-impl<'e, O: OwnedModel> FromCommitted<'e, PreDeleteSignal, O::Sender> for Committed<O> {
-    fn split(ev: DeleteEvent<'e>) -> Result<(Self, &'e mut dyn TxHandle), BoxError> {
-        committed(
-            PreDeleteSignal::NAME,
-            ev.instance,
-            false,
-            false,
-            None,
-            ev.tx,
-        )
-    }
-
-    fn model_name(&self) -> &'static str {
-        self.model
-    }
-}
-
-impl<'e, O: OwnedModel> FromCommitted<'e, PostDeleteSignal, O::Sender> for Committed<O> {
-    fn split(ev: DeleteEvent<'e>) -> Result<(Self, &'e mut dyn TxHandle), BoxError> {
-        committed(
-            PostDeleteSignal::NAME,
-            ev.instance,
-            false,
-            false,
-            None,
-            ev.tx,
-        )
-    }
-
-    fn model_name(&self) -> &'static str {
-        self.model
-    }
+committed_payloads! {
+    PostSaveSignal(SaveEvent) => |ev| (ev.created, ev.raw, ev.update_fields),
+    PreSaveSignal(SaveEvent) => |ev| (false, ev.raw, ev.update_fields),
+    PreDeleteSignal(DeleteEvent) => |ev| (false, false, None),
+    PostDeleteSignal(DeleteEvent) => |ev| (false, false, None),
 }
 
 fn committed<'e, O: OwnedModel>(
