@@ -1,16 +1,23 @@
-//! Use case 5: saving an order takes its units from stock in the same transaction, writes an
-//! audit entry, and sends the confirmation email only after COMMIT (`on_commit`); an order
-//! beyond the stock fails, sends nothing and leaves the stock as it was.
+//! Use case 5: saving an order takes its units from stock in the same transaction and sends
+//! the confirmation email only after COMMIT (`on_commit`); an order beyond the stock fails,
+//! sends nothing and leaves the stock as it was. The use case is
+//! `examples/src/usecases/order_creation.rs`.
+//!
+//! Receivers of other use cases run too, and the program names them at the end: every receiver
+//! of the crate is linked into every program. Registering the buyer is heard by
+//! `capitalize_name`, `create_profile`, `welcome_email` (the buyer's first email) and
+//! `audit_log`; the audit log also hears the product's and the order's `post_save`, the signal
+//! this use case listens to, so it cannot be muted: nothing is muted.
 //!
 //! `cargo run -p examples --example order_creation`
 
 use examples::run::Run;
-use examples::usecases;
+use examples::usecases::order_creation;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), examples::Error> {
     let run = Run::program("order_creation").await?;
-    let orders = run.act("alan", usecases::order_creation(&run)).await?;
+    let orders = run.act("alan", order_creation::run(&run)).await?;
     println!(
         "\nplaced order {:?}; stock after it: {}",
         orders.placed.id, orders.stock_after_order
@@ -19,6 +26,14 @@ async fn main() -> Result<(), examples::Error> {
         "refused: {}\nstock after the refusal: {}",
         orders.refused, orders.stock_after_refusal
     );
-    println!("emails to {:?}", run.emails()?);
+    println!(
+        "emails to {:?} (a welcome, then one confirmation)",
+        run.emails()?
+    );
+    run.print_others(
+        "order_creation",
+        "they hear the buyer's registration; the audit log also hears the order's post_save, \
+         as this use case does (muting that would mute the order's receivers too)",
+    );
     Ok(())
 }

@@ -1,13 +1,14 @@
-//! The Signals Shop: the models, receivers and use cases behind the programs in `examples/`.
+//! The Signals Shop: the models and the use cases behind the programs in `examples/`.
 //!
-//! Every receiver lives in [`receivers`], one module per use case, registered at link time.
-//! Each program in `examples/` runs one use case from [`usecases`]; `shop` runs them all as one
-//! session. The tests in `examples/tests/` run the same functions and check their effects.
+//! Each use case is one module of [`usecases`] holding its receivers (registered at link time),
+//! its custom signals if any, and the function that drives it. Each program in `examples/` runs
+//! one use case; `shop` runs them all as one session ([`shop`]). The tests in `examples/tests/`
+//! run the same functions and check their effects. The rest is shared: [`models`], [`db`],
+//! [`mail`], [`trace`] and [`run`] (what every program sets up).
 
 pub mod db;
 pub mod mail;
 pub mod models;
-pub mod receivers;
 pub mod run;
 pub mod shop;
 pub mod trace;

@@ -7,7 +7,8 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::db::ShopDb;
 use crate::trace::Trace;
-use crate::{Error, mail, receivers};
+use crate::usecases::audit_log::acting_as;
+use crate::{Error, mail};
 
 /// One run of an example: its database, folders and trace.
 #[derive(Debug, Clone)]
@@ -94,7 +95,7 @@ impl Run {
         fut: F,
     ) -> impl Future<Output = F::Output> + 'a {
         let fut = Box::pin(fut);
-        async move { mail::with_outbox(&self.outbox, receivers::audit::acting_as(actor, fut)).await }
+        async move { mail::with_outbox(&self.outbox, acting_as(actor, fut)).await }
     }
 
     /// The recipients of the emails written so far.
@@ -104,5 +105,31 @@ impl Run {
     /// When the outbox cannot be read.
     pub fn emails(&self) -> std::io::Result<Vec<String>> {
         mail::recipients(&self.outbox)
+    }
+
+    /// The receivers of use cases other than `own` (a module of [`crate::usecases`]) that heard
+    /// a signal in this run: every receiver of the crate is linked into every program, so a
+    /// write heard by one use case is heard by every receiver of its signal and sender.
+    #[must_use]
+    pub fn others(&self, own: &str) -> Vec<String> {
+        let own = format!("{own}::");
+        self.trace
+            .receivers()
+            .into_iter()
+            .filter(|r| !r.starts_with(&own))
+            .collect()
+    }
+
+    /// Prints [`Run::others`] for `own` and `why` they ran (or why none did).
+    pub fn print_others(&self, own: &str, why: &str) {
+        let others = self.others(own);
+        if others.is_empty() {
+            println!("\nonly the receivers of {own} ran: {why}");
+        } else {
+            println!(
+                "\nalso ran, from other use cases: {}\n  why: {why}",
+                others.join(", ")
+            );
+        }
     }
 }

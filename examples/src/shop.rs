@@ -1,10 +1,15 @@
 //! The main job: a whole session of the shop, with every use case, a signal trace and a
-//! summary.
+//! summary. Nothing is muted: every receiver hears every signal it listens to, as in a real
+//! application.
 
 use std::fmt;
 
+use crate::Error;
 use crate::run::Run;
-use crate::{Error, usecases};
+use crate::usecases::{
+    audit_log, capitalize_name, create_profile, custom_signal, login_logout, order_creation,
+    product_image_cleanup, tag_counts, welcome_email,
+};
 
 /// What a shop session left behind.
 #[derive(Debug)]
@@ -46,46 +51,34 @@ pub async fn run(run: &Run) -> Result<Summary, Error> {
     t.note(
         "== customers register (names normalised, profiles created, welcome emails after COMMIT)",
     );
-    let customers = run.act("signup-form", usecases::welcome_email(run)).await?;
-    let _ = run
-        .act("signup-form", usecases::capitalize_name(run))
-        .await?;
+    let customers = run.act("signup-form", welcome_email::run(run)).await?;
+    let _ = run.act("signup-form", capitalize_name::run(run)).await?;
     t.note("\n== a registration whose profile is refused: nothing is kept, no email");
-    let (_, refused) = run
-        .act("signup-form", usecases::profile_in_same_transaction(run))
-        .await?;
+    let (_, refused) = run.act("signup-form", create_profile::run(run)).await?;
     t.note(&format!("   refused: {refused}"));
     t.note("\n== a product with an image is added, then removed (file deleted after COMMIT)");
-    let image = run
-        .act("admin", usecases::product_image_cleanup(run))
-        .await?;
+    let image = run.act("admin", product_image_cleanup::run(run)).await?;
     let files_removed = usize::from(!image.exists_after_delete);
     t.note("\n== orders: one placed, one beyond the stock refused");
     let orders = run
-        .act(&customers[0].name, usecases::order_creation(run))
+        .act(&customers[0].name, order_creation::run(run))
         .await?;
     t.note(&format!("   refused: {}", orders.refused));
     t.note("\n== payment succeeds (custom signal)");
     let (receipts, paid) = run
-        .act(
-            "payment-gateway",
-            usecases::payment_signal(run, &orders.placed),
-        )
+        .act("payment-gateway", custom_signal::run(run, &orders.placed))
         .await?;
     t.note(&format!(
         "   receipts printed: {receipts}, order paid: {paid}"
     ));
     t.note("\n== login and logout (custom signals)");
-    run.act(
-        &customers[1].name,
-        usecases::login_logout(run, &customers[1]),
-    )
-    .await?;
+    run.act(&customers[1].name, login_logout::run(run, &customers[1]))
+        .await?;
     t.note("\n== tags change on posts (m2m_changed keeps counts)");
-    let counts = run.act("editor", usecases::tag_counts(run)).await?;
+    let counts = run.act("editor", tag_counts::run(run)).await?;
     t.note(&format!("   post counts: {counts:?}"));
     t.note("\n== audit log");
-    let audit = run.act("auditor", usecases::audit_log(run)).await?;
+    let audit = run.act("auditor", audit_log::run(run)).await?;
     t.note(&format!(
         "   {} audit rows, e.g. {:?}",
         run.db.scalar("SELECT COUNT(*) FROM audit_log").await?,

@@ -11,10 +11,11 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-/// Collects trace lines (and prints them when `echo` is set).
+/// Collects trace lines (and prints them when `echo` is set), and the receivers that ran.
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
     lines: Arc<Mutex<Vec<String>>>,
+    receivers: Arc<Mutex<Vec<String>>>,
     echo: bool,
 }
 
@@ -23,8 +24,8 @@ impl Trace {
     #[must_use]
     pub fn printing() -> Self {
         Trace {
-            lines: Arc::default(),
             echo: true,
+            ..Trace::default()
         }
     }
 
@@ -35,6 +36,26 @@ impl Trace {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The receivers that heard a signal so far (`on_commit` ones when queued), by their short
+    /// path (`welcome_email::send_welcome_email`), each once, in the order they first ran.
+    #[must_use]
+    pub fn receivers(&self) -> Vec<String> {
+        self.receivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn ran(&self, receiver: &str) {
+        let mut receivers = self
+            .receivers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !receivers.iter().any(|r| r == receiver) {
+            receivers.push(receiver.to_owned());
+        }
     }
 
     fn push(&self, line: String) {
@@ -88,9 +109,10 @@ impl Fields {
     }
 }
 
-/// `examples::receivers::orders::x` -> `orders::x`, `examples::models::Order` -> `models::Order`.
+/// `examples::usecases::order_creation::x` -> `order_creation::x`, `examples::models::Order` ->
+/// `models::Order`.
 fn short(path: &str) -> &str {
-    path.strip_prefix("examples::receivers::")
+    path.strip_prefix("examples::usecases::")
         .or_else(|| path.strip_prefix("examples::"))
         .unwrap_or(path)
 }
@@ -125,6 +147,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Trace {
             "receiver" => {
                 let (depth, label) = signal_scope(&span);
                 let indent = "  ".repeat(depth.saturating_sub(1));
+                self.ran(short(&fields.receiver));
                 let queued = if fields.phase == "on_commit" {
                     " (queued until COMMIT)"
                 } else {

@@ -4,8 +4,16 @@
 use examples::db::ShopDb;
 use examples::run::Run;
 use examples::trace::Trace;
-use examples::usecases;
+use examples::usecases::{
+    audit_log, capitalize_name, create_profile, custom_signal, introspection, login_logout,
+    order_creation, product_image_cleanup, register, tag_counts, welcome_email,
+};
 use tracing_subscriber::layer::SubscriberExt as _;
+
+/// A payment reaches every runtime receiver connected at the time, whichever test connected it
+/// (connections are global, as in Django): the tests that send payments, the custom signal's
+/// and the shop's, take turns so that each counts only its own receipts.
+static PAYMENTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A run on a fresh SQLite file in a temporary folder, tracing into its own `Trace`.
 async fn sqlite_run() -> (Run, tempfile::TempDir, tracing::subscriber::DefaultGuard) {
@@ -19,11 +27,31 @@ async fn sqlite_run() -> (Run, tempfile::TempDir, tracing::subscriber::DefaultGu
     (Run::with_db(dir.path(), db, trace).unwrap(), dir, guard)
 }
 
+/// The receivers of other use cases that ran, sorted: what the programs that do not mute them
+/// name at their end.
+fn others(run: &Run, own: &str) -> Vec<String> {
+    let mut others = run.others(own);
+    others.sort();
+    others
+}
+
+/// How many rows `table` has.
+async fn count(run: &Run, table: &str) -> i64 {
+    let sql = match table {
+        "customers" => "SELECT COUNT(*) FROM customers",
+        "profiles" => "SELECT COUNT(*) FROM profiles",
+        "orders" => "SELECT COUNT(*) FROM orders",
+        "audit_log" => "SELECT COUNT(*) FROM audit_log",
+        other => panic!("no count for {other}"),
+    };
+    run.db.scalar(sql).await.unwrap()
+}
+
 #[tokio::test]
 async fn welcome_email_writes_eml_files_to_the_new_customers() {
     let (run, _dir, _trace) = sqlite_run().await;
     let customers = run
-        .act("signup-form", usecases::welcome_email(&run))
+        .act("signup-form", welcome_email::run(&run))
         .await
         .unwrap();
     assert_eq!(customers.len(), 2);
@@ -46,7 +74,16 @@ async fn welcome_email_writes_eml_files_to_the_new_customers() {
         run.trace
             .lines()
             .iter()
-            .any(|l| l == "after COMMIT  post_save -> welcome::send_welcome_email")
+            .any(|l| l == "after COMMIT  post_save -> welcome_email::send_welcome_email")
+    );
+    assert_eq!(
+        others(&run, "welcome_email"),
+        [
+            "audit_log::audit_save",
+            "capitalize_name::normalise_customer",
+            "create_profile::create_profile"
+        ],
+        "what the program's doc comment names"
     );
 }
 
@@ -54,7 +91,7 @@ async fn welcome_email_writes_eml_files_to_the_new_customers() {
 async fn capitalize_name_stores_the_normalised_name() {
     let (run, _dir, _trace) = sqlite_run().await;
     let stored = run
-        .act("signup-form", usecases::capitalize_name(&run))
+        .act("signup-form", capitalize_name::run(&run))
         .await
         .unwrap();
     assert_eq!(
@@ -67,7 +104,7 @@ async fn capitalize_name_stores_the_normalised_name() {
 async fn product_image_cleanup_removes_the_file_only_after_commit() {
     let (run, _dir, _trace) = sqlite_run().await;
     let image = run
-        .act("admin", usecases::product_image_cleanup(&run))
+        .act("admin", product_image_cleanup::run(&run))
         .await
         .unwrap();
     assert!(
@@ -86,13 +123,18 @@ async fn product_image_cleanup_removes_the_file_only_after_commit() {
             .unwrap(),
         0
     );
+    assert_eq!(
+        others(&run, "product_image_cleanup"),
+        ["audit_log::audit_delete", "audit_log::audit_save"],
+        "what the program's doc comment names"
+    );
 }
 
 #[tokio::test]
 async fn create_profile_is_atomic_with_the_customer() {
     let (run, _dir, _trace) = sqlite_run().await;
     let (customer, refused) = run
-        .act("signup-form", usecases::profile_in_same_transaction(&run))
+        .act("signup-form", create_profile::run(&run))
         .await
         .unwrap();
     assert!(refused.to_string().contains("blocked.example"), "{refused}");
@@ -118,15 +160,21 @@ async fn create_profile_is_atomic_with_the_customer() {
         ["barbara@example.com"],
         "no welcome for the refused one"
     );
+    assert_eq!(
+        others(&run, "create_profile"),
+        [
+            "audit_log::audit_save",
+            "capitalize_name::normalise_customer",
+            "welcome_email::send_welcome_email"
+        ],
+        "what the program's doc comment names"
+    );
 }
 
 #[tokio::test]
 async fn an_order_takes_stock_and_a_refused_one_changes_nothing() {
     let (run, _dir, _trace) = sqlite_run().await;
-    let orders = run
-        .act("alan", usecases::order_creation(&run))
-        .await
-        .unwrap();
+    let orders = run.act("alan", order_creation::run(&run)).await.unwrap();
     assert_eq!(
         (orders.stock_after_order, orders.stock_after_refusal),
         (0, 0)
@@ -151,12 +199,22 @@ async fn an_order_takes_stock_and_a_refused_one_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(audited, ["alan created Order"]);
+    assert_eq!(
+        others(&run, "order_creation"),
+        [
+            "audit_log::audit_save",
+            "capitalize_name::normalise_customer",
+            "create_profile::create_profile",
+            "welcome_email::send_welcome_email"
+        ],
+        "what the program's doc comment names"
+    );
 }
 
 #[tokio::test]
 async fn the_audit_log_records_who_did_what_to_every_model() {
     let (run, _dir, _trace) = sqlite_run().await;
-    let rows = run.act("auditor", usecases::audit_log(&run)).await.unwrap();
+    let rows = run.act("auditor", audit_log::run(&run)).await.unwrap();
     assert_eq!(
         rows,
         [
@@ -173,17 +231,24 @@ async fn the_audit_log_records_who_did_what_to_every_model() {
         .await
         .unwrap();
     assert!(when > 1_700_000_000, "a real Unix time: {when}");
+    assert_eq!(
+        others(&run, "audit_log"),
+        [
+            "capitalize_name::normalise_customer",
+            "create_profile::create_profile",
+            "welcome_email::send_welcome_email"
+        ],
+        "what the program's doc comment names"
+    );
 }
 
 #[tokio::test]
 async fn the_custom_payment_signal_reaches_link_time_and_runtime_receivers() {
+    let _payments = PAYMENTS.lock().await;
     let (run, _dir, _trace) = sqlite_run().await;
-    let orders = run
-        .act("alan", usecases::order_creation(&run))
-        .await
-        .unwrap();
+    let orders = run.act("alan", order_creation::run(&run)).await.unwrap();
     let (receipts, paid) = run
-        .act("gateway", usecases::payment_signal(&run, &orders.placed))
+        .act("gateway", custom_signal::run(&run, &orders.placed))
         .await
         .unwrap();
     assert_eq!(
@@ -196,11 +261,11 @@ async fn the_custom_payment_signal_reaches_link_time_and_runtime_receivers() {
 #[tokio::test]
 async fn login_and_logout_signals_update_the_customer() {
     let (run, _dir, _trace) = sqlite_run().await;
-    let customer = usecases::register(&run.db, "grace hopper", "grace@example.com")
+    let customer = register(&run.db, "grace hopper", "grace@example.com")
         .await
         .unwrap();
     let (after_login, after_logout) = run
-        .act("grace", usecases::login_logout(&run, &customer))
+        .act("grace", login_logout::run(&run, &customer))
         .await
         .unwrap();
     assert!(after_login.online && after_login.last_login.is_some());
@@ -211,7 +276,7 @@ async fn login_and_logout_signals_update_the_customer() {
 #[tokio::test]
 async fn tag_counts_follow_every_m2m_change() {
     let (run, _dir, _trace) = sqlite_run().await;
-    let counts = run.act("editor", usecases::tag_counts(&run)).await.unwrap();
+    let counts = run.act("editor", tag_counts::run(&run)).await.unwrap();
     assert_eq!(
         counts,
         [
@@ -232,29 +297,131 @@ async fn tag_counts_follow_every_m2m_change() {
     );
 }
 
+#[tokio::test]
+async fn the_capitalize_name_program_runs_only_the_pre_save() {
+    let (run, _dir, _trace) = sqlite_run().await;
+    let muted = capitalize_name::mute_others();
+    let stored = run
+        .act("signup-form", muted.scope(capitalize_name::run(&run)))
+        .await
+        .unwrap();
+    assert_eq!(stored.name, "Edsger Wybe Dijkstra");
+    assert_eq!(run.others("capitalize_name"), Vec::<String>::new());
+    assert_eq!(
+        (
+            count(&run, "profiles").await,
+            count(&run, "audit_log").await
+        ),
+        (0, 0)
+    );
+    assert!(run.emails().unwrap().is_empty(), "no welcome email");
+}
+
+#[tokio::test]
+async fn the_custom_signal_program_runs_only_the_payment_receivers() {
+    let _payments = PAYMENTS.lock().await;
+    let (run, _dir, _trace) = sqlite_run().await;
+    let muted = custom_signal::mute_others();
+    let order = muted
+        .clone()
+        .scope(custom_signal::unpaid_order(&run))
+        .await
+        .unwrap();
+    let (receipts, paid) = run
+        .act("gateway", muted.scope(custom_signal::run(&run, &order)))
+        .await
+        .unwrap();
+    assert_eq!((receipts, paid), (1, true));
+    let mut own = run.trace.receivers();
+    own.sort();
+    assert_eq!(own.len(), 2, "{own:?}");
+    assert_eq!(own[0], "custom_signal::mark_order_paid");
+    assert!(
+        own[1].starts_with("custom_signal::run::"),
+        "the printer: {own:?}"
+    );
+    assert_eq!(count(&run, "audit_log").await, 0);
+    assert!(run.emails().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_login_logout_program_runs_only_the_session_receivers() {
+    let (run, _dir, _trace) = sqlite_run().await;
+    let muted = login_logout::mute_others();
+    let customer = muted
+        .clone()
+        .scope(register(&run.db, "grace hopper", "grace@example.com"))
+        .await
+        .unwrap();
+    let (after_login, after_logout) = run
+        .act("grace", muted.scope(login_logout::run(&run, &customer)))
+        .await
+        .unwrap();
+    assert!(after_login.online && !after_logout.online);
+    let mut own = run.trace.receivers();
+    own.sort();
+    assert_eq!(
+        own,
+        [
+            "login_logout::mark_offline",
+            "login_logout::update_last_login"
+        ]
+    );
+    assert_eq!(
+        (
+            count(&run, "customers").await,
+            count(&run, "profiles").await,
+            count(&run, "audit_log").await
+        ),
+        (1, 0, 0)
+    );
+    assert!(run.emails().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_tag_counts_program_runs_only_the_m2m_receiver() {
+    let (run, _dir, _trace) = sqlite_run().await;
+    let muted = tag_counts::mute_others();
+    let counts = run
+        .act("editor", muted.scope(tag_counts::run(&run)))
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        [
+            ("rust".to_owned(), 1),
+            ("signals".to_owned(), 0),
+            ("sql".to_owned(), 1)
+        ]
+    );
+    assert_eq!(run.trace.receivers(), ["tag_counts::count_posts_per_tag"]);
+    assert_eq!(count(&run, "audit_log").await, 0);
+}
+
 #[test]
 fn introspection_lists_every_receiver_of_the_shop() {
-    let table = usecases::introspection();
+    let table = introspection::run();
     let shop: Vec<_> = table
         .iter()
-        .filter(|r| r.module_path.starts_with("examples::receivers"))
+        .filter(|r| r.module_path.starts_with("examples::usecases::"))
         .collect();
     assert_eq!(shop.len(), 12, "{table}");
     let text = table.to_string();
     for name in [
-        "naming::normalise_customer",
-        "welcome::send_welcome_email",
-        "tags::count_posts_per_tag",
-        "payments::mark_order_paid",
+        "capitalize_name::normalise_customer",
+        "welcome_email::send_welcome_email",
+        "tag_counts::count_posts_per_tag",
+        "custom_signal::mark_order_paid",
     ] {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
     assert!(text.lines().any(|l| l.contains("send_welcome_email")
         && l.contains("on_commit")
-        && l.contains("welcome.rs:")));
+        && l.contains("welcome_email.rs:")));
 }
 
 async fn check_shop(run: &Run) {
+    let _payments = PAYMENTS.lock().await;
     let summary = examples::shop::run(run).await.unwrap();
     let rows: Vec<_> = summary
         .rows
@@ -279,17 +446,18 @@ async fn check_shop(run: &Run) {
     let trace = run.trace.lines();
     let placed = trace
         .iter()
-        .position(|l| l.ends_with("orders::take_from_stock"))
+        .position(|l| l.ends_with("order_creation::take_from_stock"))
         .unwrap();
     let confirmed = trace
         .iter()
-        .position(|l| l == "after COMMIT  post_save -> orders::send_order_confirmation")
+        .position(|l| l == "after COMMIT  post_save -> order_creation::send_order_confirmation")
         .unwrap();
     assert!(placed < confirmed, "the confirmation goes after COMMIT");
     assert!(
         trace
             .iter()
-            .any(|l| l.contains("x orders::take_from_stock failed") && l.contains("out of stock"))
+            .any(|l| l.contains("x order_creation::take_from_stock failed")
+                && l.contains("out of stock"))
     );
 }
 

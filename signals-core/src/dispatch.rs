@@ -6,7 +6,6 @@
 //! alive; a lock-free snapshot load; then each matching receiver in order. A send whose
 //! matching receivers are all sync never awaits and never allocates, even from `send().await`.
 
-use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -107,16 +106,6 @@ fn matching<S: Signal>(snap: &Snapshot<S>, sender: Sender) -> impl Iterator<Item
         .filter(move |e| sender.matches(e.sender))
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
-}
-
 #[inline]
 fn receiver_error(
     signal: &'static str,
@@ -124,21 +113,7 @@ fn receiver_error(
     receiver: &'static str,
     outcome: std::thread::Result<Result<(), BoxError>>,
 ) -> Result<(), SendError> {
-    match outcome {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(source)) => Err(SendError::Receiver {
-            signal,
-            sender: sender.name(),
-            receiver,
-            source,
-        }),
-        Err(payload) => Err(SendError::Panicked {
-            signal,
-            sender: sender.name(),
-            receiver,
-            message: panic_message(&*payload),
-        }),
-    }
+    SendError::from_outcome(signal, sender.name(), receiver, outcome)
 }
 
 #[inline]

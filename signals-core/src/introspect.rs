@@ -6,9 +6,10 @@ use std::fmt;
 use crate::receiver::Phase;
 use crate::registry;
 
-/// Whether a receiver came from `#[receiver]` or from a runtime `connect`.
+/// How a receiver was registered: by `#[receiver]` at link time or by a runtime `connect`.
+/// (Not Django's delete `origin`, which the ORM's delete payloads carry.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub enum Registration {
     /// Registered at link time by `#[receiver]`.
     Linked,
     /// Connected at runtime.
@@ -40,7 +41,7 @@ pub struct ReceiverRow {
     /// Django's `dispatch_uid`, if any.
     pub dispatch_uid: Option<Cow<'static, str>>,
     /// Link-time or runtime.
-    pub origin: Origin,
+    pub registration: Registration,
 }
 
 /// Every receiver of every signal: signals by name, receivers in dispatch order.

@@ -37,15 +37,30 @@ mod signal;
 
 pub use dispatch::{send, send_robust, send_robust_sync, send_sync};
 pub use error::{Outcome, SendError};
-pub use introspect::{Origin, ReceiverRow, ReceiverTable, receivers};
+pub use introspect::receivers;
 pub use mute::Mute;
 pub use nesting::{max_depth, set_max_depth};
-pub use receiver::{
-    AsyncFn, AsyncHandler, AsyncReceiverFn, BoxError, BoxFuture, FromEvent, Handler, IntoReceiver,
-    Phase, ReceiverInfo, ReceiverOutput, StaticOrShared, SyncFn, SyncHandler,
-};
-pub use registry::{ConnectOptions, Connection, Registry};
-pub use signal::{AnySender, PlainSignal, Sender, Signal};
+pub use receiver::BoxError;
+pub use registry::{ConnectOptions, Connection};
+pub use signal::{PlainSignal, Sender, Signal};
+
+use receiver::IntoReceiver;
+
+pub mod extract {
+    //! How events become receiver parameters and results become outcomes: the traits behind
+    //! `#[receiver]` and [`connect`](crate::connect), for code that adds its own payload
+    //! types (as signals-orm does for model signals).
+    pub use crate::receiver::{BoxFuture, FromEvent, IntoReceiver, ReceiverOutput};
+    pub use crate::signal::AnySender;
+}
+
+pub mod introspection {
+    //! What [`receivers`](crate::receivers) returns: every receiver, in dispatch order, with
+    //! where it was declared.
+    pub use crate::introspect::{ReceiverRow, ReceiverTable, Registration};
+    pub use crate::receiver::Phase;
+}
+
 /// Derives [`Signal`] (and [`PlainSignal`]) for a struct or enum: a custom signal whose
 /// receivers take `&Self`. `#[signal(name = "...")]` sets the displayed name.
 pub use signals_macros::CoreSignal as Signal;
@@ -139,12 +154,14 @@ macro_rules! link {
 pub mod __private {
     //! What generated code reaches; not part of the API.
     pub use crate::receiver::{
-        AsyncHandler, BoxFuture, FromEvent, Handler, ReceiverOutput, StaticOrShared, SyncHandler,
+        AsyncFn, AsyncHandler, AsyncReceiverFn, BoxFuture, FromEvent, Handler, Phase,
+        ReceiverInfo, ReceiverOutput, StaticOrShared, SyncFn, SyncHandler,
     };
     pub use crate::registry::{ErasedRegistry, LinkedReceiver, Registry};
+    pub use crate::signal::AnySender;
     /// The trait alone (the crate root's `Signal` is also the derive).
     pub use crate::signal::Signal as SignalTrait;
-    pub use crate::{AnySender, BoxError, Phase, PlainSignal, ReceiverInfo, Sender, Signal};
+    pub use crate::{BoxError, PlainSignal, SendError, Sender, Signal};
     pub use inventory;
     pub use std::any::TypeId;
     pub use std::borrow::Cow;

@@ -35,7 +35,7 @@ pub trait AsyncHandler<S: Signal>: Send + Sync + 'static {
 
 /// Turns a signal's event into one receiver parameter.
 ///
-/// `X` is the sender the receiver was connected for ([`AnySender`](crate::AnySender) when it
+/// `X` is the sender the receiver was connected for ([`AnySender`](crate::extract::AnySender) when it
 /// has none), so a signal can hand typed payloads to typed receivers and a type-erased view to
 /// the others (the ORM's `PreSave<'_, User>` versus `PreSave<'_, dyn AnyModel>`).
 #[diagnostic::on_unimplemented(

@@ -2,7 +2,8 @@
 //! connections in one ordered list, published as immutable snapshots.
 //!
 //! Why snapshots: a send loads the current list without a lock (`arc-swap`), so a receiver may
-//! connect or disconnect while it runs; the change is seen by the next send only (Django A15).
+//! connect or disconnect while it runs; the change is seen by the next send only, as in Django
+//! (`docs/django.md`, Dispatcher).
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwap;
 
-use crate::introspect::{Origin, ReceiverRow};
+use crate::introspect::{ReceiverRow, Registration};
 use crate::receiver::{Handler, IntoReceiver, Phase, ReceiverInfo, StaticOrShared};
 use crate::signal::{Sender, Signal};
 
@@ -66,7 +67,7 @@ pub(crate) struct Entry<S: Signal> {
     pub(crate) info: StaticOrShared<ReceiverInfo>,
     /// Set for function items and capture-free closures: equal identity means same receiver.
     identity: Option<TypeId>,
-    origin: Origin,
+    registration: Registration,
     /// Connection id for guards; link-time receivers use their sorted position.
     id: u64,
 }
@@ -79,7 +80,7 @@ impl<S: Signal> Clone for Entry<S> {
             sender_name: self.sender_name,
             info: self.info.clone(),
             identity: self.identity,
-            origin: self.origin,
+            registration: self.registration,
             id: self.id,
         }
     }
@@ -90,15 +91,15 @@ impl<S: Signal> Entry<S> {
         let key = |e: &Self| Reverse(e.info.priority);
         key(self)
             .cmp(&key(other))
-            .then_with(|| match (self.origin, other.origin) {
-                (Origin::Linked, Origin::Linked) => {
+            .then_with(|| match (self.registration, other.registration) {
+                (Registration::Linked, Registration::Linked) => {
                     let k =
                         |e: &Self| (e.info.module_path, e.info.line, e.info.column, e.info.name);
                     k(self).cmp(&k(other))
                 }
-                (Origin::Linked, Origin::Runtime) => Ordering::Less,
-                (Origin::Runtime, Origin::Linked) => Ordering::Greater,
-                (Origin::Runtime, Origin::Runtime) => self.id.cmp(&other.id),
+                (Registration::Linked, Registration::Runtime) => Ordering::Less,
+                (Registration::Runtime, Registration::Linked) => Ordering::Greater,
+                (Registration::Runtime, Registration::Runtime) => self.id.cmp(&other.id),
             })
     }
 
@@ -126,7 +127,7 @@ impl<S: Signal> Entry<S> {
             is_async: self.handler.is_async(),
             phase: self.info.phase,
             dispatch_uid: self.info.dispatch_uid.clone(),
-            origin: self.origin,
+            registration: self.registration,
         }
     }
 }
@@ -262,7 +263,7 @@ impl<S: Signal> Registry<S> {
             sender_name: options.sender.map(|s| s.name()),
             info: StaticOrShared::Shared(Arc::new(info)),
             identity,
-            origin: Origin::Runtime,
+            registration: Registration::Runtime,
             id: *next,
         };
         let current = inner.snapshot.load();
@@ -348,7 +349,7 @@ impl<S: Signal> ErasedRegistry for Registry<S> {
     }
 
     fn remove(&'static self, id: u64) -> bool {
-        self.remove_where(|e| e.origin == Origin::Runtime && e.id == id)
+        self.remove_where(|e| e.registration == Registration::Runtime && e.id == id)
     }
 
     fn rows(&'static self) -> Vec<ReceiverRow> {
@@ -370,7 +371,7 @@ fn collect_linked<S: Signal>() -> Vec<Entry<S>> {
             sender_name: sender.map(|s| s.name()),
             info: StaticOrShared::Static(&linked.info),
             identity: Some(linked.identity),
-            origin: Origin::Linked,
+            registration: Registration::Linked,
             id: 0,
         });
     }

@@ -131,6 +131,6 @@ impl fmt::Display for Sender {
 
 /// The sender marker of receivers connected without `sender`: they get every send.
 ///
-/// Only used as a type argument of [`FromEvent`](crate::FromEvent).
+/// Only used as a type argument of [`FromEvent`](crate::extract::FromEvent).
 #[derive(Debug, Clone, Copy)]
 pub enum AnySender {}

@@ -3,13 +3,14 @@
 
 use std::any::Any;
 use std::fmt;
-use std::fmt::Write as _;
 
 use sqlx::query::Query;
 
 use crate::backend::Backend;
+use crate::sql::ModelSql;
 
-/// A model's table, columns and SQL, generated once at compile time.
+/// A model's name, table and columns, generated at compile time (the SQL texts are built
+/// from them, see `sql.rs`).
 #[derive(Debug)]
 pub struct ModelMeta {
     /// The Rust type's name (`User`).
@@ -26,51 +27,6 @@ pub struct ModelMeta {
     pub fields: &'static [&'static str],
     /// Their columns, in the same order.
     pub columns: &'static [&'static str],
-    /// One SQL text per statement.
-    pub sql: ModelSql,
-}
-
-/// The statements of a model, shared by both backends: `$N` placeholders, double-quoted
-/// identifiers, values always bound.
-#[derive(Debug)]
-pub struct ModelSql {
-    /// `INSERT` of the non-key columns, `RETURNING` the generated key.
-    pub insert: &'static str,
-    /// `INSERT` of the key and every column.
-    pub insert_with_pk: &'static str,
-    /// `UPDATE` of every non-key column by key.
-    pub update: &'static str,
-    /// `DELETE` by key.
-    pub delete: &'static str,
-    /// `SELECT` of every column by key.
-    pub select_by_pk: &'static str,
-}
-
-impl ModelSql {
-    /// `UPDATE` of the given columns (by index in [`ModelMeta::columns`]), key bound last.
-    #[must_use]
-    pub fn update_of(meta: &ModelMeta, indexes: &[usize]) -> String {
-        let mut sql = format!("UPDATE {} SET ", quote(meta.table));
-        for (n, &i) in indexes.iter().enumerate() {
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            let _ = write!(sql, "{} = ${}", quote(meta.columns[i]), n + 1);
-        }
-        let _ = write!(
-            sql,
-            " WHERE {} = ${}",
-            quote(meta.pk_column),
-            indexes.len() + 1
-        );
-        sql
-    }
-}
-
-/// A SQL identifier in double quotes, inner quotes doubled.
-#[must_use]
-pub fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 /// A persisted struct: `#[derive(Model)]` implements it.
@@ -82,7 +38,7 @@ pub trait Model: Send + Sync + Unpin + Sized + 'static {
     /// The key's type (`i64` for an `id: Option<i64>` field).
     type Pk: Clone + Send + Sync + fmt::Debug + serde::Serialize + 'static;
 
-    /// Table, columns and SQL.
+    /// Name, table and columns.
     const META: &'static ModelMeta;
 
     /// The key, `None` before a generated key is assigned.
@@ -93,6 +49,10 @@ pub trait Model: Send + Sync + Unpin + Sized + 'static {
 
     /// Every saved field, key first, as JSON values (what audit logs write).
     fn values(&self) -> Vec<(&'static str, serde_json::Value)>;
+
+    /// The model's statements, built from [`Model::META`] on first use and kept.
+    #[doc(hidden)]
+    fn sql() -> &'static ModelSql;
 }
 
 /// Binding and decoding of a model for one backend; implemented by `#[derive(Model)]` for
@@ -132,7 +92,7 @@ pub trait Persist<DB: Backend>: Model {
 /// Any model, type-erased: what receivers connected without a sender get, so one audit-log
 /// receiver can watch every model.
 pub trait AnyModel: Any + Send + Sync {
-    /// Table, columns and SQL.
+    /// Name, table and columns.
     fn meta(&self) -> &'static ModelMeta;
     /// The key as JSON (`null` before a generated key is assigned).
     fn pk_value(&self) -> serde_json::Value;
@@ -180,4 +140,52 @@ impl dyn AnyModel {
 pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Value {
     serde_json::to_value(value)
         .unwrap_or_else(|e| serde_json::Value::String(format!("<not serialisable: {e}>")))
+}
+
+/// What `derive(Model)` emits beside its errors: `Model` and `Persist` impls with no behaviour,
+/// so one mistake in the struct is reported once and not again at every `save` call.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stub_model {
+    ($model:ident) => {
+        impl $crate::__private::Model for $model {
+            type Pk = ();
+            const META: &'static $crate::__private::ModelMeta = &$crate::__private::ModelMeta {
+                name: ::core::stringify!($model),
+                table: "",
+                pk_field: "",
+                pk_column: "",
+                pk_generated: false,
+                fields: &[],
+                columns: &[],
+            };
+            fn pk(&self) -> ::core::option::Option<()> {
+                ::core::option::Option::None
+            }
+            fn set_pk(&mut self, _: ::core::option::Option<()>) {}
+            fn values(&self) -> $crate::__private::Vec<(&'static str, $crate::__private::serde_json::Value)> {
+                $crate::__private::Vec::new()
+            }
+            fn sql() -> &'static $crate::__private::ModelSql {
+                ::core::unreachable!("derive(Model) failed to compile")
+            }
+        }
+        impl<DB: $crate::Backend> $crate::__private::Persist<DB> for $model {
+            fn bind_fields<'q>(&self, query: $crate::__private::Query<'q, DB>) -> $crate::__private::Query<'q, DB> {
+                query
+            }
+            fn bind_field<'q>(&self, _: usize, query: $crate::__private::Query<'q, DB>) -> $crate::__private::Query<'q, DB> {
+                query
+            }
+            fn bind_pk<'q>(_: &(), query: $crate::__private::Query<'q, DB>) -> $crate::__private::Query<'q, DB> {
+                query
+            }
+            fn pk_from_row(_: &<DB as $crate::__private::sqlx::Database>::Row) -> ::core::result::Result<(), $crate::__private::sqlx::Error> {
+                ::core::unreachable!("derive(Model) failed to compile")
+            }
+            fn from_row(_: &<DB as $crate::__private::sqlx::Database>::Row) -> ::core::result::Result<Self, $crate::__private::sqlx::Error> {
+                ::core::unreachable!("derive(Model) failed to compile")
+            }
+        }
+    };
 }

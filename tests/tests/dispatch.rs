@@ -1,10 +1,12 @@
-//! The dispatcher against Django's Part A rules (`shared/django-semantics.md`), one test per
-//! rule or deliberate difference. Every test uses its own signal types: registries are global.
+//! The dispatcher against Django's rules (`docs/django.md`, Dispatcher and Sending), one test
+//! per rule or deliberate difference. Every test uses its own signal types: registries are
+//! global.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use signals_core::{ConnectOptions, Connection, Origin, SendError, Sender, Signal, receiver};
+use signals_core::introspection::Registration;
+use signals_core::{ConnectOptions, Connection, SendError, Sender, Signal, receiver};
 
 /// A shared, ordered record of which receiver ran.
 #[derive(Clone, Default)]
@@ -33,7 +35,7 @@ fn record<S: signals_core::PlainSignal>(
 struct UserModel;
 struct OrderModel;
 
-// ---- A2/A3: identity and duplicate connections --------------------------------------------
+// ---- identity and duplicate connections (docs/django.md#dispatcher) -----------------------
 
 #[derive(Signal)]
 struct Dup;
@@ -92,7 +94,7 @@ fn same_function_for_any_sender_and_one_sender_runs_twice_for_that_sender() {
     assert_eq!(ANY_AND_SPECIFIC.load(Ordering::SeqCst), 3);
 }
 
-// ---- A4: dispatch_uid ---------------------------------------------------------------------
+// ---- dispatch_uid (docs/django.md#dispatcher) ---------------------------------------------
 
 #[derive(Signal)]
 struct Uid;
@@ -171,7 +173,7 @@ fn link_time_duplicates_by_uid_keep_the_first() {
     assert_eq!(*LINKED_UID.lock().unwrap(), ["first"]);
 }
 
-// ---- A5: sender matching ------------------------------------------------------------------
+// ---- exact sender matching (docs/django.md#dispatcher) ------------------------------------
 
 #[derive(Signal)]
 struct Matching;
@@ -192,7 +194,7 @@ fn sender_matching_is_exact_and_none_reaches_only_any_sender_receivers() {
     assert_eq!(log.take(), ["any"]);
 }
 
-// ---- A6 and DESIGN rule 1: ordering -------------------------------------------------------
+// ---- ordering: priority first, unlike Django (docs/django.md#dispatcher) ------------------
 
 #[derive(Signal)]
 struct Ordered;
@@ -246,21 +248,22 @@ async fn order_is_priority_then_link_time_then_connection_order_with_async_in_pl
     let listed: Vec<_> = signals_core::receivers()
         .iter()
         .filter(|r| r.signal == "Ordered")
-        .map(|r| r.origin)
+        .map(|r| r.registration)
         .collect();
     assert_eq!(
         listed,
         [
-            Origin::Linked,
-            Origin::Runtime,
-            Origin::Linked,
-            Origin::Linked,
-            Origin::Runtime,
-            Origin::Runtime,
-            Origin::Linked
+            Registration::Linked,
+            Registration::Runtime,
+            Registration::Linked,
+            Registration::Linked,
+            Registration::Runtime,
+            Registration::Runtime,
+            Registration::Linked
         ]
     );
-    // Disconnect then connect moves a receiver to the end of its priority (Django A6).
+    // Disconnect then connect moves a receiver to the end of its priority (in Django, of the
+    // whole list).
     assert!(runtime_first.disconnect());
     let _again = signals_core::connect(push("runtime-1 again"));
     signals_core::send(Sender::NONE, &Ordered).await.unwrap();
@@ -269,7 +272,7 @@ async fn order_is_priority_then_link_time_then_connection_order_with_async_in_pl
     drop((runtime_high, runtime_second));
 }
 
-// ---- A7/A8: disconnect and guards ---------------------------------------------------------
+// ---- disconnect, and guards for weak references (docs/django.md#dispatcher) ---------------
 
 #[derive(Signal)]
 struct Disc;
@@ -339,7 +342,7 @@ fn a_dropped_guard_disconnects_and_forever_keeps_the_receiver() {
     assert_eq!(log.take(), ["kept"]);
 }
 
-// ---- A11/A12: send and send_robust --------------------------------------------------------
+// ---- send and send_robust (docs/django.md#sending) ----------------------------------------
 
 #[derive(Signal, Debug)]
 struct Failing {
@@ -424,7 +427,7 @@ async fn send_robust_runs_every_receiver_and_returns_each_result_in_order() {
     }
 }
 
-// ---- DESIGN rule 5: panics ----------------------------------------------------------------
+// ---- panics are caught and reported (docs/django.md#sending) ------------------------------
 
 #[derive(Signal)]
 struct Panicky;
@@ -460,7 +463,7 @@ async fn panicking_async(_: &Panicky) {
     panic!("async receiver exploded with {}", 42);
 }
 
-// ---- Async receivers and the sync send ----------------------------------------------------
+// ---- async receivers and the sync send (docs/django.md#sending) ---------------------------
 
 #[derive(Signal)]
 struct Sequential;
@@ -519,7 +522,7 @@ fn a_sync_send_refuses_async_receivers_before_running_anything() {
 
 async fn async_only_receiver(_: &SyncOnly) {}
 
-// ---- A15 and DESIGN rule 4: snapshots -----------------------------------------------------
+// ---- snapshots: changes apply to the next send (docs/django.md#dispatcher) ----------------
 
 #[derive(Signal)]
 struct Snap;
@@ -550,7 +553,7 @@ fn connect_and_disconnect_inside_a_receiver_affect_the_next_send_only() {
     );
 }
 
-// ---- A16/A17: has_listeners and late connections ------------------------------------------
+// ---- has_listeners and late connections (docs/django.md#dispatcher) -----------------------
 
 #[derive(Signal)]
 struct Listeners;
@@ -581,7 +584,7 @@ fn has_listeners_follows_django_and_a_late_connect_is_honoured() {
     drop(user);
 }
 
-// ---- A18: one function, several signals ---------------------------------------------------
+// ---- one function, several signals (docs/django.md#dispatcher) ----------------------------
 
 #[derive(Signal)]
 struct LoggedIn;
@@ -591,14 +594,14 @@ static SESSION_EVENTS: AtomicUsize = AtomicUsize::new(0);
 
 /// A parameter type that fits both signals.
 struct SessionEvent;
-impl<'e> signals_core::__private::FromEvent<'e, LoggedIn, signals_core::AnySender>
+impl<'e> signals_core::extract::FromEvent<'e, LoggedIn, signals_core::extract::AnySender>
     for SessionEvent
 {
     fn from_event(_: &'e LoggedIn) -> Result<Self, signals_core::BoxError> {
         Ok(SessionEvent)
     }
 }
-impl<'e> signals_core::__private::FromEvent<'e, LoggedOut, signals_core::AnySender>
+impl<'e> signals_core::extract::FromEvent<'e, LoggedOut, signals_core::extract::AnySender>
     for SessionEvent
 {
     fn from_event(_: &'e LoggedOut) -> Result<Self, signals_core::BoxError> {
@@ -624,7 +627,7 @@ fn a_receiver_can_listen_to_a_list_of_signals() {
     assert_eq!(names, ["LoggedIn", "LoggedOut"]);
 }
 
-// ---- A19: thread safety -------------------------------------------------------------------
+// ---- thread safety (docs/django.md#dispatcher) --------------------------------------------
 
 #[derive(Signal)]
 struct Concurrent;

@@ -1,18 +1,17 @@
-//! Many-to-many relations and `m2m_changed`, against Django's Part E rules, on every backend.
+//! Many-to-many relations and `m2m_changed`, against Django's rules (`docs/django.md`,
+//! Many-to-many), on every backend.
 //! Receivers log through the operation's own transaction: `{action} {side} {instance} {pk_set}`.
 
 mod support;
 
 use std::collections::BTreeSet;
 
-use signals_orm::{
-    AnyM2mChanged, AnyTx, M2mAction, M2mChanged, M2mSide, Model, ModelExt, OrmError, Persist,
-    PostSave, Through, receiver,
-};
+use signals_orm::m2m::{AnyM2mChanged, M2mAction, M2mChanged, M2mSide, Through};
+use signals_orm::{AnyTx, Model, ModelExt, OrmError, Persist, PostSave, receiver};
 use sqlx::Pool;
 use support::{Log, TestBackend, log, logged};
 
-const SCHEMA: &str = "
+const SCHEMA: &str = r#"
 CREATE TABLE log (id {serial}, entry TEXT NOT NULL);
 CREATE TABLE posts (id {serial}, title TEXT NOT NULL);
 CREATE TABLE tags (id {serial}, name TEXT NOT NULL);
@@ -32,7 +31,12 @@ CREATE TABLE memberships (
     club_id BIGINT NOT NULL REFERENCES clubs (id),
     role TEXT NOT NULL DEFAULT 'member',
     UNIQUE (person_id, club_id));
-";
+CREATE TABLE "odd""notes" (id {serial}, "bo""dy" TEXT NOT NULL);
+CREATE TABLE "odd""links" (
+    "no""te" BIGINT NOT NULL REFERENCES "odd""notes" (id),
+    tag_id BIGINT NOT NULL REFERENCES tags (id),
+    PRIMARY KEY ("no""te", tag_id));
+"#;
 
 every_backend!(
     add_reports_only_new_keys_and_fires_even_when_none_are,
@@ -44,6 +48,7 @@ every_backend!(
     symmetrical_relations_signal_once_and_link_both_ways,
     deleting_an_object_sends_no_m2m_changed,
     a_custom_through_model_is_the_sender_and_keeps_its_columns,
+    quotes_in_table_and_column_names_are_escaped,
 );
 
 #[derive(Model, sqlx::FromRow, Clone, Debug, PartialEq)]
@@ -576,7 +581,7 @@ where
         ],
         "link rows get no save signals, as Django's bulk_create"
     );
-    // Saving the link model directly sends its save signals, and no m2m_changed (Django E9).
+    // Saving the link model directly sends its save signals, and no m2m_changed, as in Django.
     let mut direct = Membership {
         id: None,
         person_id: ann.id.unwrap(),
@@ -592,5 +597,52 @@ where
     assert_eq!(
         Membership::of_target(&chess).all(&pool).await.unwrap(),
         [ann]
+    );
+}
+
+// ---- identifiers with quotes ---------------------------------------------------------------
+
+/// A model whose table and column names contain `"`: every statement quotes them correctly.
+#[derive(Model, sqlx::FromRow, Clone, Debug, PartialEq)]
+#[model(table = "odd\"notes")]
+struct OddNote {
+    #[model(primary_key)]
+    id: Option<i64>,
+    #[model(column = "bo\"dy")]
+    body: String,
+}
+
+signals_orm::many_to_many! {
+    /// A link table and a column with `"` in their names.
+    struct OddLinks(OddNote => "no\"te", Tag => "tag_id") in "odd\"links";
+}
+
+async fn quotes_in_table_and_column_names_are_escaped<DB: TestBackend>(pool: Pool<DB>)
+where
+    OddNote: Persist<DB>,
+    Post: Persist<DB>,
+    Tag: Persist<DB>,
+{
+    let mut note = OddNote {
+        id: None,
+        body: "first".into(),
+    };
+    note.save(&pool).await.unwrap();
+    note.body = "second".into();
+    note.save(&pool).await.unwrap();
+    note.save_fields(&["body"], &pool).await.unwrap();
+    let id = note.id.unwrap();
+    assert_eq!(OddNote::get(&pool, &id).await.unwrap(), Some(note.clone()));
+    let (_, tags) = post_and_tags(&pool, "p", &["a", "b"]).await;
+    let related = OddLinks::of(&note);
+    assert_eq!(related.add(&pool, tags.clone()).await.unwrap(), 2);
+    assert_eq!(related.keys(&pool).await.unwrap(), tags.iter().copied().collect());
+    assert_eq!(related.all(&pool).await.unwrap().len(), 2);
+    assert_eq!(related.remove(&pool, [tags[0]]).await.unwrap(), 1);
+    assert_eq!(related.clear(&pool).await.unwrap(), 1);
+    assert_eq!(note.delete(&pool).await.unwrap(), 1);
+    assert_eq!(
+        DB::scalar(&pool, r#"SELECT COUNT(*) FROM "odd""notes""#).await,
+        0
     );
 }

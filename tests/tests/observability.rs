@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use signals_core::{Phase, Sender, Signal, receiver};
+use signals_core::introspection::Phase;
+use signals_core::{Sender, Signal, receiver};
 
 struct Invoice;
 
@@ -32,7 +33,7 @@ fn receivers_lists_every_receiver_with_its_declaration() {
     assert_eq!(ledger.name, "observability::write_ledger");
     assert_eq!(ledger.module_path, "observability");
     assert_eq!(ledger.file, "tests/tests/observability.rs");
-    assert_eq!(ledger.line, 16, "the line of the function name");
+    assert_eq!(ledger.line, 17, "the line of the function name");
     assert_eq!(
         (ledger.priority, ledger.is_async, ledger.phase),
         (3, true, Phase::Immediate)

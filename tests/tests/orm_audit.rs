@@ -5,9 +5,11 @@ mod support;
 
 use std::sync::Mutex;
 
+use signals_orm::dispatch::Phase;
+use signals_orm::model_signals::PostSaveSignal;
 use signals_orm::{
-    AnyModel, AnyTx, Committed, Model, ModelExt, ModelSnapshot, Mute, OrmError, Persist, Phase,
-    PostDelete, PostSave, PostSaveSignal, receiver,
+    AnyModel, AnyTx, Committed, Model, ModelExt, ModelSnapshot, Mute, OrmError, Persist,
+    PostDelete, PostSave, receiver,
 };
 use sqlx::Pool;
 use support::TestBackend;

@@ -1,11 +1,12 @@
-//! The `Model` and `Persist<DB>` impls of a checked model.
+//! The `Model` and `Persist<DB>` impls of a checked model, or the stub impls that stand in
+//! for them when the model has errors.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned as _;
 
-use super::parse::Model;
-use super::sql;
+use super::validate::Model;
+use crate::root::Root;
 
 pub fn model(model: &Model) -> TokenStream {
     let private = model.root.private();
@@ -37,10 +38,13 @@ pub fn model(model: &Model) -> TokenStream {
     let query = quote!(#sqlx::query::Query<'q, DB, <DB as #sqlx::Database>::Arguments>);
     quote! {
         #[automatically_derived]
-        #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
         impl #private::Model for #ident {
             type Pk = #key_type;
             const META: &'static #private::ModelMeta = &#meta;
+            fn sql() -> &'static #private::ModelSql {
+                static SQL: #private::OnceLock<#private::ModelSql> = #private::OnceLock::new();
+                SQL.get_or_init(|| #private::ModelSql::new(<Self as #private::Model>::META))
+            }
             fn pk(&self) -> ::core::option::Option<Self::Pk> {
                 #pk
             }
@@ -56,7 +60,6 @@ pub fn model(model: &Model) -> TokenStream {
         }
 
         #[automatically_derived]
-        #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
         impl<DB: #private::Backend> #private::Persist<DB> for #ident
         where
             #(#field_types: for<'t> #sqlx::Encode<'t, DB> + #sqlx::Type<DB>,)*
@@ -86,17 +89,9 @@ pub fn model(model: &Model) -> TokenStream {
     }
 }
 
-/// The `ModelMeta` literal: names, columns and the SQL texts.
+/// The `ModelMeta` literal: the names of the type, table, key and fields, and their columns.
 fn meta(model: &Model) -> TokenStream {
     let private = model.root.private();
-    let sql = sql::statements(model);
-    let (insert, insert_with_pk, update, delete, select) = (
-        &sql.insert,
-        &sql.insert_with_pk,
-        &sql.update,
-        &sql.delete,
-        &sql.select_by_pk,
-    );
     let name = model.ident.to_string();
     let table = &model.table;
     let key_name = &model.key.name;
@@ -106,20 +101,21 @@ fn meta(model: &Model) -> TokenStream {
     let columns: Vec<&str> = model.fields.iter().map(|f| f.column.as_str()).collect();
     quote! {
         #private::ModelMeta {
-                name: #name,
-                table: #table,
-                pk_field: #key_name,
-                pk_column: #key_column,
-                pk_generated: #generated,
-                fields: &[#(#field_names),*],
-                columns: &[#(#columns),*],
-                sql: #private::ModelSql {
-                    insert: #insert,
-                    insert_with_pk: #insert_with_pk,
-                    update: #update,
-                    delete: #delete,
-                    select_by_pk: #select,
-                },
-            }
+            name: #name,
+            table: #table,
+            pk_field: #key_name,
+            pk_column: #key_column,
+            pk_generated: #generated,
+            fields: &[#(#field_names),*],
+            columns: &[#(#columns),*],
+        }
     }
+}
+
+/// Stand-in `Model` and `Persist<DB>` impls for a struct whose derive failed, so that its uses
+/// (`user.save(&pool)`, `#[receiver(post_save, sender = User)]`) type-check and the derive's
+/// own errors are the only ones reported.
+pub fn stub(root: &Root, ident: &syn::Ident) -> TokenStream {
+    let private = root.private();
+    quote!(#private::stub_model!(#ident);)
 }

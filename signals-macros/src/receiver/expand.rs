@@ -51,7 +51,6 @@ fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn)
     let column = quote_spanned!(at=> ::core::column!());
     quote! {
         #[doc(hidden)]
-        #[allow(non_camel_case_types, non_upper_case_globals, unused_qualifications, unreachable_pub, missing_docs, clippy::all, clippy::pedantic, clippy::nursery)]
         const _: () = {
             struct __SignalsReceiver;
             #handler_impl

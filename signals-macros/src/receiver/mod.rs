@@ -11,16 +11,10 @@ use quote::ToTokens;
 
 use crate::root::Root;
 
-/// The signals the ORM defines, by their Django names, with the type each maps to.
-pub const MODEL_SIGNALS: &[(&str, &str)] = &[
-    ("pre_save", "PreSaveSignal"),
-    ("post_save", "PostSaveSignal"),
-    ("pre_delete", "PreDeleteSignal"),
-    ("post_delete", "PostDeleteSignal"),
-    ("m2m_changed", "M2mChangedSignal"),
-];
-
-/// Every Django signal name, for "did you mean" and for names not built yet.
+/// Django's signal names. From `signals_orm::receiver` each resolves to the ORM's
+/// `__private::model_signals::<name>`, so the ORM alone decides which it provides (rustc reports
+/// the others at the user's token); from `signals_core::receiver` they are pointed to the ORM.
+/// Also the candidates of "did you mean" for misspelt snake-case names.
 pub const DJANGO_SIGNALS: &[&str] = &[
     "pre_save",
     "post_save",
@@ -51,12 +45,16 @@ pub fn expand(root: Root, args: TokenStream, item: TokenStream) -> TokenStream {
         return out;
     };
     let receiver = args.and_then(|args| validate::receiver(root, args, &function, &mut errors));
-    // The framework fixes the parameter shape (payloads by value), so the pedantic lint about
-    // it would fire on every receiver that only reads its payload.
+    // The dispatcher hands the event over by value (`PreSave<'_, User>`, `Committed<User>`,
+    // `AnyTx<'_>`, any `FromEvent` type), so a sync receiver that only reads it would be told to
+    // take a reference it cannot take. Clippy does not check async functions for this lint.
     let mut function = function;
-    function
-        .attrs
-        .push(syn::parse_quote!(#[allow(clippy::needless_pass_by_value)]));
+    if function.sig.asyncness.is_none() {
+        function.attrs.push(syn::parse_quote!(#[allow(
+            clippy::needless_pass_by_value,
+            reason = "the dispatcher passes the event by value; a receiver cannot take it by reference"
+        )]));
+    }
     let mut out = function.to_token_stream();
     match (receiver, errors.is_empty()) {
         (Some(receiver), true) => out.extend(expand::receiver(&receiver, &function)),

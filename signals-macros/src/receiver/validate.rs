@@ -4,8 +4,8 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens as _, quote};
 use syn::spanned::Spanned;
 
+use super::DJANGO_SIGNALS;
 use super::parse::Args;
-use super::{DJANGO_SIGNALS, MODEL_SIGNALS};
 use crate::root::Root;
 use crate::suggest;
 
@@ -71,8 +71,8 @@ pub fn receiver(
     })
 }
 
-/// A Django name (`post_save`) becomes the ORM's signal type; any other path is a custom
-/// signal type that the compiler checks.
+/// A Django name (`post_save`) becomes the ORM's signal of that name; any other path is a
+/// custom signal type that the compiler checks.
 fn resolve_signal(
     root: &Root,
     path: &syn::Path,
@@ -82,28 +82,18 @@ fn resolve_signal(
         return Some(path.to_token_stream());
     };
     let name = ident.to_string();
-    if let Some((_, ty)) = MODEL_SIGNALS.iter().find(|(n, _)| *n == name) {
+    if DJANGO_SIGNALS.contains(&name.as_str()) {
         if !root.has_orm() {
             errors.push(syn::Error::new(
                 ident.span(),
-                format!("`{name}` is a model signal of signals-orm: import the attribute as `use signals_orm::receiver;`"),
+                format!("`{name}` is a Django signal, received with signals-orm: import the attribute as `use signals_orm::receiver;`"),
             ));
             return None;
         }
+        // The user's ident, with its span: a name the ORM does not provide is reported by
+        // rustc at the user's token.
         let private = root.private();
-        let ty = syn::Ident::new(ty, ident.span());
-        return Some(quote!(#private::model_signals::#ty));
-    }
-    if DJANGO_SIGNALS.contains(&name.as_str()) {
-        let message = if root.has_orm() {
-            format!("the Django signal `{name}` is not available in this version")
-        } else {
-            format!(
-                "`{name}` is a Django built-in signal: those are received with `signals_orm::receiver` (`use signals_orm::receiver;`), and signals-orm does not provide `{name}` yet"
-            )
-        };
-        errors.push(syn::Error::new(ident.span(), message));
-        return None;
+        return Some(quote!(#private::model_signals::#ident));
     }
     let is_snake = name
         .chars()

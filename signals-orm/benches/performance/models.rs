@@ -9,9 +9,8 @@
 
 use std::hint::black_box;
 
-use signals_orm::{
-    AnyTx, BoxError, M2mChanged, Model, ModelExt, PostDelete, PostSave, PreSave, receiver,
-};
+use signals_orm::m2m::M2mChanged;
+use signals_orm::{AnyTx, BoxError, Model, ModelExt, PostDelete, PostSave, PreSave, receiver};
 
 /// A user with no save receivers; its `post_delete` has a no-op receiver (workload 4).
 #[derive(Model, sqlx::FromRow, Clone, Debug)]

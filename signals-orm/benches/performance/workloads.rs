@@ -10,7 +10,8 @@ use std::str::FromStr as _;
 use std::time::{Duration, Instant};
 
 use peak_alloc::PeakAlloc;
-use signals_orm::{Backend, Model, ModelExt, OrmError, Persist, Through, Tx};
+use signals_orm::m2m::Through;
+use signals_orm::{Backend, Model, ModelExt, OrmError, Persist, Tx};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Executor as _, PgPool, Pool, Postgres, Row as _, Sqlite, SqlitePool};
@@ -243,10 +244,11 @@ pub fn bench_dir() -> PathBuf {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    assert_eq!(<User as Model>::META.sql.insert, INSERT_USER);
-    assert_eq!(<Profile as Model>::META.sql.insert, INSERT_PROFILE);
-    assert_eq!(<User as Model>::META.sql.delete, DELETE_USER);
-    assert_eq!(<PostTags as Through>::SQL.insert, INSERT_LINK);
+    // Raw sqlx runs the very statements the ORM runs.
+    assert_eq!(<User as Model>::sql().insert, INSERT_USER);
+    assert_eq!(<Profile as Model>::sql().insert, INSERT_PROFILE);
+    assert_eq!(<User as Model>::sql().delete, DELETE_USER);
+    assert_eq!(<PostTags as Through>::sql().insert, INSERT_LINK);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

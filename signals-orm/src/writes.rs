@@ -1,4 +1,4 @@
-//! Writes that send signals: `save`, `insert`, `save_fields`, `save_raw`, `delete`, and `get`.
+//! The writes of a model, each sending its signals: `save`, `insert`, `save_fields`, `save_raw`, `delete`, and `get`.
 //!
 //! A write given a pool opens its own transaction and commits it (running `on_commit`
 //! callbacks) or rolls it back. A write given a transaction runs inside it; if the write or a
@@ -12,10 +12,11 @@ use signals_core::{Sender, Signal};
 
 use crate::backend::Backend;
 use crate::error::OrmError;
-use crate::model::{AnyModel, Model, ModelSql, Persist};
-use crate::signals::{
+use crate::model::{AnyModel, Model, Persist};
+use crate::model_signals::{
     DeleteEvent, PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal, SaveEvent,
 };
+use crate::sql::ModelSql;
 use crate::tx::{Db, Tx};
 
 /// What a save did.
@@ -176,7 +177,7 @@ pub trait ModelExt: Model {
     {
         let db = db.into();
         async move {
-            let query = Self::bind_pk(pk, sqlx::query(Self::META.sql.select_by_pk));
+            let query = Self::bind_pk(pk, sqlx::query(Self::sql().select_by_pk.as_str()));
             let row = match db {
                 Db::Pool(pool) => DB::fetch_optional(&mut *pool.acquire().await?, query).await?,
                 Db::Tx(tx) => DB::fetch_optional(tx, query).await?,
@@ -258,10 +259,10 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
     tx: &mut Tx<DB>,
     write: Write<'_>,
 ) -> Result<Saved, OrmError> {
-    let sql = &M::META.sql;
+    let sql = M::sql();
     let Some(pk) = model.pk() else {
         // A generated key: INSERT ... RETURNING it.
-        let query = model.bind_fields(sqlx::query(sql.insert));
+        let query = model.bind_fields(sqlx::query(sql.insert.as_str()));
         let row = DB::fetch_optional(tx, query)
             .await?
             .ok_or(sqlx::Error::RowNotFound)?;
@@ -272,7 +273,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
         Write::Insert => {
             DB::execute(
                 tx,
-                model.bind_fields(M::bind_pk(&pk, sqlx::query(sql.insert_with_pk))),
+                model.bind_fields(M::bind_pk(&pk, sqlx::query(sql.insert_with_pk.as_str()))),
             )
             .await?;
             Ok(Saved::Created)
@@ -297,7 +298,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
         Write::Save => {
             if DB::execute(
                 tx,
-                M::bind_pk(&pk, model.bind_fields(sqlx::query(sql.update))),
+                M::bind_pk(&pk, model.bind_fields(sqlx::query(sql.update.as_str()))),
             )
             .await?
                 > 0
@@ -306,7 +307,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
             }
             DB::execute(
                 tx,
-                model.bind_fields(M::bind_pk(&pk, sqlx::query(sql.insert_with_pk))),
+                model.bind_fields(M::bind_pk(&pk, sqlx::query(sql.insert_with_pk.as_str()))),
             )
             .await?;
             Ok(Saved::Created)
@@ -329,7 +330,7 @@ async fn delete_in<M: Persist<DB>, DB: Backend>(
             },
         )
         .await?;
-    let deleted = DB::execute(tx, M::bind_pk(pk, sqlx::query(M::META.sql.delete))).await?;
+    let deleted = DB::execute(tx, M::bind_pk(pk, sqlx::query(M::sql().delete.as_str()))).await?;
     PostDeleteSignal::registry()
         .send(
             sender,

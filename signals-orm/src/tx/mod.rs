@@ -5,16 +5,24 @@
 //! discards the callbacks registered inside it; releasing a savepoint hands them to its
 //! parent; a rollback, a drop without commit, or a failed COMMIT runs none.
 
-use std::any::Any;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
+mod handle;
+mod hooks;
 
-use futures_util::FutureExt as _;
+use std::future::Future;
+
 use futures_util::future::BoxFuture;
-use signals_core::{BoxError, ReceiverOutput, SendError};
+use signals_core::SendError;
+use signals_core::extract::ReceiverOutput;
 
 use crate::backend::Backend;
 use crate::error::OrmError;
+
+pub use handle::AnyTx;
+pub use handle::TxHandle;
+pub(crate) use handle::tx_of;
+pub use hooks::Hook;
+pub(crate) use hooks::HookLabel;
+use hooks::run_hooks;
 
 /// Runs `$body` (an expression using `$tx: &mut Tx<DB>`) atomically: in its own transaction
 /// when given a pool, marking the caller's transaction rollback-only on failure otherwise.
@@ -69,32 +77,6 @@ impl<'a, DB: Backend> From<&'a mut Tx<DB>> for Db<'a, DB> {
     fn from(tx: &'a mut Tx<DB>) -> Self {
         Db::Tx(tx)
     }
-}
-
-/// Who queued an `on_commit` callback: shown in errors and traces.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HookLabel {
-    pub(crate) signal: &'static str,
-    pub(crate) sender: &'static str,
-    pub(crate) receiver: &'static str,
-}
-
-type HookFn = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>;
-
-/// A queued `on_commit` callback.
-#[doc(hidden)]
-pub struct Hook {
-    label: HookLabel,
-    run: HookFn,
-}
-
-/// What a transaction handed to signal payloads can do without naming its backend.
-#[doc(hidden)]
-pub trait TxHandle: Any + Send {
-    /// Queues a callback for after the outermost COMMIT.
-    fn push_hook(&mut self, hook: Hook);
-    /// The backend's name.
-    fn backend(&self) -> &'static str;
 }
 
 /// A database transaction with an `on_commit` queue: `sqlx::Transaction` plus Django's
@@ -180,10 +162,10 @@ impl<DB: Backend> Tx<DB> {
             sender: "-",
             receiver: std::any::type_name::<F>(),
         };
-        self.push_hook(Hook {
+        self.hooks.push(Hook::new(
             label,
-            run: Box::new(move || Box::pin(async move { callback().await.into_result() })),
-        });
+            Box::new(move || Box::pin(async move { callback().await.into_result() })),
+        ));
     }
 
     /// Opens a savepoint; writes after it can be undone with
@@ -337,67 +319,6 @@ impl<DB: Backend> Tx<DB> {
 async fn rollback_quietly<DB: Backend>(tx: sqlx::Transaction<'static, DB>) {
     if let Err(error) = tx.rollback().await {
         tracing::warn!(%error, "ROLLBACK failed after an error; the connection is dropped");
-    }
-}
-
-async fn run_hooks(hooks: Vec<Hook>) -> CommitReport {
-    let mut report = CommitReport {
-        ran: hooks.len(),
-        failures: Vec::new(),
-    };
-    for Hook { label, run } in hooks {
-        let outcome = AssertUnwindSafe(async move { run().await })
-            .catch_unwind()
-            .await;
-        let error = match outcome {
-            Ok(Ok(())) => {
-                tracing::debug!(
-                    receiver = label.receiver,
-                    signal = label.signal,
-                    phase = "on_commit",
-                    outcome = "ok"
-                );
-                continue;
-            }
-            Ok(Err(source)) => SendError::Receiver {
-                signal: label.signal,
-                sender: label.sender,
-                receiver: label.receiver,
-                source,
-            },
-            Err(payload) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".to_owned());
-                SendError::Panicked {
-                    signal: label.signal,
-                    sender: label.sender,
-                    receiver: label.receiver,
-                    message,
-                }
-            }
-        };
-        tracing::error!(receiver = label.receiver, signal = label.signal, %error, "on_commit callback failed after COMMIT");
-        report.failures.push(error);
-    }
-    report
-}
-
-impl<DB: Backend> TxHandle for Tx<DB> {
-    fn push_hook(&mut self, hook: Hook) {
-        self.hooks.push(hook);
-    }
-
-    fn backend(&self) -> &'static str {
-        <DB as Backend>::NAME
-    }
-}
-
-impl Hook {
-    pub(crate) fn new(label: HookLabel, run: HookFn) -> Self {
-        Hook { label, run }
     }
 }
 

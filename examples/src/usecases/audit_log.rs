@@ -1,10 +1,12 @@
-//! Use case 6: one audit log for every model (receivers without sender): who did what, when,
-//! written in the same transaction as the change.
+//! Use case 6: one audit log for every model (receivers without a sender, getting
+//! `dyn AnyModel`): who did what, when, written in the same transaction as the change.
 
-use signals_orm::{AnyModel, AnyTx, OrmError, PostDelete, PostSave, receiver};
+use signals_orm::{AnyModel, AnyTx, ModelExt as _, OrmError, PostDelete, PostSave, receiver};
 
-use crate::models::now;
-use crate::on_tx;
+use crate::models::{Post, now};
+use crate::run::Run;
+use crate::usecases::register;
+use crate::{Error, on_db, on_tx};
 
 tokio::task_local! {
     static ACTOR: String;
@@ -62,4 +64,26 @@ async fn audit_save(ev: PostSave<'_, dyn AnyModel>, tx: AnyTx<'_>) -> Result<(),
 #[receiver(post_delete)]
 async fn audit_delete(ev: PostDelete<'_, dyn AnyModel>, tx: AnyTx<'_>) -> Result<(), OrmError> {
     record("deleted", ev.instance, tx).await
+}
+
+/// Registers a customer and changes their email, writes a post and deletes it; returns the
+/// audit log as `actor action model` rows.
+///
+/// # Errors
+///
+/// A failed write.
+pub async fn run(run: &Run) -> Result<Vec<String>, Error> {
+    let mut customer = register(&run.db, "niklaus wirth", "nw@example.com").await?;
+    customer.email = "wirth@example.com".into();
+    on_db!(&run.db, |pool| customer.save(pool).await)?;
+    let mut post = Post {
+        id: None,
+        title: "Algorithms + Data Structures".into(),
+    };
+    on_db!(&run.db, |pool| post.save(pool).await)?;
+    on_db!(&run.db, |pool| post.delete(pool).await)?;
+    Ok(run
+        .db
+        .texts("SELECT actor || ' ' || action || ' ' || model FROM audit_log ORDER BY id")
+        .await?)
 }

@@ -1,0 +1,119 @@
+//! Use case 5: saving an order takes its units from stock in the same transaction (failing if
+//! there are too few, which undoes the order), and the confirmation email goes out only after
+//! COMMIT.
+
+use signals_orm::{AnyTx, BoxError, Committed, ModelExt as _, OrmError, PostSave, receiver};
+
+use crate::db::{self, ShopDb};
+use crate::mail::{self, MailError};
+use crate::models::{Order, Product, euros};
+use crate::run::Run;
+use crate::usecases::register;
+use crate::{Error, on_db};
+
+/// Not enough units in stock.
+#[derive(Debug, thiserror::Error)]
+#[error("out of stock: product {product} has fewer than {quantity} units")]
+pub struct OutOfStock {
+    /// The product.
+    pub product: i64,
+    /// The units ordered.
+    pub quantity: i64,
+}
+
+#[receiver(post_save, sender = Order)]
+async fn take_from_stock(ev: PostSave<'_, Order>, mut tx: AnyTx<'_>) -> Result<(), BoxError> {
+    if !ev.created {
+        return Ok(());
+    }
+    let order = ev.instance;
+    let updated = db::execute(
+        &mut tx,
+        "UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1",
+        &[order.quantity, order.product_id],
+    )
+    .await?;
+    if updated == 0 {
+        return Err(OutOfStock {
+            product: order.product_id,
+            quantity: order.quantity,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+#[receiver(post_save, sender = Order, on_commit)]
+async fn send_order_confirmation(ev: Committed<Order>) -> Result<(), MailError> {
+    if !ev.created {
+        return Ok(());
+    }
+    let order = ev.instance;
+    let body = format!(
+        "Order {} confirmed: {} unit(s) of product {}, {} EUR.\n",
+        order.id.unwrap_or_default(),
+        order.quantity,
+        order.product_id,
+        euros(order.total_cents)
+    );
+    mail::send(&order.email, "Your order is confirmed", body).await
+}
+
+/// The outcome of the order use case.
+#[derive(Debug)]
+pub struct Orders {
+    /// The order that went through.
+    pub placed: Order,
+    /// Why the second order failed.
+    pub refused: OrmError,
+    /// Stock of the product after the first order.
+    pub stock_after_order: i64,
+    /// Stock after the refused order (unchanged).
+    pub stock_after_refusal: i64,
+}
+
+async fn stock(db: &ShopDb, product: i64) -> Result<i64, Error> {
+    let found = on_db!(db, |pool| Product::get(pool, &product).await)?;
+    Ok(found.ok_or("no such product")?.stock)
+}
+
+/// Registers a buyer and adds a product with two units; an order for both goes through, a
+/// second order for one more is refused and changes nothing.
+///
+/// # Errors
+///
+/// When a step that should succeed fails.
+pub async fn run(run: &Run) -> Result<Orders, Error> {
+    let buyer = register(&run.db, "alan turing", "alan@example.com").await?;
+    let mut chair = Product {
+        id: None,
+        name: "Chair".into(),
+        stock: 2,
+        price_cents: 12_000,
+        image_path: String::new(),
+    };
+    on_db!(&run.db, |pool| chair.save(pool).await)?;
+    let (buyer_id, chair_id) = (buyer.id.ok_or("no key")?, chair.id.ok_or("no key")?);
+    let order = |quantity: i64| Order {
+        id: None,
+        customer_id: buyer_id,
+        email: buyer.email.clone(),
+        product_id: chair_id,
+        quantity,
+        total_cents: quantity * 12_000,
+        paid: false,
+    };
+    let mut placed = order(2);
+    on_db!(&run.db, |pool| placed.save(pool).await)?;
+    let stock_after_order = stock(&run.db, chair_id).await?;
+    let mut too_many = order(1);
+    let refused = on_db!(&run.db, |pool| too_many.save(pool).await)
+        .err()
+        .ok_or("an order beyond the stock went through")?;
+    Ok(Orders {
+        placed,
+        refused,
+        stock_after_order,
+        stock_after_refusal: stock(&run.db, chair_id).await?,
+    })
+}

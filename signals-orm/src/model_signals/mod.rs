@@ -1,0 +1,76 @@
+//! The model signals `pre_save`, `post_save`, `pre_delete` and `post_delete`: the signal types
+//! and the type-erased events the writes send. What receivers get is in `payload.rs` (typed
+//! payloads during the write) and `on_commit.rs` (owned copies after COMMIT).
+
+pub(crate) mod on_commit;
+pub(crate) mod payload;
+
+use signals_core::__private::Registry;
+use signals_core::Signal;
+
+use crate::model::AnyModel;
+use crate::tx::TxHandle;
+
+/// The event behind `pre_save` and `post_save`.
+#[doc(hidden)]
+pub struct SaveEvent<'e> {
+    pub(crate) instance: &'e mut dyn AnyModel,
+    pub(crate) created: bool,
+    pub(crate) raw: bool,
+    pub(crate) update_fields: Option<&'e [&'static str]>,
+    pub(crate) tx: &'e mut dyn TxHandle,
+}
+
+/// The event behind `pre_delete` and `post_delete`.
+#[doc(hidden)]
+pub struct DeleteEvent<'e> {
+    pub(crate) instance: &'e dyn AnyModel,
+    pub(crate) tx: &'e mut dyn TxHandle,
+}
+
+macro_rules! model_signal {
+    ($(#[$doc:meta])* $signal:ident, $name:literal, $event:ident, |$ev:ident| $reborrow:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $signal;
+
+        impl Signal for $signal {
+            const NAME: &'static str = $name;
+            type Event<'e> = $event<'e>;
+
+            fn reborrow<'s>($ev: &'s mut $event<'_>) -> $event<'s> {
+                $reborrow
+            }
+
+            fn registry() -> &'static Registry<Self> {
+                static REGISTRY: Registry<$signal> = Registry::new();
+                &REGISTRY
+            }
+        }
+    };
+}
+
+model_signal!(
+    /// Sent before a model row is written, inside the write's transaction (Django's
+    /// `pre_save`, which Django sends before its transaction). Receivers may change the instance;
+    /// the changed values are written. `#[receiver(pre_save, sender = User)]`.
+    PreSaveSignal, "pre_save", SaveEvent,
+    |ev| SaveEvent { instance: &mut *ev.instance, created: ev.created, raw: ev.raw, update_fields: ev.update_fields, tx: &mut *ev.tx }
+);
+model_signal!(
+    /// Sent after a model row is written, in the same transaction; a failing receiver rolls the
+    /// write back (Django's `post_save`, which runs after an autocommit write).
+    PostSaveSignal, "post_save", SaveEvent,
+    |ev| SaveEvent { instance: &mut *ev.instance, created: ev.created, raw: ev.raw, update_fields: ev.update_fields, tx: &mut *ev.tx }
+);
+model_signal!(
+    /// Sent before a model row is deleted, inside the delete's transaction (Django's
+    /// `pre_delete`).
+    PreDeleteSignal, "pre_delete", DeleteEvent,
+    |ev| DeleteEvent { instance: ev.instance, tx: &mut *ev.tx }
+);
+model_signal!(
+    /// Sent after a model row is deleted, in the same transaction (Django's `post_delete`).
+    PostDeleteSignal, "post_delete", DeleteEvent,
+    |ev| DeleteEvent { instance: ev.instance, tx: &mut *ev.tx }
+);
