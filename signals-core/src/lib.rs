@@ -154,8 +154,8 @@ macro_rules! link {
 pub mod __private {
     //! What generated code reaches; not part of the API.
     pub use crate::receiver::{
-        AsyncFn, AsyncHandler, AsyncReceiverFn, BoxFuture, FromEvent, Handler, Phase,
-        ReceiverInfo, ReceiverOutput, StaticOrShared, SyncFn, SyncHandler,
+        AsyncFn, AsyncHandler, AsyncReceiverFn, BoxFuture, FromEvent, Handler, Phase, ReceiverInfo,
+        ReceiverOutput, StaticOrShared, SyncFn, SyncHandler,
     };
     pub use crate::registry::{ErasedRegistry, LinkedReceiver, Registry};
     pub use crate::signal::AnySender;

@@ -52,6 +52,8 @@ pub use error::OrmError;
 pub use model::{AnyModel, Model, ModelMeta, Persist};
 pub use model_signals::on_commit::{Committed, ModelSnapshot};
 pub use model_signals::payload::{PostDelete, PostSave, PreDelete, PreSave};
+/// A signal: the trait behind `derive(Signal)` and the model signals.
+pub use signals_core::__private::SignalTrait as Signal;
 pub use signals_core::{
     BoxError, ConnectOptions, Connection, Mute, SendError, Sender, connect, connect_with,
     disconnect, link, receivers, send, send_robust, send_sync,
@@ -70,8 +72,6 @@ pub use signals_macros::OrmSignal as Signal;
 /// [`signals_core::receiver`](macro@signals_core::receiver). Adds `on_commit` to run after the
 /// outermost COMMIT with a [`Committed`] copy of the payload.
 pub use signals_macros::orm_receiver as receiver;
-/// A signal: the trait behind `derive(Signal)` and the model signals.
-pub use signals_core::__private::SignalTrait as Signal;
 pub use tx::{AnyTx, CommitReport, Db, Tx};
 pub use writes::{ModelExt, Saved};
 
@@ -110,12 +110,14 @@ pub mod __private {
     pub use crate::{Backend, Model, ModelMeta, Persist};
 
     /// A sqlx query of backend `DB` with bound arguments.
-    pub type Query<'q, DB> =
-        sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>;
+    pub type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>;
 
     /// The ORM's signals by their Django names: `#[receiver(post_save)]` names
     /// `model_signals::post_save`, so this module is the one list of what the ORM sends.
-    #[allow(non_camel_case_types, reason = "Django's signal names, as users write them")]
+    #[allow(
+        non_camel_case_types,
+        reason = "Django's signal names, as users write them"
+    )]
     pub mod model_signals {
         /// Django's `pre_save`.
         pub type pre_save = crate::model_signals::PreSaveSignal;

@@ -163,7 +163,9 @@ macro_rules! __stub_model {
                 ::core::option::Option::None
             }
             fn set_pk(&mut self, _: ::core::option::Option<()>) {}
-            fn values(&self) -> $crate::__private::Vec<(&'static str, $crate::__private::serde_json::Value)> {
+            fn values(
+                &self,
+            ) -> $crate::__private::Vec<(&'static str, $crate::__private::serde_json::Value)> {
                 $crate::__private::Vec::new()
             }
             fn sql() -> &'static $crate::__private::ModelSql {
@@ -171,19 +173,33 @@ macro_rules! __stub_model {
             }
         }
         impl<DB: $crate::Backend> $crate::__private::Persist<DB> for $model {
-            fn bind_fields<'q>(&self, query: $crate::__private::Query<'q, DB>) -> $crate::__private::Query<'q, DB> {
+            fn bind_fields<'q>(
+                &self,
+                query: $crate::__private::Query<'q, DB>,
+            ) -> $crate::__private::Query<'q, DB> {
                 query
             }
-            fn bind_field<'q>(&self, _: usize, query: $crate::__private::Query<'q, DB>) -> $crate::__private::Query<'q, DB> {
+            fn bind_field<'q>(
+                &self,
+                _: usize,
+                query: $crate::__private::Query<'q, DB>,
+            ) -> $crate::__private::Query<'q, DB> {
                 query
             }
-            fn bind_pk<'q>(_: &(), query: $crate::__private::Query<'q, DB>) -> $crate::__private::Query<'q, DB> {
+            fn bind_pk<'q>(
+                _: &(),
+                query: $crate::__private::Query<'q, DB>,
+            ) -> $crate::__private::Query<'q, DB> {
                 query
             }
-            fn pk_from_row(_: &<DB as $crate::__private::sqlx::Database>::Row) -> ::core::result::Result<(), $crate::__private::sqlx::Error> {
+            fn pk_from_row(
+                _: &<DB as $crate::__private::sqlx::Database>::Row,
+            ) -> ::core::result::Result<(), $crate::__private::sqlx::Error> {
                 ::core::unreachable!("derive(Model) failed to compile")
             }
-            fn from_row(_: &<DB as $crate::__private::sqlx::Database>::Row) -> ::core::result::Result<Self, $crate::__private::sqlx::Error> {
+            fn from_row(
+                _: &<DB as $crate::__private::sqlx::Database>::Row,
+            ) -> ::core::result::Result<Self, $crate::__private::sqlx::Error> {
                 ::core::unreachable!("derive(Model) failed to compile")
             }
         }

@@ -72,7 +72,12 @@ impl ModelSql {
         };
         let delete = format!("DELETE FROM {table} WHERE {pk} = $1");
         let selected: Vec<String> = std::iter::once((meta.pk_column, meta.pk_field))
-            .chain(meta.columns.iter().copied().zip(meta.fields.iter().copied()))
+            .chain(
+                meta.columns
+                    .iter()
+                    .copied()
+                    .zip(meta.fields.iter().copied()),
+            )
             .map(|(column, field)| select_column(column, field))
             .collect();
         let select = format!("SELECT {} FROM {table}", selected.join(", "));
@@ -222,7 +227,10 @@ mod tests {
             sql.insert,
             r#"INSERT INTO "people" DEFAULT VALUES RETURNING "id""#
         );
-        assert_eq!(sql.insert_with_pk, r#"INSERT INTO "people" ("id") VALUES ($1)"#);
+        assert_eq!(
+            sql.insert_with_pk,
+            r#"INSERT INTO "people" ("id") VALUES ($1)"#
+        );
         assert_eq!(
             sql.update,
             r#"UPDATE "people" SET "id" = "id" WHERE "id" = $1"#

@@ -52,7 +52,7 @@ fn receivers_lists_every_receiver_with_its_declaration() {
     for cell in [
         "invoice_paid",
         "observability::Invoice",
-        "tests/tests/observability.rs:16",
+        "tests/tests/observability.rs:17",
         "3",
         "async",
         "immediate",

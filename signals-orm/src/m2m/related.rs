@@ -9,8 +9,8 @@ use std::marker::PhantomData;
 use signals_core::Sender;
 use signals_core::Signal as _;
 
-use super::signal::{M2mAction, M2mChangedSignal, M2mEvent, keys_json};
 use super::Through;
+use super::signal::{M2mAction, M2mChangedSignal, M2mEvent, keys_json};
 use crate::backend::Backend;
 use crate::error::OrmError;
 use crate::model::{Model, Persist};
@@ -307,14 +307,22 @@ where
         let mut missing: BTreeSet<_> = wanted.difference(&current).cloned().collect();
         self.send(tx, M2mAction::PreAdd, Some(&mut missing)).await?;
         for other in &missing {
-            DB::execute(tx, Self::bind_pair::<DB>(own, other, T::sql().insert.as_str())).await?;
+            DB::execute(
+                tx,
+                Self::bind_pair::<DB>(own, other, T::sql().insert.as_str()),
+            )
+            .await?;
         }
         self.send(tx, M2mAction::PostAdd, Some(&mut missing))
             .await?;
         if T::SYMMETRICAL {
             // The mirror rows come after post_add, as in Django.
             for other in &missing {
-                DB::execute(tx, Self::bind_mirror::<DB>(own, other, T::sql().insert.as_str())).await?;
+                DB::execute(
+                    tx,
+                    Self::bind_mirror::<DB>(own, other, T::sql().insert.as_str()),
+                )
+                .await?;
             }
         }
         Ok(missing.len())
@@ -408,4 +416,3 @@ impl<T: Through, D: Direction<T>> fmt::Debug for Related<'_, T, D> {
             .finish_non_exhaustive()
     }
 }
-

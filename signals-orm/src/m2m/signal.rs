@@ -251,10 +251,11 @@ tx_payloads! {
     [] M2mChangedSignal, AnySender => AnyM2mChanged<'e> = split_any;
 }
 
-pub(super) fn keys_json<K: serde::Serialize + 'static>(set: &(dyn Any + Send)) -> Vec<serde_json::Value> {
+pub(super) fn keys_json<K: serde::Serialize + 'static>(
+    set: &(dyn Any + Send),
+) -> Vec<serde_json::Value> {
     (set as &dyn Any)
         .downcast_ref::<BTreeSet<K>>()
         .map(|set| set.iter().map(crate::model::json).collect())
         .unwrap_or_default()
 }
-

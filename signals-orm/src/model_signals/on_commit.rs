@@ -8,7 +8,9 @@ use signals_core::__private::AnySender;
 use signals_core::{BoxError, Signal};
 
 use super::payload::wrong_sender;
-use super::{DeleteEvent, PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal, SaveEvent};
+use super::{
+    DeleteEvent, PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal, SaveEvent,
+};
 use crate::model::{AnyModel, Model};
 use crate::tx::{Hook, HookLabel, TxHandle};
 

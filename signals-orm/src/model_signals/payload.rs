@@ -4,10 +4,12 @@
 
 use std::any::Any;
 
-use signals_core::BoxError;
 use signals_core::__private::AnySender;
+use signals_core::BoxError;
 
-use super::{DeleteEvent, PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal, SaveEvent};
+use super::{
+    DeleteEvent, PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal, SaveEvent,
+};
 use crate::model::{AnyModel, Model};
 use crate::tx::TxHandle;
 
@@ -217,12 +219,26 @@ fn delete_parts<T: ModelRef + ?Sized>(
 
 fn pre_delete<T: ModelRef + ?Sized>(ev: DeleteEvent<'_>) -> Split<'_, PreDelete<'_, T>> {
     let ((instance, origin, using), tx) = delete_parts::<T>(ev)?;
-    Ok((PreDelete { instance, origin, using }, tx))
+    Ok((
+        PreDelete {
+            instance,
+            origin,
+            using,
+        },
+        tx,
+    ))
 }
 
 fn post_delete<T: ModelRef + ?Sized>(ev: DeleteEvent<'_>) -> Split<'_, PostDelete<'_, T>> {
     let ((instance, origin, using), tx) = delete_parts::<T>(ev)?;
-    Ok((PostDelete { instance, origin, using }, tx))
+    Ok((
+        PostDelete {
+            instance,
+            origin,
+            using,
+        },
+        tx,
+    ))
 }
 
 tx_payloads! {
