@@ -1,17 +1,17 @@
 //! Workload 1: sending a custom signal to 0, 1 and 10 no-op receivers, sync and async, against
-//! calling the same functions directly. Measured by divan (in a child process of this binary,
-//! whose output is parsed for the table), allocations counted by divan's `AllocProfiler` per
-//! send and by the process-wide byte counter over many sends.
+//! calling the same functions directly. Timed here with `Instant` around loops of calls (the
+//! median of repetitions); heap measured by the process-wide byte counter.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::pin::pin;
-use std::process::{Command, Stdio};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use signals_orm::{Sender, Signal, receiver};
 
 use crate::Config;
+use crate::workloads::median;
 
 /// No receivers at all.
 #[derive(Signal)]
@@ -87,88 +87,19 @@ fn ready<F: Future>(fut: F) -> F::Output {
     }
 }
 
-/// Sends each signal once, so that the one-time work of a first send (building the registry
-/// from the link-time receivers) does not land in divan's first sample, from which divan sizes
-/// its samples.
-pub fn warm_up() {
-    let _ = signals_orm::send_sync(Sender::NONE, &Unheard);
-    let _ = signals_orm::send_sync(Sender::NONE, &SyncOne { value: 1 });
-    let _ = signals_orm::send_sync(Sender::NONE, &SyncTen { value: 1 });
-    let _ = ready(signals_orm::send(Sender::NONE, &AsyncOne { value: 1 }));
-    let _ = ready(signals_orm::send(Sender::NONE, &AsyncTen { value: 1 }));
-}
-
-// Benchmark names are unique leaves: the parent reads the table rows by them. Each measures one
-// call in divan's loop; the event is made once, outside it, and the send's result is dropped
-// inside it (returned, divan would keep it to drop after the timing).
-
-/// `send_sync` of `event`.
-macro_rules! bench_send_sync {
-    ($name:ident, $event:expr) => {
-        #[divan::bench]
-        fn $name(bencher: divan::Bencher) {
-            let event = $event;
-            bencher.bench_local(|| signals_orm::send_sync(Sender::NONE, black_box(&event)).is_ok());
-        }
-    };
-}
-
-/// `send(..).await` of `event`, polled once (no-op receivers never wait).
-macro_rules! bench_send_await {
-    ($name:ident, $event:expr) => {
-        #[divan::bench]
-        fn $name(bencher: divan::Bencher) {
-            let event = $event;
-            bencher
-                .bench_local(|| ready(signals_orm::send(Sender::NONE, black_box(&event))).is_ok());
-        }
-    };
-}
-
-/// The receivers called directly: `$direct(&event)`, awaited if `$direct` is async.
-macro_rules! bench_direct {
-    ($name:ident, $event:expr, $direct:ident) => {
-        #[divan::bench]
-        fn $name(bencher: divan::Bencher) {
-            let event = $event;
-            bencher.bench_local(|| $direct(black_box(&event)));
-        }
-    };
-    ($name:ident, $event:expr, async $direct:ident) => {
-        #[divan::bench]
-        fn $name(bencher: divan::Bencher) {
-            let event = $event;
-            bencher.bench_local(|| ready($direct(black_box(&event))));
-        }
-    };
-}
-
-bench_send_sync!(send_sync_0, Unheard);
-bench_send_await!(send_await_0, Unheard);
-bench_send_sync!(send_sync_sync_1, SyncOne { value: 1 });
-bench_send_await!(send_await_sync_1, SyncOne { value: 1 });
-bench_direct!(direct_sync_1, SyncOne { value: 1 }, direct_sync_one);
-bench_send_sync!(send_sync_sync_10, SyncTen { value: 1 });
-bench_send_await!(send_await_sync_10, SyncTen { value: 1 });
-bench_direct!(direct_sync_10, SyncTen { value: 1 }, direct_sync_ten);
-bench_send_await!(send_await_async_1, AsyncOne { value: 1 });
-bench_direct!(direct_async_1, AsyncOne { value: 1 }, async direct_async_one);
-bench_send_await!(send_await_async_10, AsyncTen { value: 1 });
-bench_direct!(direct_async_10, AsyncTen { value: 1 }, async direct_async_ten);
-
-/// One divan benchmark's median time and allocations per iteration.
+/// One dispatch workload's median time and heap per call.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Measured {
-    /// Median nanoseconds per iteration.
+    /// Median nanoseconds per call.
     pub ns: f64,
-    /// Median heap allocations per iteration (divan prints none when there are none).
-    pub allocs: f64,
+    /// Heap peak above the start during the timed calls, bytes: 0 if no call allocated.
+    pub heap_bytes: usize,
 }
 
-/// What the dispatch benchmarks measured, by benchmark name, plus the process-wide check.
+/// What the dispatch workloads measured, by name, plus the process-wide check.
 #[derive(Debug, Default)]
 pub struct DispatchResults {
-    /// Divan's medians, by benchmark function name.
+    /// Each workload's result, by name (`send_sync_sync_1`, `direct_sync_1`, ...).
     pub benches: BTreeMap<String, Measured>,
     /// Bytes allocated (process-wide peak above the start) during many sends to sync
     /// receivers, `send_sync` and `send().await`, with 1 and 10 receivers.
@@ -178,44 +109,103 @@ pub struct DispatchResults {
 }
 
 impl DispatchResults {
-    /// A benchmark's result, if divan ran it.
+    /// A workload's result, if it ran.
     pub fn get(&self, name: &str) -> Option<Measured> {
         self.benches.get(name).copied()
     }
 }
 
-/// Runs divan on the benchmarks above in a child process of this binary (divan prints, it does
-/// not return results), echoes its output on stderr and reads the medians back.
-pub fn run(config: &Config) -> DispatchResults {
-    let exe = std::env::current_exe().expect("the benchmark's own path");
-    let mut command = Command::new(exe);
-    command
-        .env(crate::CHILD_ENV, "divan")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if config.smoke {
-        command.arg("--test");
-    } else {
-        command.args([
-            "--bench",
-            "--sample-count",
-            &config.divan_samples.to_string(),
-        ]);
+/// Times `op`: one untimed repetition to warm up (the first send also builds the registry),
+/// then `dispatch_reps` repetitions of `dispatch_iters` calls each.
+fn measure<T>(config: &Config, mut op: impl FnMut() -> T) -> Measured {
+    let iters = config.dispatch_iters;
+    let mut ns = Vec::with_capacity(config.dispatch_reps);
+    let mut heap_bytes = 0;
+    for rep in 0..=config.dispatch_reps {
+        let (elapsed, peak) = crate::peak_bytes(|| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(op());
+            }
+            start.elapsed()
+        });
+        if rep > 0 {
+            ns.push(elapsed.as_secs_f64() * 1e9 / f64::from(iters));
+            heap_bytes = heap_bytes.max(peak);
+        }
     }
-    // Collected whole, not echoed line by line: this process shares the child's core, and
-    // must not wake up while divan measures.
-    let output = command.output().expect("run divan in a child process");
-    let output_text = String::from_utf8_lossy(&output.stdout);
-    eprint!("{output_text}");
-    assert!(output.status.success(), "divan failed: {}", output.status);
-    let mut results = DispatchResults {
-        benches: parse_divan(&output_text),
-        ..DispatchResults::default()
+    Measured {
+        ns: median(&ns),
+        heap_bytes,
+    }
+}
+
+/// `send_sync` of `event`, as a closure for [`measure`]; the result is dropped inside the loop.
+macro_rules! send_sync {
+    ($event:expr) => {
+        || signals_orm::send_sync(Sender::NONE, black_box($event)).is_ok()
     };
+}
+
+/// `send(..).await` of `event`, polled once (no-op receivers never wait).
+macro_rules! send_await {
+    ($event:expr) => {
+        || ready(signals_orm::send(Sender::NONE, black_box($event))).is_ok()
+    };
+}
+
+/// Times every dispatch workload, echoing each on stderr, then checks the heap over many sends.
+pub fn run(config: &Config) -> DispatchResults {
+    let (one, ten) = (SyncOne { value: 1 }, SyncTen { value: 1 });
+    let (async_one, async_ten) = (AsyncOne { value: 1 }, AsyncTen { value: 1 });
+    let measured = [
+        ("send_sync_0", measure(config, send_sync!(&Unheard))),
+        ("send_await_0", measure(config, send_await!(&Unheard))),
+        ("send_sync_sync_1", measure(config, send_sync!(&one))),
+        ("send_await_sync_1", measure(config, send_await!(&one))),
+        (
+            "direct_sync_1",
+            measure(config, || direct_sync_one(black_box(&one))),
+        ),
+        ("send_sync_sync_10", measure(config, send_sync!(&ten))),
+        ("send_await_sync_10", measure(config, send_await!(&ten))),
+        (
+            "direct_sync_10",
+            measure(config, || direct_sync_ten(black_box(&ten))),
+        ),
+        (
+            "send_await_async_1",
+            measure(config, send_await!(&async_one)),
+        ),
+        (
+            "direct_async_1",
+            measure(config, || ready(direct_async_one(black_box(&async_one)))),
+        ),
+        (
+            "send_await_async_10",
+            measure(config, send_await!(&async_ten)),
+        ),
+        (
+            "direct_async_10",
+            measure(config, || ready(direct_async_ten(black_box(&async_ten)))),
+        ),
+    ];
+    eprintln!(
+        "{} x {} calls each, median:",
+        config.dispatch_reps, config.dispatch_iters
+    );
+    for (name, m) in &measured {
+        eprintln!("  {name:<20} {:>9.3} ns  heap +{} B", m.ns, m.heap_bytes);
+    }
     let sends = if config.smoke { 1_000 } else { 100_000 };
-    results.heap_bytes_in_sync_sends = heap_bytes_in_sync_sends(sends);
-    results.sync_sends_checked = sends * 4;
-    results
+    DispatchResults {
+        benches: measured
+            .into_iter()
+            .map(|(name, m)| (name.to_owned(), m))
+            .collect(),
+        heap_bytes_in_sync_sends: heap_bytes_in_sync_sends(sends),
+        sync_sends_checked: sends * 4,
+    }
 }
 
 /// Process-wide bytes allocated while sending `n` times each way to sync receivers.
@@ -235,66 +225,4 @@ fn heap_bytes_in_sync_sends(n: usize) -> usize {
         }
     });
     peak
-}
-
-/// Reads divan's tree: a benchmark row is `├─ name  fastest │ slowest │ median │ mean │ ...`;
-/// when it allocates, labelled rows follow (`alloc:`), each with its counts on the next row
-/// and its bytes on the one after.
-fn parse_divan(output: &str) -> BTreeMap<String, Measured> {
-    let mut results: BTreeMap<String, Measured> = BTreeMap::new();
-    let mut current: Option<String> = None;
-    let mut label: Option<String> = None;
-    for line in output.lines() {
-        // Without the tree drawn on the left, every row's columns line up.
-        let line = line.trim_start_matches(['├', '╰', '─', '│', ' ']);
-        let cells: Vec<&str> = line.split('│').collect();
-        if cells.len() < 4 {
-            continue;
-        }
-        let first = cells[0].trim_end();
-        if first.ends_with(':') {
-            label = Some(first.to_owned());
-            continue;
-        }
-        if let Some(label) = label.take() {
-            if label == "alloc:" {
-                let entry = current.as_ref().and_then(|name| results.get_mut(name));
-                if let (Some(entry), Some(count)) = (entry, parse_number(cells[2])) {
-                    entry.allocs = count;
-                }
-            }
-            continue;
-        }
-        let Some(name) = first
-            .split_whitespace()
-            .next()
-            .filter(|word| word.starts_with(|c: char| c.is_ascii_alphabetic()))
-        else {
-            continue; // a bytes row
-        };
-        current = parse_time(cells[2]).map(|ns| {
-            results.insert(name.to_owned(), Measured { ns, allocs: 0.0 });
-            name.to_owned()
-        });
-    }
-    results
-}
-
-fn parse_number(cell: &str) -> Option<f64> {
-    cell.split_whitespace().next()?.parse().ok()
-}
-
-/// `1.234 ns`, `5.6 µs`, `7 ms`, `1 s` as nanoseconds.
-fn parse_time(cell: &str) -> Option<f64> {
-    let mut parts = cell.split_whitespace();
-    let value: f64 = parts.next()?.parse().ok()?;
-    let scale = match parts.next()? {
-        "ps" => 1e-3,
-        "ns" => 1.0,
-        "µs" | "us" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        _ => return None,
-    };
-    Some(value * scale)
 }

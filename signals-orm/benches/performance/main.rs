@@ -1,4 +1,4 @@
-//! What signals cost: dispatch against direct calls (divan), ORM workloads against raw sqlx
+//! What signals cost: dispatch against direct calls (timed loops), ORM workloads against raw sqlx
 //! running the same SQL in the same transaction shape (SQLite in memory, SQLite WAL file,
 //! PostgreSQL when `DATABASE_URL` is set), and Django on the same SQLite settings, printed as
 //! one table followed by the targets met or missed.
@@ -30,13 +30,9 @@ use std::time::Duration;
 
 use peak_alloc::PeakAlloc;
 
-/// divan counts allocations per benchmark iteration on the measuring thread; `PeakAlloc` under
-/// it counts bytes process-wide and keeps the peak.
+/// Counts heap bytes process-wide and keeps the peak.
 #[global_allocator]
-static ALLOC: divan::AllocProfiler<PeakAlloc> = divan::AllocProfiler::new(PeakAlloc);
-
-/// Set on the child process that runs divan.
-const CHILD_ENV: &str = "SIGNALS_BENCH_CHILD";
+static ALLOC: PeakAlloc = PeakAlloc;
 
 /// Sizes and switches of one run.
 #[derive(Debug, Clone)]
@@ -51,8 +47,10 @@ pub struct Config {
     pub reps: usize,
     /// Repetitions of workload 3 (a commit per save, the slowest by far).
     pub tx_each_reps: usize,
-    /// Samples divan takes of each dispatch benchmark.
-    pub divan_samples: usize,
+    /// Timed repetitions of each dispatch workload; the median is reported.
+    pub dispatch_reps: usize,
+    /// Calls in each repetition of a dispatch workload.
+    pub dispatch_iters: u32,
     /// Tiny counts, one repetition: `cargo test --benches`.
     pub smoke: bool,
     /// Counts divided by 10.
@@ -84,7 +82,8 @@ impl Config {
                 tags: 5,
                 reps: 1,
                 tx_each_reps: 1,
-                divan_samples: 1,
+                dispatch_reps: 1,
+                dispatch_iters: 10,
                 smoke,
                 quick,
                 django: false,
@@ -98,7 +97,8 @@ impl Config {
                 tags: 5,
                 reps: reps.unwrap_or(if quick { 3 } else { 5 }),
                 tx_each_reps: reps.unwrap_or(3),
-                divan_samples: if quick { 100 } else { 1_000 },
+                dispatch_reps: 200 / divisor,
+                dispatch_iters: 10_000,
                 smoke,
                 quick,
                 django: django && only.is_none(),
@@ -136,7 +136,7 @@ fn machine() -> String {
 }
 
 /// Pins the calling thread, and so every thread and process it starts (sqlx's SQLite workers,
-/// divan, Django), to the last core; returns it.
+/// Django), to the last core; returns it.
 ///
 /// Unpinned on this 2-vCPU VM, each hand-off between the async task and sqlx's SQLite worker
 /// thread, and each PostgreSQL round trip, sometimes waited for the other, idle vCPU to wake and
@@ -153,11 +153,6 @@ fn pin() -> Option<usize> {
 }
 
 fn main() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        dispatch::warm_up();
-        divan::main();
-        return;
-    }
     let config = Config::from_env();
     let machine = machine();
     let started = std::time::Instant::now();
@@ -181,7 +176,7 @@ fn main() {
     let dispatch = if config.only.is_some() {
         dispatch::DispatchResults::default()
     } else {
-        eprintln!("\n== 1. dispatch (divan)");
+        eprintln!("\n== 1. dispatch");
         dispatch::run(&config)
     };
     let mut orm = workloads::OrmResults::default();
