@@ -10,16 +10,16 @@ pub enum Root {
     Core,
     Orm,
     /// `crate = some::path` given by the user (a renamed dependency).
-    Custom(syn::Path, Box<Root>),
+    Custom(syn::Path, Box<Self>),
 }
 
 impl Root {
     /// Whether the ORM's model signals and transaction parameters are available.
     pub fn has_orm(&self) -> bool {
         match self {
-            Root::Core => false,
-            Root::Orm => true,
-            Root::Custom(_, base) => base.has_orm(),
+            Self::Core => false,
+            Self::Orm => true,
+            Self::Custom(_, base) => base.has_orm(),
         }
     }
 
@@ -32,9 +32,9 @@ impl Root {
 impl ToTokens for Root {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         match self {
-            Root::Core => tokens.extend(quote!(::signals_core)),
-            Root::Orm => tokens.extend(quote!(::signals_orm)),
-            Root::Custom(path, _) => path.to_tokens(tokens),
+            Self::Core => tokens.extend(quote!(::signals_core)),
+            Self::Orm => tokens.extend(quote!(::signals_orm)),
+            Self::Custom(path, _) => path.to_tokens(tokens),
         }
     }
 }

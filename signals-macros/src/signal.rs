@@ -34,7 +34,6 @@ pub fn expand(root: Root, item: TokenStream) -> TokenStream {
     let private = root.private();
     quote! {
         #[automatically_derived]
-        #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
         impl #private::Signal for #ident {
             const NAME: &'static str = #name;
             type Event<'e> = &'e Self;
@@ -49,7 +48,6 @@ pub fn expand(root: Root, item: TokenStream) -> TokenStream {
             }
         }
         #[automatically_derived]
-        #[allow(unused_qualifications, clippy::all, clippy::pedantic)]
         impl #private::PlainSignal for #ident {
             #[inline]
             fn as_event(&self) -> &Self {

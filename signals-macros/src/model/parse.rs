@@ -1,7 +1,9 @@
-//! Reads and checks a `#[derive(Model)]` struct.
+//! Reads a `#[derive(Model)]` item: the `#[model(...)]` keys of the struct and of its fields,
+//! and their `#[sqlx(...)]` keys, into plain structs. Only what cannot be read is reported here
+//! (unknown or repeated keys, values of the wrong kind); how the parts fit together is checked
+//! by `validate`.
 
 use proc_macro2::Span;
-use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
 
 use crate::root::Root;
@@ -12,204 +14,105 @@ const STRUCT_KEYS: &[&str] = &["table", "crate"];
 /// The keys of `#[model(...)]` on a field.
 const FIELD_KEYS: &[&str] = &["primary_key", "column", "skip"];
 
-/// A checked model.
-pub struct Model {
+/// The derive input as written.
+pub struct Input<'a> {
+    pub item: &'a syn::DeriveInput,
+    /// The runtime crate, after `#[model(crate = ...)]`.
     pub root: Root,
-    pub ident: syn::Ident,
-    pub table: String,
-    pub key: Field,
-    /// Whether the key is an `Option<T>` the database fills in.
-    pub key_generated: bool,
-    /// The key's value type (`T` of `Option<T>`, or the field type).
-    pub key_type: syn::Type,
-    /// Saved non-key fields, in declaration order.
-    pub fields: Vec<Field>,
-}
-
-pub struct Field {
-    pub ident: syn::Ident,
-    pub ty: syn::Type,
-    /// The field's name as written, without `r#`.
-    pub name: String,
-    pub column: String,
-}
-
-struct FieldAttrs {
-    primary_key: Option<Span>,
-    /// `primary_key` was written, or a misspelling of it: no "needs a primary key" follow-up.
-    primary_key_meant: bool,
-    column: Option<String>,
-    skip: Option<Span>,
-}
-
-/// The struct's `#[model(...)]` keys.
-struct StructAttrs {
-    table: Option<String>,
+    /// `#[model(table = "...")]`, when given as a string literal.
+    pub table: Option<syn::LitStr>,
     /// `table` was written (maybe invalid), or a misspelling of it: no "needs the table"
     /// follow-up.
-    table_meant: bool,
+    pub table_meant: bool,
+    /// The keys of the struct's `#[sqlx(...)]` attributes.
+    pub sqlx_keys: Vec<SqlxKey>,
+    pub body: Body<'a>,
+}
+
+/// What the derive was put on.
+pub enum Body<'a> {
+    /// A struct with named fields, each read.
+    Named(Vec<Field<'a>>),
+    /// A tuple struct (its fields' span) or a unit struct.
+    Unnamed(Option<Span>),
+    Enum(&'a syn::DataEnum),
+    Union(&'a syn::DataUnion),
+}
+
+/// A named field and its keys.
+pub struct Field<'a> {
+    pub ident: &'a syn::Ident,
+    pub ty: &'a syn::Type,
+    /// The span of `primary_key`.
+    pub primary_key: Option<Span>,
+    /// `primary_key` was written, or a misspelling of it: no "needs a primary key" follow-up.
+    pub primary_key_meant: bool,
+    /// `column = "..."`, when given as a string literal.
+    pub column: Option<syn::LitStr>,
+    /// The span of `skip`.
+    pub skip: Option<Span>,
+    pub sqlx_keys: Vec<SqlxKey>,
+}
+
+/// A key of a `#[sqlx(...)]` attribute.
+pub struct SqlxKey {
+    pub name: String,
+    pub span: Span,
+}
+
+/// Reads the item; every problem found is pushed to `errors` and reading goes on.
+pub fn input<'a>(
     root: Root,
-}
-
-pub fn model(root: Root, input: &syn::DeriveInput) -> Result<Model, Vec<syn::Error>> {
-    let mut errors = Vec::new();
-    let StructAttrs {
-        table,
-        table_meant,
-        root,
-    } = struct_attrs(input, root, &mut errors);
-    if !input.generics.params.is_empty() {
-        errors.push(syn::Error::new_spanned(
-            &input.generics,
-            "a model cannot be generic: its table, columns and SQL are fixed at compile time; remove the parameters and give the fields concrete types",
-        ));
-    }
-    let named = named_fields(input, &mut errors);
-    if table.is_none() && !table_meant {
-        errors.push(syn::Error::new(
-            input.ident.span(),
-            "derive(Model) needs the table: add `#[model(table = \"...\")]` to the struct",
-        ));
-    }
-    let mut key: Option<(Field, Span)> = None;
-    let mut key_meant = false;
-    let mut fields = Vec::new();
-    for field in named.into_iter().flat_map(|n| &n.named) {
-        let Some(ident) = &field.ident else { continue };
-        let attrs = field_attrs(field, &mut errors);
-        reject_sqlx_renames(&field.attrs, &mut errors);
-        key_meant |= attrs.primary_key_meant;
-        let name = ident.unraw().to_string();
-        let column = attrs.column.clone().unwrap_or_else(|| name.clone());
-        let checked = Field {
-            ident: ident.clone(),
-            ty: field.ty.clone(),
-            name,
-            column,
-        };
-        if let Some(skip) = attrs.skip {
-            check_skip(field, &attrs, skip, &mut errors);
-            continue;
-        }
-        match (attrs.primary_key, &key) {
-            (Some(span), Some((first, _))) => errors.push(syn::Error::new(
-                span,
-                format!(
-                    "only one field can be `#[model(primary_key)]`, and `{}` already is: remove this one (composite keys are not supported)",
-                    first.name
-                ),
-            )),
-            (Some(span), None) => key = Some((checked, span)),
-            (None, _) => fields.push(checked),
-        }
-    }
-    if key.is_none() && !key_meant && named.is_some() {
-        errors.push(syn::Error::new(
-            input.ident.span(),
-            "derive(Model) needs a primary key: mark one field `#[model(primary_key)]` (an `Option<i64>` key is generated by the database)",
-        ));
-    }
-    match (errors.is_empty(), table, key) {
-        (true, Some(table), Some((key, _))) => {
-            let (key_generated, key_type) = match option_inner(&key.ty) {
-                Some(inner) => (true, inner.clone()),
-                None => (false, key.ty.clone()),
-            };
-            Ok(Model {
-                root,
-                ident: input.ident.clone(),
-                table,
-                key,
-                key_generated,
-                key_type,
-                fields,
-            })
-        }
-        _ => Err(errors),
-    }
-}
-
-/// The named fields of a struct; anything else is reported.
-fn named_fields<'a>(
-    input: &'a syn::DeriveInput,
+    item: &'a syn::DeriveInput,
     errors: &mut Vec<syn::Error>,
-) -> Option<&'a syn::FieldsNamed> {
-    match &input.data {
-        syn::Data::Struct(data) => match &data.fields {
-            syn::Fields::Named(named) => Some(named),
-            other => {
-                errors.push(syn::Error::new(
-                    if matches!(other, syn::Fields::Unit) { input.ident.span() } else { other.span() },
-                    "derive(Model) needs named fields, one per column: `struct User { #[model(primary_key)] id: Option<i64>, name: String }`",
-                ));
-                None
-            }
-        },
-        syn::Data::Enum(data) => {
-            errors.push(syn::Error::new(
-                data.enum_token.span,
-                "derive(Model) goes on a struct with named fields, not an enum",
-            ));
-            None
-        }
-        syn::Data::Union(data) => {
-            errors.push(syn::Error::new(
-                data.union_token.span,
-                "derive(Model) goes on a struct with named fields, not a union",
-            ));
-            None
-        }
-    }
-}
-
-/// A `#[model(skip)]` field: not the key, no column, and skipped by sqlx too.
-fn check_skip(field: &syn::Field, attrs: &FieldAttrs, skip: Span, errors: &mut Vec<syn::Error>) {
-    if attrs.primary_key.is_some() {
-        errors.push(syn::Error::new(
-            skip,
-            "the primary key cannot be skipped: remove `skip` (the key is always saved and loaded)",
-        ));
-    }
-    if attrs.column.is_some() {
-        errors.push(syn::Error::new(
-            skip,
-            "a skipped field has no column: remove `column` or `skip`",
-        ));
-    }
-    if !has_sqlx_skip(field) {
-        errors.push(syn::Error::new(
-            skip,
-            "a skipped field must also be `#[sqlx(skip)]`, or sqlx::FromRow will look for its column: add `#[sqlx(skip)]` to the field (its type must implement `Default`)",
-        ));
-    }
-}
-
-fn struct_attrs(input: &syn::DeriveInput, root: Root, errors: &mut Vec<syn::Error>) -> StructAttrs {
-    reject_sqlx_renames(&input.attrs, errors);
-    let mut attrs = StructAttrs {
+) -> Input<'a> {
+    let mut input = Input {
+        item,
+        root,
         table: None,
         table_meant: false,
-        root,
+        sqlx_keys: sqlx_keys(&item.attrs),
+        body: Body::Unnamed(None),
     };
+    struct_attrs(&mut input, errors);
+    input.body = match &item.data {
+        syn::Data::Struct(data) => match &data.fields {
+            syn::Fields::Named(named) => Body::Named(
+                named
+                    .named
+                    .iter()
+                    .filter_map(|field| field_attrs(field, errors))
+                    .collect(),
+            ),
+            syn::Fields::Unnamed(unnamed) => Body::Unnamed(Some(unnamed.span())),
+            syn::Fields::Unit => Body::Unnamed(None),
+        },
+        syn::Data::Enum(data) => Body::Enum(data),
+        syn::Data::Union(data) => Body::Union(data),
+    };
+    input
+}
+
+fn struct_attrs(input: &mut Input<'_>, errors: &mut Vec<syn::Error>) {
     let mut table_given = false;
     let mut custom_root = false;
-    for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
+    for attr in input
+        .item
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("model"))
+    {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("table") {
-                attrs.table_meant = true;
+                input.table_meant = true;
                 let Some(value) = string_value(&meta, "table", errors)? else {
                     table_given = true;
                     return Ok(());
                 };
                 if table_given {
                     errors.push(meta.error("`table` is given twice: keep one"));
-                } else if value.value().is_empty() {
-                    errors.push(syn::Error::new(
-                        value.span(),
-                        "the table name is empty: write the table's name, as in `#[model(table = \"users\")]`",
-                    ));
                 } else {
-                    attrs.table = Some(value.value());
+                    input.table = Some(value);
                 }
                 table_given = true;
             } else if meta.path.is_ident("crate") {
@@ -218,7 +121,7 @@ fn struct_attrs(input: &syn::DeriveInput, root: Root, errors: &mut Vec<syn::Erro
                     errors.push(meta.error("`crate` is given twice: keep one"));
                 } else {
                     custom_root = true;
-                    attrs.root = Root::Custom(path, Box::new(attrs.root.clone()));
+                    input.root = Root::Custom(path, Box::new(input.root.clone()));
                 }
             } else {
                 let key = path_name(&meta.path);
@@ -228,7 +131,7 @@ fn struct_attrs(input: &syn::DeriveInput, root: Root, errors: &mut Vec<syn::Erro
                         "`{key}` goes on a field, not on the struct: move `{example}` onto the field; the struct keys are `table` and `crate`"
                     )
                 } else {
-                    attrs.table_meant |= suggest::closest(&key, STRUCT_KEYS) == Some("table");
+                    input.table_meant |= suggest::closest(&key, STRUCT_KEYS) == Some("table");
                     let hint = misspelt(&key, STRUCT_KEYS, FIELD_KEYS, "goes on a field");
                     format!(
                         "unknown #[model] key `{key}` on a struct{hint}; the struct keys are `table` and `crate`"
@@ -243,32 +146,35 @@ fn struct_attrs(input: &syn::DeriveInput, root: Root, errors: &mut Vec<syn::Erro
             errors.push(error);
         }
     }
-    attrs
 }
 
-fn field_attrs(field: &syn::Field, errors: &mut Vec<syn::Error>) -> FieldAttrs {
-    let mut attrs = FieldAttrs {
+/// The keys of a named field (`None` for an unnamed one, which `Body::Unnamed` covers).
+fn field_attrs<'a>(field: &'a syn::Field, errors: &mut Vec<syn::Error>) -> Option<Field<'a>> {
+    let mut read = Field {
+        ident: field.ident.as_ref()?,
+        ty: &field.ty,
         primary_key: None,
         primary_key_meant: false,
         column: None,
         skip: None,
+        sqlx_keys: sqlx_keys(&field.attrs),
     };
     let mut column_given = false;
     for attr in field.attrs.iter().filter(|a| a.path().is_ident("model")) {
         let result = attr.parse_nested_meta(|meta| {
             let span = meta.path.span();
             if meta.path.is_ident("primary_key") {
-                attrs.primary_key_meant = true;
-                if attrs.primary_key.is_some() {
+                read.primary_key_meant = true;
+                if read.primary_key.is_some() {
                     errors.push(meta.error("`primary_key` is given twice: keep one"));
                 } else {
-                    attrs.primary_key = Some(span);
+                    read.primary_key = Some(span);
                 }
             } else if meta.path.is_ident("skip") {
-                if attrs.skip.is_some() {
+                if read.skip.is_some() {
                     errors.push(meta.error("`skip` is given twice: keep one"));
                 } else {
-                    attrs.skip = Some(span);
+                    read.skip = Some(span);
                 }
             } else if meta.path.is_ident("column") {
                 let Some(value) = string_value(&meta, "column", errors)? else {
@@ -277,13 +183,8 @@ fn field_attrs(field: &syn::Field, errors: &mut Vec<syn::Error>) -> FieldAttrs {
                 };
                 if column_given {
                     errors.push(meta.error("`column` is given twice: keep one"));
-                } else if value.value().is_empty() {
-                    errors.push(syn::Error::new(
-                        value.span(),
-                        "the column name is empty: write the column's name, or remove `column` to use the field's name",
-                    ));
                 } else {
-                    attrs.column = Some(value.value());
+                    read.column = Some(value);
                 }
                 column_given = true;
             } else {
@@ -294,7 +195,7 @@ fn field_attrs(field: &syn::Field, errors: &mut Vec<syn::Error>) -> FieldAttrs {
                         "`{key}` goes on the struct, not on a field: move `{example}` above the struct; the field keys are `primary_key`, `column` and `skip`"
                     )
                 } else {
-                    attrs.primary_key_meant |=
+                    read.primary_key_meant |=
                         suggest::closest(&key, FIELD_KEYS) == Some("primary_key");
                     let hint = misspelt(&key, FIELD_KEYS, STRUCT_KEYS, "goes on the struct");
                     format!(
@@ -310,7 +211,7 @@ fn field_attrs(field: &syn::Field, errors: &mut Vec<syn::Error>) -> FieldAttrs {
             errors.push(error);
         }
     }
-    attrs
+    Some(read)
 }
 
 /// The string of `key = "..."`; anything else is reported (and `None`), and parsing goes on.
@@ -374,16 +275,16 @@ fn path_name(path: &syn::Path) -> String {
         .map_or_else(|| quote::quote!(#path).to_string(), ToString::to_string)
 }
 
-fn has_sqlx_skip(field: &syn::Field) -> bool {
-    sqlx_keys(&field.attrs).iter().any(|(key, _)| key == "skip")
-}
-
-/// The keys of `#[sqlx(...)]` attributes, with their spans.
-fn sqlx_keys(attrs: &[syn::Attribute]) -> Vec<(String, Span)> {
+/// The keys of `#[sqlx(...)]` attributes, with their spans. Whatever sqlx accepts is its own
+/// business: what cannot be read is skipped, not reported.
+fn sqlx_keys(attrs: &[syn::Attribute]) -> Vec<SqlxKey> {
     let mut keys = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident("sqlx")) {
         let _ = attr.parse_nested_meta(|meta| {
-            keys.push((path_name(&meta.path), meta.path.span()));
+            keys.push(SqlxKey {
+                name: path_name(&meta.path),
+                span: meta.path.span(),
+            });
             if meta.input.peek(syn::Token![=]) {
                 let _: syn::Expr = meta.value()?.parse()?;
             }
@@ -391,35 +292,4 @@ fn sqlx_keys(attrs: &[syn::Attribute]) -> Vec<(String, Span)> {
         });
     }
     keys
-}
-
-/// `#[sqlx(rename)]` / `#[sqlx(rename_all)]` would make `sqlx::FromRow` read other column names
-/// than the ones the generated SQL selects.
-fn reject_sqlx_renames(attrs: &[syn::Attribute], errors: &mut Vec<syn::Error>) {
-    for (key, span) in sqlx_keys(attrs) {
-        if key == "rename" || key == "rename_all" {
-            errors.push(syn::Error::new(
-                span,
-                format!("`#[sqlx({key})]` would make sqlx::FromRow read other columns than the model writes: name columns with `#[model(column = \"...\")]` instead"),
-            ));
-        }
-    }
-}
-
-/// `T` when `ty` is `Option<T>` (also `std::option::Option<T>`).
-fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
-    let syn::Type::Path(path) = ty else {
-        return None;
-    };
-    let last = path.path.segments.last()?;
-    if last.ident != "Option" {
-        return None;
-    }
-    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    match args.args.first() {
-        Some(syn::GenericArgument::Type(inner)) if args.args.len() == 1 => Some(inner),
-        _ => None,
-    }
 }
