@@ -636,7 +636,10 @@ where
     let (_, tags) = post_and_tags(&pool, "p", &["a", "b"]).await;
     let related = OddLinks::of(&note);
     assert_eq!(related.add(&pool, tags.clone()).await.unwrap(), 2);
-    assert_eq!(related.keys(&pool).await.unwrap(), tags.iter().copied().collect());
+    assert_eq!(
+        related.keys(&pool).await.unwrap(),
+        tags.iter().copied().collect()
+    );
     assert_eq!(related.all(&pool).await.unwrap().len(), 2);
     assert_eq!(related.remove(&pool, [tags[0]]).await.unwrap(), 1);
     assert_eq!(related.clear(&pool).await.unwrap(), 1);
