@@ -37,7 +37,7 @@ pub fn model(input: Input<'_>, errors: &mut Vec<syn::Error>) -> Option<Model> {
     if !item.generics.params.is_empty() {
         errors.push(syn::Error::new_spanned(
             &item.generics,
-            "a model cannot be generic: its table, columns and SQL are fixed at compile time; remove the parameters and give the fields concrete types",
+            "a model cannot be generic: its table, columns and field types are fixed at compile time; remove the parameters and give the fields concrete types",
         ));
     }
     let named = named_fields(input.body, &item.ident, errors);
