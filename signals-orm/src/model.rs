@@ -9,8 +9,8 @@ use sqlx::query::Query;
 use crate::backend::Backend;
 use crate::sql::ModelSql;
 
-/// A model's name, table and columns, generated at compile time (the SQL texts are built
-/// from them, see `sql.rs`).
+/// A model's name, table and columns, generated at compile time; the ORM builds the model's
+/// SQL statements from them on first use.
 #[derive(Debug)]
 pub struct ModelMeta {
     /// The Rust type's name (`User`).

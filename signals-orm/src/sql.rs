@@ -1,7 +1,9 @@
-//! Every SQL text the ORM runs, and the one identifier-quoting rule they share.
+//! Every statement of models and link tables, and the one identifier-quoting rule they share
+//! (transaction control, `BEGIN` / `SAVEPOINT`, lives with `Tx` and `Backend`).
 //!
-//! Texts are built from a model's or a relation's names the first time they are needed and
-//! then kept for the life of the program (`derive(Model)` and `many_to_many!` generate the
+//! The fixed texts are built from a model's or a relation's names the first time they are needed
+//! and then kept for the life of the program; `update_of` (Django's `update_fields`) and
+//! `select_where_pk_in` (`Related::all`) are built per call (`derive(Model)` and `many_to_many!` generate the
 //! cache). One text serves both backends: `$N` placeholders in ascending order, identifiers in
 //! double quotes with inner quotes doubled, values always bound, never formatted in.
 

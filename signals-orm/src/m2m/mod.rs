@@ -4,8 +4,8 @@
 //! A relation is a type implementing [`Through`] (declared with [`many_to_many!`]); it is the
 //! signal's sender, as Django's `through` model is. Its managers ([`Through::of`] from the
 //! declaring side, [`Through::of_target`] from the other) add, remove, clear and set links, each
-//! in one transaction, and fetch the related objects. The signal and its payloads are in
-//! `signal.rs`, the managers in `related.rs`.
+//! in one transaction, and fetch the related objects. Receivers take [`M2mChanged`] (one
+//! relation) or [`AnyM2mChanged`] (every relation).
 //!
 //! [`many_to_many!`]: crate::many_to_many
 
@@ -105,7 +105,13 @@ macro_rules! many_to_many {
             fn sql() -> &'static $crate::__private::ThroughSql {
                 static SQL: $crate::__private::OnceLock<$crate::__private::ThroughSql> =
                     $crate::__private::OnceLock::new();
-                SQL.get_or_init(|| $crate::__private::ThroughSql::new($table, $scol, $tcol))
+                SQL.get_or_init(|| {
+                    $crate::__private::ThroughSql::new(
+                        <Self as $crate::m2m::Through>::TABLE,
+                        <Self as $crate::m2m::Through>::SOURCE_COLUMN,
+                        <Self as $crate::m2m::Through>::TARGET_COLUMN,
+                    )
+                })
             }
         }
     };

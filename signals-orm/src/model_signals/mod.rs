@@ -1,6 +1,8 @@
-//! The model signals `pre_save`, `post_save`, `pre_delete` and `post_delete`: the signal types
-//! and the type-erased events the writes send. What receivers get is in `payload.rs` (typed
-//! payloads during the write) and `on_commit.rs` (owned copies after COMMIT).
+//! The model signals `pre_save`, `post_save`, `pre_delete` and `post_delete`, by type: what
+//! [`Mute::signal`](crate::Mute::signal) and
+//! [`has_listeners`](crate::dispatch::has_listeners) take. Receivers name them by their Django
+//! names (`#[receiver(post_save, ..)]`) and get [`PreSave`](crate::PreSave) ... during the write
+//! or [`Committed`](crate::Committed) after COMMIT.
 
 pub(crate) mod on_commit;
 pub(crate) mod payload;
