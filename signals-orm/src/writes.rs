@@ -178,10 +178,7 @@ pub trait ModelExt: Model {
         let db = db.into();
         async move {
             let query = Self::bind_pk(pk, sqlx::query(Self::sql().select_by_pk.as_str()));
-            let row = match db {
-                Db::Pool(pool) => DB::fetch_optional(&mut *pool.acquire().await?, query).await?,
-                Db::Tx(tx) => DB::fetch_optional(tx, query).await?,
-            };
+            let row = db.fetch_optional(query).await?;
             Ok(row.as_ref().map(Self::from_row).transpose()?)
         }
     }

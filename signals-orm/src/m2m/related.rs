@@ -107,10 +107,7 @@ where
     {
         let own = self.own_pk()?;
         let query = <D::Own as Persist<DB>>::bind_pk(&own, sqlx::query(D::select_others(T::sql())));
-        let rows = match db.into() {
-            Db::Pool(pool) => DB::fetch_all(&mut *pool.acquire().await?, query).await?,
-            Db::Tx(tx) => DB::fetch_all(tx, query).await?,
-        };
+        let rows = db.into().fetch_all(query).await?;
         Ok(rows
             .iter()
             .map(<D::Other as Persist<DB>>::pk_from_row)
@@ -134,10 +131,7 @@ where
         let meta = D::Other::META;
         let sql = D::Other::sql().select_where_pk_in(meta, D::select_others(T::sql()));
         let query = <D::Own as Persist<DB>>::bind_pk(&own, sqlx::query(sqlx::AssertSqlSafe(sql)));
-        let rows = match db.into() {
-            Db::Pool(pool) => DB::fetch_all(&mut *pool.acquire().await?, query).await?,
-            Db::Tx(tx) => DB::fetch_all(tx, query).await?,
-        };
+        let rows = db.into().fetch_all(query).await?;
         Ok(rows
             .iter()
             .map(<D::Other as Persist<DB>>::from_row)

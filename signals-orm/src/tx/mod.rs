@@ -67,6 +67,30 @@ pub enum Db<'a, DB: Backend> {
     Tx(&'a mut Tx<DB>),
 }
 
+impl<DB: Backend> Db<'_, DB> {
+    /// Runs a read: on a connection of the pool, or inside the caller's transaction.
+    pub(crate) async fn fetch_all(
+        self,
+        query: sqlx::query::Query<'_, DB, DB::Arguments>,
+    ) -> Result<Vec<DB::Row>, OrmError> {
+        Ok(match self {
+            Db::Pool(pool) => DB::fetch_all(&mut *pool.acquire().await?, query).await?,
+            Db::Tx(tx) => DB::fetch_all(tx, query).await?,
+        })
+    }
+
+    /// Runs a read of at most one row, as [`fetch_all`](Db::fetch_all).
+    pub(crate) async fn fetch_optional(
+        self,
+        query: sqlx::query::Query<'_, DB, DB::Arguments>,
+    ) -> Result<Option<DB::Row>, OrmError> {
+        Ok(match self {
+            Db::Pool(pool) => DB::fetch_optional(&mut *pool.acquire().await?, query).await?,
+            Db::Tx(tx) => DB::fetch_optional(tx, query).await?,
+        })
+    }
+}
+
 impl<'a, DB: Backend> From<&'a sqlx::Pool<DB>> for Db<'a, DB> {
     fn from(pool: &'a sqlx::Pool<DB>) -> Self {
         Db::Pool(pool)
