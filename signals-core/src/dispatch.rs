@@ -12,7 +12,7 @@ use std::sync::Arc;
 use futures_util::FutureExt as _;
 use tracing::Instrument as _;
 
-use crate::error::{Outcome, SendError};
+use crate::error::{Outcome, SendError, receiver_outcome};
 use crate::mute::is_muted;
 use crate::nesting::{self, FrameGuard, Stack};
 use crate::receiver::{AsyncHandler, BoxError, BoxFuture, Handler, SyncHandler};
@@ -113,7 +113,7 @@ fn receiver_error(
     receiver: &'static str,
     outcome: std::thread::Result<Result<(), BoxError>>,
 ) -> Result<(), SendError> {
-    SendError::from_outcome(signal, sender.name(), receiver, outcome)
+    receiver_outcome(signal, sender.name(), receiver, outcome)
 }
 
 #[inline]

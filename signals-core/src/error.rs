@@ -60,33 +60,6 @@ pub enum SendError {
 }
 
 impl SendError {
-    /// The error, if any, of one receiver run: what it returned or the panic it raised. The
-    /// one place receiver outcomes become `SendError`s, for sends and for the ORM's on_commit
-    /// callbacks alike.
-    #[doc(hidden)]
-    pub fn from_outcome(
-        signal: &'static str,
-        sender: &'static str,
-        receiver: &'static str,
-        outcome: std::thread::Result<Result<(), BoxError>>,
-    ) -> Result<(), SendError> {
-        match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(SendError::Receiver {
-                signal,
-                sender,
-                receiver,
-                source,
-            }),
-            Err(payload) => Err(SendError::Panicked {
-                signal,
-                sender,
-                receiver,
-                message: panic_message(&*payload),
-            }),
-        }
-    }
-
     /// The receiver's path, when the error is about one receiver.
     #[must_use]
     pub fn receiver(&self) -> Option<&'static str> {
@@ -107,6 +80,36 @@ pub struct Outcome {
     pub receiver: &'static str,
     /// `Ok` or the receiver's error.
     pub result: Result<(), SendError>,
+}
+
+/// The error, if any, of one receiver run: what it returned or the panic it raised. The
+/// one place receiver outcomes become `SendError`s, for sends and for the ORM's `on_commit`
+/// callbacks alike.
+///
+/// # Errors
+///
+/// [`SendError::Receiver`] for a returned error, [`SendError::Panicked`] for a panic.
+pub fn receiver_outcome(
+    signal: &'static str,
+    sender: &'static str,
+    receiver: &'static str,
+    outcome: std::thread::Result<Result<(), BoxError>>,
+) -> Result<(), SendError> {
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(SendError::Receiver {
+            signal,
+            sender,
+            receiver,
+            source,
+        }),
+        Err(payload) => Err(SendError::Panicked {
+            signal,
+            sender,
+            receiver,
+            message: panic_message(&*payload),
+        }),
+    }
 }
 
 /// The text of a panic payload (`panic!` with a literal or a formatted message).

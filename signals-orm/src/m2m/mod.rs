@@ -16,8 +16,6 @@ use crate::model::Model;
 use crate::sql::ThroughSql;
 
 pub use related::{Direction, Forward, Related, Reverse};
-#[doc(hidden)]
-pub use signal::M2mEvent;
 pub use signal::{AnyM2mChanged, M2mAction, M2mChanged, M2mChangedSignal, M2mSide};
 
 /// A many-to-many relation: the link table between `Source` (the side that declares it) and

@@ -51,8 +51,7 @@ impl fmt::Display for M2mAction {
     }
 }
 
-/// The event behind `m2m_changed`.
-#[doc(hidden)]
+/// The event behind `m2m_changed` (named only inside the crate).
 pub struct M2mEvent<'e> {
     pub(super) instance: &'e dyn AnyModel,
     pub(super) action: M2mAction,

@@ -4,31 +4,15 @@
 //! names (`#[receiver(post_save, ..)]`) and get [`PreSave`](crate::PreSave) ... during the write
 //! or [`Committed`](crate::Committed) after COMMIT.
 
+mod event;
 pub(crate) mod on_commit;
 pub(crate) mod payload;
 
+// The events are named only inside the crate: receivers see payloads, never events.
+pub(crate) use event::{DeleteEvent, SaveEvent};
+
 use signals_core::__private::Registry;
 use signals_core::Signal;
-
-use crate::model::AnyModel;
-use crate::tx::TxHandle;
-
-/// The event behind `pre_save` and `post_save`.
-#[doc(hidden)]
-pub struct SaveEvent<'e> {
-    pub(crate) instance: &'e mut dyn AnyModel,
-    pub(crate) created: bool,
-    pub(crate) raw: bool,
-    pub(crate) update_fields: Option<&'e [&'static str]>,
-    pub(crate) tx: &'e mut dyn TxHandle,
-}
-
-/// The event behind `pre_delete` and `post_delete`.
-#[doc(hidden)]
-pub struct DeleteEvent<'e> {
-    pub(crate) instance: &'e dyn AnyModel,
-    pub(crate) tx: &'e mut dyn TxHandle,
-}
 
 macro_rules! model_signal {
     ($(#[$doc:meta])* $signal:ident, $name:literal, $event:ident, |$ev:ident| $reborrow:expr) => {

@@ -4,7 +4,8 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
-use signals_core::{BoxError, SendError};
+use signals_core::__private::receiver_outcome;
+use signals_core::BoxError;
 
 use super::CommitReport;
 
@@ -40,8 +41,7 @@ pub(crate) async fn run_hooks(hooks: Vec<Hook>) -> CommitReport {
         let outcome = AssertUnwindSafe(async move { run().await })
             .catch_unwind()
             .await;
-        let Err(error) =
-            SendError::from_outcome(label.signal, label.sender, label.receiver, outcome)
+        let Err(error) = receiver_outcome(label.signal, label.sender, label.receiver, outcome)
         else {
             tracing::debug!(
                 receiver = label.receiver,

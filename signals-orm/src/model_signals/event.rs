@@ -1,0 +1,20 @@
+//! The type-erased events the writes send: the instance as `dyn AnyModel` and the
+//! transaction as `dyn TxHandle`, narrowed per receiver by `payload.rs` and `on_commit.rs`.
+
+use crate::model::AnyModel;
+use crate::tx::TxHandle;
+
+/// The event behind `pre_save` and `post_save`.
+pub struct SaveEvent<'e> {
+    pub(crate) instance: &'e mut dyn AnyModel,
+    pub(crate) created: bool,
+    pub(crate) raw: bool,
+    pub(crate) update_fields: Option<&'e [&'static str]>,
+    pub(crate) tx: &'e mut dyn TxHandle,
+}
+
+/// The event behind `pre_delete` and `post_delete`.
+pub struct DeleteEvent<'e> {
+    pub(crate) instance: &'e dyn AnyModel,
+    pub(crate) tx: &'e mut dyn TxHandle,
+}
