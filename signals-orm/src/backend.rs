@@ -5,19 +5,33 @@
 
 use futures_util::future::BoxFuture;
 use sqlx::AssertSqlSafe;
+use sqlx::Database;
 use sqlx::query::Query;
-use sqlx::{Database, Postgres, Sqlite};
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!(
+    "signals-orm needs a database: turn on its `sqlite` feature (the default) or `postgres`"
+);
 
 mod sealed {
     pub trait Sealed {}
+    #[cfg(feature = "sqlite")]
     impl Sealed for sqlx::Sqlite {}
+    #[cfg(feature = "postgres")]
     impl Sealed for sqlx::Postgres {}
 }
 
-/// A database the ORM supports: `sqlx::Sqlite` or `sqlx::Postgres`. Sealed.
+/// A database the ORM supports: `sqlx::Sqlite` (cargo feature `sqlite`, on by default) or
+/// `sqlx::Postgres` (feature `postgres`). Sealed.
 ///
 /// Both run the same generated SQL text (`$N` placeholders, double-quoted identifiers,
-/// `RETURNING`).
+/// `RETURNING`). A backend whose feature is off is not a `Backend`, so a `Tx<sqlx::Postgres>`
+/// in a SQLite-only program is a compile error, not a failure at run time.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a database of this build of signals-orm",
+    label = "not an enabled backend",
+    note = "signals-orm's cargo features choose its databases: `sqlite` (on by default) and `postgres`"
+)]
 pub trait Backend: Database + sealed::Sealed {
     /// `"sqlite"` or `"postgres"`, for errors and traces (Django's `using` alias).
     const NAME: &'static str;
@@ -111,5 +125,7 @@ macro_rules! backend {
 }
 
 // SQLite keeps a transaction usable after a failed statement: nothing to check.
-backend!(Sqlite, "sqlite", "BEGIN IMMEDIATE", None::<&str>);
-backend!(Postgres, "postgres", "BEGIN", Some("SELECT 1"));
+#[cfg(feature = "sqlite")]
+backend!(sqlx::Sqlite, "sqlite", "BEGIN IMMEDIATE", None::<&str>);
+#[cfg(feature = "postgres")]
+backend!(sqlx::Postgres, "postgres", "BEGIN", Some("SELECT 1"));

@@ -33,10 +33,21 @@ pub fn model(model: &Model) -> TokenStream {
     let json = |ident: &syn::Ident, ty: &syn::Type| quote_spanned!(ty.span()=> #private::json::<#ty>(&self.#ident));
     let key_json = json(key, &model.key.ty);
     let field_json: Vec<TokenStream> = model.fields.iter().map(|f| json(&f.ident, &f.ty)).collect();
+    // Spanned at each field's type and at the struct's name: with one backend on, a field the
+    // database cannot store, or a missing `sqlx::FromRow`, is reported there.
+    let column_checks = std::iter::once(&model.key.ty)
+        .chain(field_types.iter().copied())
+        .map(|ty| quote_spanned!(ty.span()=> #private::checks::column::<#ty>();));
+    let row_check = quote_spanned!(ident.span()=> #private::checks::row::<#ident>(););
     let meta = meta(model);
     let sqlx = quote!(#private::sqlx);
     let query = quote!(#sqlx::query::Query<'q, DB, <DB as #sqlx::Database>::Arguments>);
     quote! {
+        const _: () = {
+            #(#column_checks)*
+            #row_check
+        };
+
         #[automatically_derived]
         impl #private::Model for #ident {
             type Pk = #key_type;

@@ -4,7 +4,10 @@
 use std::any::Any;
 
 use signals_core::BoxError;
-use sqlx::{Postgres, Sqlite};
+#[cfg(feature = "postgres")]
+use sqlx::Postgres;
+#[cfg(feature = "sqlite")]
+use sqlx::Sqlite;
 
 use super::Tx;
 use super::hooks::Hook;
@@ -50,27 +53,42 @@ pub(crate) fn tx_of<DB: Backend>(tx: &mut dyn TxHandle) -> Result<&mut Tx<DB>, B
 
 /// The write's transaction for receivers that serve either backend: match on it to reach the
 /// typed [`Tx`]. Take `&mut Tx<Sqlite>` (or `Postgres`) instead when the program uses one.
+///
+/// It has a variant per backend feature that is on, so a program built with one backend
+/// matches one variant.
 #[derive(Debug)]
 pub enum AnyTx<'e> {
     /// A SQLite transaction.
+    #[cfg(feature = "sqlite")]
     Sqlite(&'e mut Tx<Sqlite>),
     /// A PostgreSQL transaction.
+    #[cfg(feature = "postgres")]
     Postgres(&'e mut Tx<Postgres>),
 }
 
 impl<'e> AnyTx<'e> {
     pub(crate) fn of(tx: &'e mut dyn TxHandle) -> Result<Self, BoxError> {
+        #[cfg(feature = "sqlite")]
         if (tx as &dyn Any).is::<Tx<Sqlite>>() {
-            Ok(AnyTx::Sqlite(tx_of::<Sqlite>(tx)?))
-        } else {
-            Ok(AnyTx::Postgres(tx_of::<Postgres>(tx)?))
+            return Ok(AnyTx::Sqlite(tx_of::<Sqlite>(tx)?));
         }
+        #[cfg(feature = "postgres")]
+        if (tx as &dyn Any).is::<Tx<Postgres>>() {
+            return Ok(AnyTx::Postgres(tx_of::<Postgres>(tx)?));
+        }
+        Err(format!(
+            "no backend of this build runs a `{}` transaction",
+            tx.backend()
+        )
+        .into())
     }
 
     /// Lends the transaction again, to use it more than once in a receiver.
     pub fn reborrow(&mut self) -> AnyTx<'_> {
         match self {
+            #[cfg(feature = "sqlite")]
             AnyTx::Sqlite(tx) => AnyTx::Sqlite(tx),
+            #[cfg(feature = "postgres")]
             AnyTx::Postgres(tx) => AnyTx::Postgres(tx),
         }
     }
@@ -79,7 +97,9 @@ impl<'e> AnyTx<'e> {
     #[must_use]
     pub fn backend(&self) -> &'static str {
         match self {
+            #[cfg(feature = "sqlite")]
             AnyTx::Sqlite(_) => <Sqlite as Backend>::NAME,
+            #[cfg(feature = "postgres")]
             AnyTx::Postgres(_) => <Postgres as Backend>::NAME,
         }
     }
