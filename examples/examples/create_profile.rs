@@ -18,7 +18,7 @@ async fn main() -> Result<(), examples::Error> {
     let run = Run::program("create_profile").await?;
     let (customer, refused) = run.act("signup-form", create_profile::run(&run)).await?;
     println!(
-        "\nregistered {} with a profile; refused: {refused}",
+        "\nregistered {} with a profile; refused: {refused:#}",
         customer.name
     );
     let (customers, profiles) = (

@@ -23,7 +23,7 @@ async fn main() -> Result<(), examples::Error> {
         orders.placed.id, orders.stock_after_order
     );
     println!(
-        "refused: {}\nstock after the refusal: {}",
+        "refused: {:#}\nstock after the refusal: {}",
         orders.refused, orders.stock_after_refusal
     );
     println!(

@@ -240,7 +240,7 @@ pub async fn execute(
         for p in params {
             query = query.bind(*p);
         }
-        Ok(query.execute(&mut ***t).await?.rows_affected())
+        Ok(query.execute(t.conn()).await?.rows_affected())
     })
 }
 
@@ -259,6 +259,6 @@ pub async fn integers(
         for p in params {
             query = query.bind(*p);
         }
-        query.fetch_all(&mut ***t).await
+        query.fetch_all(t.conn()).await
     })
 }

@@ -55,7 +55,7 @@ pub async fn run(run: &Run) -> Result<Summary, Error> {
     let _ = run.act("signup-form", capitalize_name::run(run)).await?;
     t.note("\n== a registration whose profile is refused: nothing is kept, no email");
     let (_, refused) = run.act("signup-form", create_profile::run(run)).await?;
-    t.note(&format!("   refused: {refused}"));
+    t.note(&format!("   refused: {refused:#}"));
     t.note("\n== a product with an image is added, then removed (file deleted after COMMIT)");
     let image = run.act("admin", product_image_cleanup::run(run)).await?;
     let files_removed = usize::from(!image.exists_after_delete);
@@ -63,7 +63,7 @@ pub async fn run(run: &Run) -> Result<Summary, Error> {
     let orders = run
         .act(&customers[0].name, order_creation::run(run))
         .await?;
-    t.note(&format!("   refused: {}", orders.refused));
+    t.note(&format!("   refused: {:#}", orders.refused));
     t.note("\n== payment succeeds (custom signal)");
     let (receipts, paid) = run
         .act("payment-gateway", custom_signal::run(run, &orders.placed))

@@ -86,6 +86,17 @@ struct Fields {
 }
 
 impl Visit for Fields {
+    /// An error with its causes: a `SendError` keeps the receiver's own error as its source.
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let mut text = value.to_string();
+        let mut cause = value.source();
+        while let Some(error) = cause {
+            text = format!("{text}: {error}");
+            cause = error.source();
+        }
+        self.set(field.name(), text);
+    }
+
     fn record_str(&mut self, field: &Field, value: &str) {
         self.set(field.name(), value.to_owned());
     }

@@ -137,7 +137,10 @@ async fn create_profile_is_atomic_with_the_customer() {
         .act("signup-form", create_profile::run(&run))
         .await
         .unwrap();
-    assert!(refused.to_string().contains("blocked.example"), "{refused}");
+    assert!(
+        format!("{refused:#}").contains("blocked.example"),
+        "{refused:#}"
+    );
     assert_eq!(
         run.db
             .scalar("SELECT COUNT(*) FROM customers")
@@ -180,7 +183,7 @@ async fn an_order_takes_stock_and_a_refused_one_changes_nothing() {
         (0, 0)
     );
     assert!(
-        orders.refused.to_string().contains("out of stock"),
+        format!("{:#}", orders.refused).contains("out of stock"),
         "{}",
         orders.refused
     );

@@ -1,10 +1,12 @@
 //! Sending: `send` stops at the first error, `send_robust` runs every receiver; both exist in
 //! async and sync form.
 //!
-//! The hot path, in order: one atomic load says whether anybody listens (nothing else happens
-//! for an unheard signal); a mute check that is one more atomic load unless a mute scope is
-//! alive; a lock-free snapshot load; then each matching receiver in order. A send whose
-//! matching receivers are all sync never awaits and never allocates, even from `send().await`.
+//! The hot path, in order: in debug builds only, one atomic load saying that the program's
+//! first send already checked that receivers are linked; one atomic load says whether anybody
+//! listens (nothing else happens for an unheard signal); a mute check that is one more atomic
+//! load unless a mute scope is alive; a lock-free snapshot load; then each matching receiver in
+//! order. A send whose matching receivers are all sync never awaits and never allocates, even
+//! from `send().await`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -16,7 +18,8 @@ use crate::error::{Outcome, SendError, receiver_outcome};
 use crate::mute::is_muted;
 use crate::nesting::{self, FrameGuard, Stack};
 use crate::receiver::{AsyncHandler, BoxError, BoxFuture, Handler, SyncHandler};
-use crate::registry::{Entry, Inner, Registry, Snapshot};
+use crate::registry::{Entry, Inner, Registry, Snapshot, check_linked_once};
+use crate::report::Report;
 use crate::signal::{PlainSignal, Sender, Signal};
 
 /// Where results go: stop at the first error, or keep every outcome.
@@ -51,7 +54,9 @@ impl Sink<'_> {
         match self {
             Sink::FirstError => {
                 if let Err(error) = &result {
-                    tracing::debug!(receiver, outcome = "error", %error);
+                    // As `dyn Error`, so subscribers see its sources (the receiver's own error) too.
+                    let error: &(dyn std::error::Error + 'static) = error;
+                    tracing::debug!(receiver, outcome = "error", error);
                 } else {
                     tracing::debug!(receiver, outcome = "ok");
                 }
@@ -59,8 +64,11 @@ impl Sink<'_> {
             }
             Sink::Robust(out) => {
                 if let Err(error) = &result {
-                    // Like Django's send_robust, which logs at ERROR on "django.dispatch".
-                    tracing::error!(receiver, signal, %error, "error calling receiver in send_robust");
+                    // Like Django's send_robust, which logs at ERROR on "django.dispatch" (and
+                    // so reaches stderr through Python's last-resort handler).
+                    Report::error("error calling receiver in send_robust", error)
+                        .about(receiver, signal)
+                        .emit();
                 } else if debug_enabled() {
                     tracing::debug!(receiver, outcome = "ok");
                 }
@@ -301,6 +309,7 @@ impl<S: Signal> Registry<S> {
         sender: Sender,
         event: S::Event<'e>,
     ) -> impl Future<Output = Result<(), SendError>> + Send + 'e {
+        check_linked_once::<S>(sender);
         // Checked when called, so that an unheard send does not build the send's future.
         let heard = self.live().is_some();
         async move {
@@ -313,8 +322,9 @@ impl<S: Signal> Registry<S> {
 
     /// Sends `event` from `sender` to every receiver whatever fails, and returns each
     /// receiver's outcome in dispatch order (Django's `send_robust`). Errors are also logged
-    /// through `tracing` at ERROR.
+    /// through `tracing` at ERROR, or printed on stderr when no subscriber is installed.
     pub async fn send_robust(&'static self, sender: Sender, event: S::Event<'_>) -> Vec<Outcome> {
+        check_linked_once::<S>(sender);
         let mut out = Vec::new();
         let _ = self.send_in(sender, event, Sink::Robust(&mut out)).await;
         out
@@ -329,6 +339,7 @@ impl<S: Signal> Registry<S> {
     /// [`Registry::send`].
     #[inline]
     pub fn send_sync(&'static self, sender: Sender, event: S::Event<'_>) -> Result<(), SendError> {
+        check_linked_once::<S>(sender);
         match self.live() {
             None => Ok(()), // inlined: an unheard send is this check and nothing else
             Some(inner) => Self::send_sync_heard(inner, sender, event),
@@ -356,6 +367,7 @@ impl<S: Signal> Registry<S> {
     /// [`Registry::send_robust`] from synchronous code: sync receivers run, each async one is
     /// reported as [`SendError::AsyncReceiverInSyncSend`].
     pub fn send_robust_sync(&'static self, sender: Sender, event: S::Event<'_>) -> Vec<Outcome> {
+        check_linked_once::<S>(sender);
         let mut out = Vec::new();
         let Some(inner) = self.live() else { return out };
         if is_muted::<S>(sender) {
@@ -413,7 +425,8 @@ pub fn send<S: PlainSignal>(
 }
 
 /// Sends a custom signal to every receiver whatever fails; returns each outcome in dispatch
-/// order and logs errors through `tracing`. Like Django's `send_robust`.
+/// order and logs errors through `tracing` (on stderr when no subscriber is installed, as
+/// Python's logging does by default). Like Django's `send_robust`.
 pub async fn send_robust<S: PlainSignal>(sender: Sender, signal: &S) -> Vec<Outcome> {
     S::registry().send_robust(sender, signal.as_event()).await
 }

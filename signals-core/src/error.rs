@@ -5,12 +5,13 @@ use crate::receiver::BoxError;
 /// Why a send failed, naming the signal, the sender and the receiver.
 ///
 /// [`send`](crate::send) returns the first one; [`send_robust`](crate::send_robust) returns
-/// one per failed receiver.
-#[derive(Debug, thiserror::Error)]
+/// one per failed receiver. `Display` names what failed; a receiver's own error is the
+/// [`source()`](std::error::Error::source), not repeated in the text, so chain printers show it
+/// once. The alternate form `{:#}` prints the text followed by every cause.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum SendError {
-    /// A receiver returned an error.
-    #[error("receiver `{receiver}` of signal `{signal}` (sender `{sender}`) failed: {source}")]
+    /// A receiver returned an error (the source).
     Receiver {
         /// The signal's name.
         signal: &'static str,
@@ -19,11 +20,9 @@ pub enum SendError {
         /// The receiver's path.
         receiver: &'static str,
         /// The receiver's error.
-        #[source]
         source: BoxError,
     },
     /// A receiver panicked; the panic was caught and the registry stays usable.
-    #[error("receiver `{receiver}` of signal `{signal}` (sender `{sender}`) panicked: {message}")]
     Panicked {
         /// The signal's name.
         signal: &'static str,
@@ -35,9 +34,6 @@ pub enum SendError {
         message: String,
     },
     /// A synchronous send met an async receiver it cannot await. Nothing ran.
-    #[error(
-        "receiver `{receiver}` of signal `{signal}` (sender `{sender}`) is async and a synchronous send cannot await it: send with `.await` from async code, or make the receiver sync"
-    )]
     AsyncReceiverInSyncSend {
         /// The signal's name.
         signal: &'static str,
@@ -48,15 +44,66 @@ pub enum SendError {
     },
     /// Sends nested deeper than [`max_depth`](crate::max_depth): a receiver probably triggers
     /// its own signal again. Nothing of the too-deep send ran.
-    #[error(
-        "signals nested deeper than {limit} sends, probably a receiver re-triggering its own signal: {chain}"
-    )]
     TooDeep {
         /// The limit in force.
         limit: usize,
         /// The chain of sends, outermost first: `signal[sender] -> receiver -> ...`.
         chain: String,
     },
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Receiver {
+                signal,
+                sender,
+                receiver,
+                ..
+            } => write!(
+                f,
+                "receiver `{receiver}` of signal `{signal}` (sender `{sender}`) failed"
+            )?,
+            SendError::Panicked {
+                signal,
+                sender,
+                receiver,
+                message,
+            } => write!(
+                f,
+                "receiver `{receiver}` of signal `{signal}` (sender `{sender}`) panicked: {message}"
+            )?,
+            SendError::AsyncReceiverInSyncSend {
+                signal,
+                sender,
+                receiver,
+            } => write!(
+                f,
+                "receiver `{receiver}` of signal `{signal}` (sender `{sender}`) is async and a synchronous send cannot await it: send with `.await` from async code, or make the receiver sync"
+            )?,
+            SendError::TooDeep { limit, chain } => write!(
+                f,
+                "signals nested deeper than {limit} sends, probably a receiver re-triggering its own signal: {chain}"
+            )?,
+        }
+        if f.alternate() {
+            let mut cause = std::error::Error::source(self);
+            while let Some(error) = cause {
+                write!(f, ": {error}")?;
+                cause = error.source();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Receiver { source, .. } => Some(&**source),
+            _ => None,
+        }
+    }
 }
 
 impl SendError {

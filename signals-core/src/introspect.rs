@@ -99,11 +99,21 @@ impl IntoIterator for ReceiverTable {
     }
 }
 
+/// What an empty table prints: a program without receivers is more often a program whose
+/// receivers crate was left out than one that has none.
+pub(crate) const NO_RECEIVERS: &str = "no receivers: none is declared with `#[receiver]` in what \
+this program links, and none is connected at runtime. A library crate of receivers is linked only \
+if the program names it: add `signals_orm::link!(your_receivers_crate);` (or \
+`use your_receivers_crate as _;`) to the binary.";
+
 impl fmt::Display for ReceiverTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const HEAD: [&str; 7] = [
             "signal", "sender", "receiver", "at", "priority", "kind", "phase",
         ];
+        if self.rows.is_empty() {
+            return writeln!(f, "{NO_RECEIVERS}");
+        }
         let cells: Vec<[String; 7]> = self
             .rows
             .iter()
@@ -141,5 +151,22 @@ impl fmt::Display for ReceiverTable {
             line(f, &row.each_ref().map(String::as_str))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReceiverTable;
+
+    #[test]
+    fn an_empty_table_says_why_and_how_to_link() {
+        let text = ReceiverTable { rows: Vec::new() }.to_string();
+        assert_eq!(
+            text,
+            "no receivers: none is declared with `#[receiver]` in what this program links, and \
+             none is connected at runtime. A library crate of receivers is linked only if the \
+             program names it: add `signals_orm::link!(your_receivers_crate);` (or \
+             `use your_receivers_crate as _;`) to the binary.\n"
+        );
     }
 }

@@ -33,6 +33,7 @@ mod mute;
 mod nesting;
 mod receiver;
 mod registry;
+mod report;
 mod signal;
 
 pub use dispatch::{send, send_robust, send_robust_sync, send_sync};
@@ -132,13 +133,27 @@ pub fn has_listeners<S: Signal>(sender: Sender) -> bool {
 
 /// Names library crates whose `#[receiver]`s must be linked into this program.
 ///
-/// The linker drops a library crate that nothing refers to, and its link-time receivers with
-/// it (`tests/tests/link_unnamed.rs` shows it). Name such a crate once, anywhere in the binary:
-/// Django's `ready()` import, once per crate instead of once per module. It expands to
-/// `use my_receivers as _;`, which works as well when written by hand.
+/// Receivers register themselves at link time, so they exist only if their crate is linked.
+/// Rust links a dependency only when the program refers to something in it; a library crate
+/// that holds nothing but receivers is never referred to, so it is left out, its receivers
+/// with it, without an error or a warning. Name each such crate once, anywhere in the binary
+/// (usually `main.rs`): the counterpart of the imports Django's `AppConfig.ready()` makes, once
+/// per crate instead of once per module. It expands to `use the_crate as _;`, which works as
+/// well written by hand.
+///
+/// Signs that a crate was left out: `receivers()` lists none of its receivers, and debug
+/// builds print one warning at the first send when no receiver is linked at all. Rust's
+/// `unused_crate_dependencies` lint (`#![warn(unused_crate_dependencies)]` at the top of
+/// `main.rs`) names every dependency the binary leaves out, receivers crates included.
 ///
 /// ```ignore
-/// signals_core::link!(my_receivers, audit_log);
+/// // main.rs of the application; `shop_receivers` and `audit_log` are library crates listed
+/// // under [dependencies] whose `#[receiver]`s nothing else in the program names.
+/// signals_orm::link!(shop_receivers, audit_log);
+///
+/// fn main() {
+///     print!("{}", signals_orm::receivers()); // lists their receivers
+/// }
 /// ```
 #[macro_export]
 macro_rules! link {
@@ -159,6 +174,7 @@ pub mod __private {
         ReceiverOutput, StaticOrShared, SyncFn, SyncHandler,
     };
     pub use crate::registry::{ErasedRegistry, LinkedReceiver, Registry};
+    pub use crate::report::{Report, Severity};
     pub use crate::signal::AnySender;
     /// The trait alone (the crate root's `Signal` is also the derive).
     pub use crate::signal::Signal as SignalTrait;

@@ -190,11 +190,13 @@ impl Phase {
 /// Something [`connect`](crate::connect) can register as a receiver of `S`.
 ///
 /// Implemented for `Fn(&S) -> R` closures and functions (sync) and for `async fn(&S) -> R`
-/// functions (async), where `R` is `()` or `Result<(), E>`. `M` only tells the impls apart.
+/// functions (async), where `R` is `()` or `Result<(), E>`, for every signal that lends
+/// itself as `&S` (every `derive(Signal)` type). `M` only tells the impls apart.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be connected as a receiver of `{S}`",
     label = "expected `Fn(&{S})` or `async fn(&{S})` returning `()` or `Result<(), E>`",
-    note = "closures must be `Send + Sync + 'static`: move owned data in"
+    note = "closures must be `Send + Sync + 'static`: move owned data in",
+    note = "signals that do not derive `Signal` (model signals) take link-time receivers only: `#[receiver(post_save, sender = ..)]`"
 )]
 pub trait IntoReceiver<S: Signal, M>: Send + Sync + Sized + 'static {
     /// The handler the registry stores.
@@ -205,6 +207,43 @@ pub trait IntoReceiver<S: Signal, M>: Send + Sync + Sized + 'static {
     #[must_use]
     fn is_identity_type() -> bool {
         size_of::<Self>() == 0
+    }
+}
+
+/// A signal whose receivers can be connected at runtime: one that lends itself as `&S`.
+///
+/// A bound of its own on the one [`IntoReceiver`] impl, so that connecting to a model signal is
+/// reported as what it is (no closure type would do, runtime receivers of model signals are
+/// not supported yet) and not only as a closure of the wrong type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be connected at runtime: model signals take link-time receivers only: use `#[receiver(post_save, sender = ..)]`",
+    label = "no runtime receivers for this signal",
+    note = "runtime receivers get `&S`, which only signals deriving `Signal` lend; declare the receiver as a function with `#[receiver(..)]` and the signal's Django name (`pre_save`, `post_save`, `pre_delete`, `post_delete`, `m2m_changed`)"
+)]
+#[doc(hidden)]
+pub trait RuntimeSignal: PlainSignal {}
+
+// Not looked through by diagnostics: the error names `RuntimeSignal` and its message, not the
+// `PlainSignal` bound behind it.
+#[diagnostic::do_not_recommend]
+impl<S: PlainSignal> RuntimeSignal for S {}
+
+/// The closure shapes [`IntoReceiver`] accepts, told apart by `M`.
+#[doc(hidden)]
+pub trait ClosureReceiver<S: Signal, M>: Send + Sync + Sized + 'static {
+    /// The handler the registry stores.
+    fn handler(self) -> Handler<S>
+    where
+        S: PlainSignal;
+}
+
+impl<S, M, F> IntoReceiver<S, M> for F
+where
+    F: ClosureReceiver<S, M>,
+    S: RuntimeSignal,
+{
+    fn into_handler(self) -> Handler<S> {
+        self.handler()
     }
 }
 
@@ -239,13 +278,16 @@ where
     }
 }
 
-impl<S, F, R> IntoReceiver<S, SyncFn<R>> for F
+impl<S, F, R> ClosureReceiver<S, SyncFn<R>> for F
 where
-    S: PlainSignal,
+    S: Signal,
     F: Fn(&S) -> R + Send + Sync + 'static,
     R: ReceiverOutput + 'static,
 {
-    fn into_handler(self) -> Handler<S> {
+    fn handler(self) -> Handler<S>
+    where
+        S: PlainSignal,
+    {
         Handler::Sync(StaticOrShared::Shared(Arc::new(SyncClosure(self))))
     }
 }
@@ -286,12 +328,15 @@ where
     }
 }
 
-impl<S, F> IntoReceiver<S, AsyncFn<()>> for F
+impl<S, F> ClosureReceiver<S, AsyncFn<()>> for F
 where
-    S: PlainSignal,
+    S: Signal,
     F: for<'e> AsyncReceiverFn<'e, S>,
 {
-    fn into_handler(self) -> Handler<S> {
+    fn handler(self) -> Handler<S>
+    where
+        S: PlainSignal,
+    {
         Handler::Async(StaticOrShared::Shared(Arc::new(AsyncClosure(self))))
     }
 }

@@ -1,28 +1,94 @@
 //! Errors of the ORM's writes and transactions.
+//!
+//! Each error says once what the ORM was doing (the operation, and the model and table it
+//! touched); its `Display` is that text and `source()` the cause, never both, so a chain
+//! printer (`anyhow`'s `{:#}`, `tracing`'s error fields) prints each cause once.
+
+use std::fmt;
 
 use signals_core::SendError;
 
+use crate::model::Model;
+
+/// What the ORM was doing when the database failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Operation {
+    /// `"insert"`, `"update"`, `"delete"`, `"fetch"`, `"add links"`, `"BEGIN"`, `"COMMIT"`,
+    /// `"SAVEPOINT"`, ...
+    pub action: &'static str,
+    /// The model's type name, for model reads and writes.
+    pub model: Option<&'static str>,
+    /// The table the statement touched, when it was one table.
+    pub table: Option<&'static str>,
+}
+
+impl Operation {
+    /// An operation on the rows of model `M`.
+    pub(crate) fn on<M: Model>(action: &'static str) -> Self {
+        Operation {
+            action,
+            model: Some(M::META.name),
+            table: Some(M::META.table),
+        }
+    }
+
+    /// An operation on a table without a model (a link table).
+    pub(crate) fn on_table(action: &'static str, table: &'static str) -> Self {
+        Operation {
+            action,
+            model: None,
+            table: Some(table),
+        }
+    }
+
+    /// A transaction step (`BEGIN`, `COMMIT`, `SAVEPOINT`, ...).
+    pub(crate) fn tx(action: &'static str) -> Self {
+        Operation {
+            action,
+            model: None,
+            table: None,
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.action)?;
+        if let Some(model) = self.model {
+            write!(f, " of `{model}`")?;
+        }
+        if let Some(table) = self.table {
+            write!(f, " (table `{table}`)")?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a write, a fetch or a transaction step failed. A failed write leaves the database as
 /// it was: its own transaction rolled back, or the caller's marked rollback-only.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Display` says what failed; `source()` gives the cause (the database's error, a receiver's
+/// error). The alternate form `{:#}` prints the text followed by every cause (as `anyhow`'s
+/// `{:#}` does), and so does `Debug`, one cause per line.
 #[non_exhaustive]
 pub enum OrmError {
-    /// The database refused a statement.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A receiver failed, so the write was undone.
-    #[error(transparent)]
-    Signal(#[from] SendError),
+    /// The database refused a statement, or the connection failed.
+    Database {
+        /// What the ORM was doing.
+        operation: Operation,
+        /// sqlx's error.
+        source: sqlx::Error,
+    },
+    /// A receiver failed, so the write was undone. Its `Display` names the receiver, the
+    /// signal and the sender.
+    Signal(SendError),
     /// An earlier write in this transaction failed; it can only roll back.
-    #[error("the transaction can only roll back, because an earlier write in it failed: {reason}")]
     RollbackOnly {
         /// The earlier failure.
         reason: String,
     },
     /// `update_fields` named something that is not a saved field of the model.
-    #[error(
-        "`{model}` has no saved field `{field}` to update{hint}; update_fields takes the names of non-key fields"
-    )]
     UnknownField {
         /// The model's type name.
         model: &'static str,
@@ -32,7 +98,6 @@ pub enum OrmError {
         hint: String,
     },
     /// A write that needs the primary key was given an instance without one.
-    #[error("`{model}` has no primary key value yet, so it cannot be {action}; save it first")]
     NoPrimaryKey {
         /// The model's type name.
         model: &'static str,
@@ -40,14 +105,108 @@ pub enum OrmError {
         action: &'static str,
     },
     /// A save with `update_fields` matched no row (Django's `NotUpdated`).
-    #[error(
-        "save of `{model}` with update_fields did not affect any rows (no row has that primary key)"
-    )]
     NotUpdated {
         /// The model's type name.
         model: &'static str,
     },
     /// `release_savepoint` or `rollback_to_savepoint` without an open savepoint.
-    #[error("no savepoint is open in this transaction")]
     NoSavepoint,
+}
+
+impl fmt::Display for OrmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.text(f)?;
+        if f.alternate() {
+            let mut cause = std::error::Error::source(self);
+            while let Some(error) = cause {
+                write!(f, ": {error}")?;
+                cause = error.source();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl OrmError {
+    /// The text without the causes.
+    fn text(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OrmError::Database { operation, .. } => write!(f, "{operation} failed"),
+            OrmError::Signal(error) => fmt::Display::fmt(error, f),
+            OrmError::RollbackOnly { reason } => write!(
+                f,
+                "the transaction can only roll back, because an earlier write in it failed: {reason}"
+            ),
+            OrmError::UnknownField { model, field, hint } => write!(
+                f,
+                "`{model}` has no saved field `{field}` to update{hint}; update_fields takes the names of non-key fields"
+            ),
+            OrmError::NoPrimaryKey { model, action } => write!(
+                f,
+                "`{model}` has no primary key value yet, so it cannot be {action}; save it first"
+            ),
+            OrmError::NotUpdated { model } => write!(
+                f,
+                "save of `{model}` with update_fields did not affect any rows (no row has that primary key)"
+            ),
+            OrmError::NoSavepoint => f.write_str("no savepoint is open in this transaction"),
+        }
+    }
+}
+
+/// The text and its causes, one per line, as `anyhow` prints them: what `main` returning
+/// `Result<(), Box<dyn Error>>` shows.
+impl fmt::Debug for OrmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.text(f)?;
+        let mut cause = std::error::Error::source(self);
+        if cause.is_some() {
+            f.write_str("\n\nCaused by:")?;
+        }
+        while let Some(error) = cause {
+            write!(f, "\n    {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for OrmError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // sqlx's `Database` variant prints its inner error and also returns it as its
+            // source; skipping the wrapper keeps the database's message once in the chain.
+            OrmError::Database {
+                source: sqlx::Error::Database(error),
+                ..
+            } => Some(error.as_error()),
+            OrmError::Database { source, .. } => Some(source),
+            OrmError::Signal(error) => error.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<SendError> for OrmError {
+    fn from(error: SendError) -> Self {
+        OrmError::Signal(error)
+    }
+}
+
+/// Adds what the ORM was doing to a sqlx error.
+pub(crate) trait Context<T> {
+    /// Wraps the error as [`OrmError::Database`] with `operation`.
+    fn during(self, operation: Operation) -> Result<T, OrmError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn during(self, operation: Operation) -> Result<T, OrmError> {
+        self.map_err(|source| OrmError::Database { operation, source })
+    }
+}
+
+/// The error and its causes on one line: what a rollback-only mark keeps of the failure
+/// that set it.
+pub(crate) fn chain_text(error: &OrmError) -> String {
+    format!("{error:#}")
 }

@@ -11,13 +11,13 @@ use std::future::Future;
 use signals_core::{Sender, Signal};
 
 use crate::backend::Backend;
-use crate::error::OrmError;
+use crate::error::{Context as _, Operation, OrmError};
 use crate::model::{AnyModel, Model, Persist};
 use crate::model_signals::{
     DeleteEvent, PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal, SaveEvent,
 };
 use crate::sql::ModelSql;
-use crate::tx::{Db, Tx};
+use crate::tx::{Db, IntoDb, Tx};
 
 /// What a save did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,17 +56,52 @@ pub trait ModelExt: Model {
     /// INSERT if no row had the key (Django's `save()`). Sends `pre_save` (which may change the
     /// instance), then `post_save` with `created`, in the write's transaction.
     ///
+    /// Given `&pool`, the save commits its own transaction and then runs the `on_commit`
+    /// receivers it queued. Their failures cannot undo a committed write, so `save` still
+    /// returns `Ok`; each failure is reported as a `tracing` error event (target `signals`),
+    /// and printed to stderr when the program installed no `tracing` subscriber. To handle
+    /// them in code, save in a [`Tx`] and read the [`CommitReport`](crate::CommitReport) that
+    /// [`Tx::commit`] returns.
+    ///
     /// # Errors
     ///
     /// The database's error or the first failing receiver's; the write is undone.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use signals_orm::{Model, ModelExt, Saved, Tx};
+    ///
+    /// #[derive(Model, sqlx::FromRow)]
+    /// #[model(table = "tags")]
+    /// struct Tag {
+    ///     #[model(primary_key)]
+    ///     id: Option<i64>,
+    ///     name: String,
+    /// }
+    ///
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+    /// sqlx::raw_sql("CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    ///     .execute(&pool)
+    ///     .await?;
+    /// let mut tag = Tag { id: None, name: "rust".into() };
+    /// assert_eq!(tag.save(&pool).await?, Saved::Created); // INSERT in its own transaction
+    /// tag.name = "Rust".into();
+    /// let mut tx = Tx::begin(&pool).await?;
+    /// assert_eq!(tag.save(&mut tx).await?, Saved::Updated); // UPDATE in the caller's
+    /// let report = tx.commit().await?; // on_commit receivers run here
+    /// assert!(report.failures.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     fn save<'a, DB: Backend>(
         &'a mut self,
-        db: impl Into<Db<'a, DB>>,
+        db: impl IntoDb<'a, DB>,
     ) -> impl Future<Output = Result<Saved, OrmError>> + Send + 'a
     where
         Self: Persist<DB>,
     {
-        write(self, db.into(), Write::Save, false)
+        write(self, db.into_db(), Write::Save, false)
     }
 
     /// Inserts the instance (Django's `save(force_insert=True)`): one statement, `created` is
@@ -77,12 +112,12 @@ pub trait ModelExt: Model {
     /// As [`save`](ModelExt::save); a duplicate key is the database's error.
     fn insert<'a, DB: Backend>(
         &'a mut self,
-        db: impl Into<Db<'a, DB>>,
+        db: impl IntoDb<'a, DB>,
     ) -> impl Future<Output = Result<Saved, OrmError>> + Send + 'a
     where
         Self: Persist<DB>,
     {
-        write(self, db.into(), Write::Insert, false)
+        write(self, db.into_db(), Write::Insert, false)
     }
 
     /// Saves only `fields` (Django's `update_fields`): an empty list writes and sends nothing;
@@ -96,12 +131,12 @@ pub trait ModelExt: Model {
     fn save_fields<'a, DB: Backend>(
         &'a mut self,
         fields: &'a [&'a str],
-        db: impl Into<Db<'a, DB>>,
+        db: impl IntoDb<'a, DB>,
     ) -> impl Future<Output = Result<Saved, OrmError>> + Send + 'a
     where
         Self: Persist<DB>,
     {
-        let db = db.into();
+        let db = db.into_db();
         async move {
             let fields = checked_fields::<Self>(fields)?;
             if fields.is_empty() {
@@ -125,12 +160,12 @@ pub trait ModelExt: Model {
     /// As [`save`](ModelExt::save).
     fn save_raw<'a, DB: Backend>(
         &'a mut self,
-        db: impl Into<Db<'a, DB>>,
+        db: impl IntoDb<'a, DB>,
     ) -> impl Future<Output = Result<Saved, OrmError>> + Send + 'a
     where
         Self: Persist<DB>,
     {
-        write(self, db.into(), Write::Save, true)
+        write(self, db.into_db(), Write::Save, true)
     }
 
     /// Deletes the row: `pre_delete`, DELETE, `post_delete`, in one transaction; then unsets a
@@ -142,12 +177,12 @@ pub trait ModelExt: Model {
     /// first failing receiver's error; the delete is undone.
     fn delete<'a, DB: Backend>(
         &'a mut self,
-        db: impl Into<Db<'a, DB>>,
+        db: impl IntoDb<'a, DB>,
     ) -> impl Future<Output = Result<u64, OrmError>> + Send + 'a
     where
         Self: Persist<DB>,
     {
-        let db = db.into();
+        let db = db.into_db();
         async move {
             let Some(pk) = self.pk() else {
                 return Err(OrmError::NoPrimaryKey {
@@ -169,17 +204,21 @@ pub trait ModelExt: Model {
     ///
     /// The database's error, or a column that does not decode.
     fn get<'a, DB: Backend>(
-        db: impl Into<Db<'a, DB>>,
+        db: impl IntoDb<'a, DB>,
         pk: &'a Self::Pk,
     ) -> impl Future<Output = Result<Option<Self>, OrmError>> + Send + 'a
     where
         Self: Persist<DB>,
     {
-        let db = db.into();
+        let db = db.into_db();
         async move {
             let query = Self::bind_pk(pk, sqlx::query(Self::sql().select_by_pk.as_str()));
-            let row = db.fetch_optional(query).await?;
-            Ok(row.as_ref().map(Self::from_row).transpose()?)
+            let operation = Operation::on::<Self>("fetch");
+            let row = db.fetch_optional(query, operation).await?;
+            row.as_ref()
+                .map(Self::from_row)
+                .transpose()
+                .during(operation)
         }
     }
 }
@@ -232,8 +271,10 @@ async fn save_in<M: Persist<DB>, DB: Backend>(
         Write::Save | Write::Insert => None,
     };
     let pre = SaveEvent {
+        // Before the write, `created` is Django's `_state.adding` (`PreSave::adding`): an INSERT
+        // is certain. Written first: it reads `model` before `instance` borrows it.
+        created: matches!(write, Write::Insert) || (M::META.pk_generated && model.pk().is_none()),
         instance: model as &mut dyn AnyModel,
-        created: false,
         raw,
         update_fields,
         tx,
@@ -259,11 +300,13 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
     let sql = M::sql();
     let Some(pk) = model.pk() else {
         // A generated key: INSERT ... RETURNING it.
+        let insert = Operation::on::<M>("insert");
         let query = model.bind_fields(sqlx::query(sql.insert.as_str()));
         let row = DB::fetch_optional(tx, query)
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)?;
-        model.set_pk(Some(M::pk_from_row(&row)?));
+            .await
+            .and_then(|row| row.ok_or(sqlx::Error::RowNotFound))
+            .during(insert)?;
+        model.set_pk(Some(M::pk_from_row(&row).during(insert)?));
         return Ok(Saved::Created);
     };
     match write {
@@ -272,7 +315,8 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
                 tx,
                 model.bind_fields(M::bind_pk(&pk, sqlx::query(sql.insert_with_pk.as_str()))),
             )
-            .await?;
+            .await
+            .during(Operation::on::<M>("insert"))?;
             Ok(Saved::Created)
         }
         Write::Fields(fields) => {
@@ -285,7 +329,11 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
             for &i in &indexes {
                 query = model.bind_field(i, query);
             }
-            if DB::execute(tx, M::bind_pk(&pk, query)).await? == 0 {
+            if DB::execute(tx, M::bind_pk(&pk, query))
+                .await
+                .during(Operation::on::<M>("update"))?
+                == 0
+            {
                 return Err(OrmError::NotUpdated {
                     model: M::META.name,
                 });
@@ -297,7 +345,8 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
                 tx,
                 M::bind_pk(&pk, model.bind_fields(sqlx::query(sql.update.as_str()))),
             )
-            .await?
+            .await
+            .during(Operation::on::<M>("update"))?
                 > 0
             {
                 return Ok(Saved::Updated);
@@ -306,7 +355,8 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
                 tx,
                 model.bind_fields(M::bind_pk(&pk, sqlx::query(sql.insert_with_pk.as_str()))),
             )
-            .await?;
+            .await
+            .during(Operation::on::<M>("insert"))?;
             Ok(Saved::Created)
         }
     }
@@ -327,7 +377,9 @@ async fn delete_in<M: Persist<DB>, DB: Backend>(
             },
         )
         .await?;
-    let deleted = DB::execute(tx, M::bind_pk(pk, sqlx::query(M::sql().delete.as_str()))).await?;
+    let deleted = DB::execute(tx, M::bind_pk(pk, sqlx::query(M::sql().delete.as_str())))
+        .await
+        .during(Operation::on::<M>("delete"))?;
     PostDeleteSignal::registry()
         .send(
             sender,

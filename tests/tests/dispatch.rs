@@ -389,9 +389,14 @@ async fn send_stops_at_the_first_error_and_names_receiver_signal_and_sender() {
         receiver.contains("send_stops_at_the_first_error"),
         "a closure is named by its type: {receiver}"
     );
+    // Display names the receiver, signal and sender; the receiver's own error is the source,
+    // not repeated in the text, so chain printers show it once.
     let text = error.to_string();
+    assert!(!text.contains("card declined"), "{text}");
+    let cause = std::error::Error::source(&error).map(ToString::to_string);
+    assert_eq!(cause.as_deref(), Some("card declined"));
     assert!(
-        text.contains("Failing") && text.contains("UserModel") && text.contains("card declined"),
+        text.contains("Failing") && text.contains("UserModel") && text.contains("failed"),
         "{text}"
     );
 }

@@ -101,7 +101,7 @@ async fn refund(ev: &OrderCancelled) {
 
 /// Models, model signals, `on_commit` and transaction parameters, through `signals_orm`.
 pub mod orm {
-    use signals_orm::m2m::{M2mChanged, Through as _};
+    use signals_orm::m2m::M2mChanged;
     use signals_orm::{
         AnyTx, Committed, ModelExt as _, PostDelete, PostSave, PreDelete, PreSave, Tx, receiver,
     };
@@ -166,7 +166,7 @@ pub mod orm {
     #[receiver(post_save, sender = User)]
     async fn user_saved(ev: PostSave<'_, User>, tx: &mut Tx<Sqlite>) -> Result<(), sqlx::Error> {
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&mut **tx)
+            .fetch_one(tx.conn())
             .await?;
         log(format!(
             "post_save {} created={} rows={rows}",

@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use signals_orm::m2m::{AnyM2mChanged, M2mAction, M2mChanged, M2mSide, Through};
+use signals_orm::m2m::{AnyM2mChanged, M2mAction, M2mChanged, M2mSide};
 use signals_orm::{AnyTx, Model, ModelExt, OrmError, Persist, PostSave, receiver};
 use sqlx::Pool;
 use support::{Log, TestBackend, log, logged};
@@ -375,7 +375,7 @@ where
     let (post, _) = post_and_tags(&pool, "p", &[]).await;
     let error = PostTags::of(&post).add(&pool, [123_456]).await.unwrap_err();
     assert!(
-        matches!(error, OrmError::Database(_)),
+        matches!(error, OrmError::Database { .. }),
         "a key that does not exist: {error}"
     );
     assert!(logged(&pool).await.is_empty());

@@ -65,6 +65,42 @@ fn receivers_lists_every_receiver_with_its_declaration() {
     );
 }
 
+/// `on_commit` receivers of a model signal, one `async fn` and one `fn`.
+mod on_commit_receivers {
+    use signals_orm::{Committed, Model, receiver};
+
+    #[derive(Model, sqlx::FromRow, Clone, Debug)]
+    #[model(table = "ledgers")]
+    pub struct Ledger {
+        #[model(primary_key)]
+        id: Option<i64>,
+    }
+
+    #[receiver(post_save, sender = Ledger, on_commit)]
+    async fn notify_async(_: Committed<Ledger>) {}
+
+    #[receiver(post_save, sender = Ledger, on_commit)]
+    fn notify_sync(_: Committed<Ledger>) {}
+}
+
+#[test]
+fn on_commit_receivers_are_listed_with_the_kind_of_their_function() {
+    let table = signals_orm::receivers();
+    let row = |name: &str| {
+        table
+            .iter()
+            .find(|r| r.name == format!("observability::on_commit_receivers::{name}"))
+            .unwrap_or_else(|| panic!("{name} missing from\n{table}"))
+    };
+    let kind = |name: &str| (row(name).is_async, row(name).phase);
+    assert_eq!(kind("notify_async"), (true, Phase::OnCommit));
+    assert_eq!(kind("notify_sync"), (false, Phase::OnCommit));
+    let text = table.to_string();
+    let line = text.lines().find(|l| l.contains("notify_async")).unwrap();
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[cells.len() - 2..], ["async", "on_commit"], "{line}");
+}
+
 /// A `MakeWriter` collecting formatted events in memory.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

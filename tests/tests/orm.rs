@@ -243,7 +243,7 @@ where
     };
     assert!(matches!(
         dup.insert(&pool).await,
-        Err(OrmError::Database(_))
+        Err(OrmError::Database { .. })
     ));
     assert_eq!(
         Sku::get(&pool, &"PEN-1".to_owned())
@@ -274,8 +274,8 @@ struct Doc {
 async fn doc_rows(tx: AnyTx<'_>, id: i64) -> Result<i64, sqlx::Error> {
     const SQL: &str = "SELECT COUNT(*) FROM docs WHERE id = $1";
     match tx {
-        AnyTx::Sqlite(tx) => sqlx::query_scalar(SQL).bind(id).fetch_one(&mut **tx).await,
-        AnyTx::Postgres(tx) => sqlx::query_scalar(SQL).bind(id).fetch_one(&mut **tx).await,
+        AnyTx::Sqlite(tx) => sqlx::query_scalar(SQL).bind(id).fetch_one(tx.conn()).await,
+        AnyTx::Postgres(tx) => sqlx::query_scalar(SQL).bind(id).fetch_one(tx.conn()).await,
     }
 }
 
@@ -443,7 +443,7 @@ where
         let writes = logged(&pool).await.len();
         let error = f.delete(&pool).await.unwrap_err();
         assert!(
-            error.to_string().contains(&format!("{signal} refused")),
+            format!("{error:#}").contains(&format!("{signal} refused")),
             "{error}"
         );
         assert!(f.id.is_some(), "a failed delete keeps the key");
@@ -757,7 +757,7 @@ where
     .await
     .unwrap();
     let error = tx.commit().await.unwrap_err();
-    assert!(matches!(error, OrmError::Database(_)), "{error}");
+    assert!(matches!(error, OrmError::Database { .. }), "{error}");
     assert!(!CHILDREN_CONFIRMED.lock().unwrap().contains(&missing_parent));
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM children").await, 0);
 }
@@ -781,7 +781,7 @@ async fn a_callers_failed_statement_never_lets_callbacks_run_after_a_rollback<DB
     if <DB as signals_orm::Backend>::NAME == "postgres" {
         // PostgreSQL aborted the transaction: COMMIT would silently roll back, so it is refused.
         let error = committed.unwrap_err();
-        assert!(error.to_string().contains("aborted"), "{error}");
+        assert!(format!("{error:#}").contains("aborted"), "{error:#}");
         assert!(confirmed(&p).is_empty(), "no callback after a rollback");
         assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM orders").await, 0);
     } else {
@@ -885,9 +885,9 @@ where
     .await
     .unwrap_err();
     assert!(
-        error.to_string().contains("create_profile")
-            && error.to_string().contains("profile rejected"),
-        "{error}"
+        format!("{error:#}").contains("create_profile")
+            && format!("{error:#}").contains("profile rejected"),
+        "{error:#}"
     );
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM accounts").await, 1);
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM profiles").await, 1);
@@ -962,7 +962,7 @@ async fn postgres_only(
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE typed_tx SET name = name || '!' WHERE id = $1")
         .bind(ev.instance.id)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
     Ok(())
 }
@@ -984,7 +984,7 @@ where
             ["x!"]
         );
     } else {
-        let error = result.unwrap_err().to_string();
+        let error = format!("{:#}", result.unwrap_err());
         assert!(
             error.contains("orm::postgres_only")
                 && error.contains("Tx<sqlx_postgres")

@@ -205,7 +205,7 @@ where
     let failure = report
         .failures
         .iter()
-        .map(ToString::to_string)
+        .map(|f| format!("{f:#}"))
         .find(|f| f.contains("refused after commit"))
         .unwrap();
     assert!(

@@ -1,5 +1,5 @@
-//! Compile-time diagnostics of `#[receiver]`, `derive(Signal)` and `derive(Model)`, and code
-//! they must accept.
+//! Compile-time diagnostics of `#[receiver]`, `derive(Signal)`, `derive(Model)` and the ORM's
+//! methods, and code they must accept.
 
 #[test]
 fn ui() {
@@ -7,4 +7,5 @@ fn ui() {
     cases.compile_fail("ui/receiver/*.rs");
     cases.compile_fail("ui/signal/*.rs");
     cases.compile_fail("ui/model/*.rs");
+    cases.compile_fail("ui/orm/*.rs");
 }

@@ -1,7 +1,7 @@
 //! Use case 6: one audit log for every model (receivers without a sender, getting
 //! `dyn AnyModel`): who did what, when, written in the same transaction as the change.
 
-use signals_orm::{AnyModel, AnyTx, ModelExt as _, OrmError, PostDelete, PostSave, receiver};
+use signals_orm::{AnyModel, AnyTx, ModelExt as _, PostDelete, PostSave, receiver};
 
 use crate::models::{Post, now};
 use crate::run::Run;
@@ -25,7 +25,7 @@ fn actor() -> String {
 
 const INSERT: &str = "INSERT INTO audit_log (actor, action, model, object_pk, data, at) VALUES ($1, $2, $3, $4, $5, $6)";
 
-async fn record(action: &str, instance: &dyn AnyModel, tx: AnyTx<'_>) -> Result<(), OrmError> {
+async fn record(action: &str, instance: &dyn AnyModel, tx: AnyTx<'_>) -> Result<(), sqlx::Error> {
     let meta = instance.meta();
     let data = serde_json::Value::Object(
         instance
@@ -44,7 +44,7 @@ async fn record(action: &str, instance: &dyn AnyModel, tx: AnyTx<'_>) -> Result<
             .bind(&pk)
             .bind(&data)
             .bind(now())
-            .execute(&mut **t)
+            .execute(t.conn())
             .await
             .map(drop)
     })?;
@@ -52,7 +52,7 @@ async fn record(action: &str, instance: &dyn AnyModel, tx: AnyTx<'_>) -> Result<
 }
 
 #[receiver(post_save)]
-async fn audit_save(ev: PostSave<'_, dyn AnyModel>, tx: AnyTx<'_>) -> Result<(), OrmError> {
+async fn audit_save(ev: PostSave<'_, dyn AnyModel>, tx: AnyTx<'_>) -> Result<(), sqlx::Error> {
     record(
         if ev.created { "created" } else { "updated" },
         ev.instance,
@@ -62,7 +62,7 @@ async fn audit_save(ev: PostSave<'_, dyn AnyModel>, tx: AnyTx<'_>) -> Result<(),
 }
 
 #[receiver(post_delete)]
-async fn audit_delete(ev: PostDelete<'_, dyn AnyModel>, tx: AnyTx<'_>) -> Result<(), OrmError> {
+async fn audit_delete(ev: PostDelete<'_, dyn AnyModel>, tx: AnyTx<'_>) -> Result<(), sqlx::Error> {
     record("deleted", ev.instance, tx).await
 }
 

@@ -3,7 +3,7 @@
 //! reverse add and clear. `pre_remove` narrows `pk_set` to the tags really linked (Django
 //! reports every key passed), and `pre_clear` counts down the tags about to be unlinked.
 
-use signals_orm::m2m::{M2mAction, M2mChanged, M2mSide, Through as _};
+use signals_orm::m2m::{M2mAction, M2mChanged, M2mSide};
 use signals_orm::model_signals::PostSaveSignal;
 use signals_orm::{AnyTx, BoxError, ModelExt as _, Mute, receiver};
 

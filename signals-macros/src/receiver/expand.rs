@@ -8,7 +8,7 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens as _, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 
-use super::validate::Receiver;
+use super::validate::{Receiver, Signal};
 
 pub fn receiver(receiver: &Receiver, function: &syn::ItemFn) -> TokenStream {
     receiver
@@ -18,8 +18,13 @@ pub fn receiver(receiver: &Receiver, function: &syn::ItemFn) -> TokenStream {
         .collect()
 }
 
-fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn) -> TokenStream {
+fn one_signal(receiver: &Receiver, signal: &Signal, function: &syn::ItemFn) -> TokenStream {
     let private = receiver.root.private();
+    let sender_check = match (&receiver.sender, signal.django) {
+        (Some(sender), true) => sender_check(receiver, &signal.path, sender),
+        _ => TokenStream::new(),
+    };
+    let signal = &signal.path;
     let name = &function.sig.ident;
     let sender_marker = receiver
         .sender
@@ -52,6 +57,7 @@ fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn)
     quote! {
         #[doc(hidden)]
         const _: () = {
+            #sender_check
             struct __SignalsReceiver;
             #handler_impl
             static __SIGNALS_HANDLER: #private::Handler<#signal> =
@@ -78,6 +84,47 @@ fn one_signal(receiver: &Receiver, signal: &TokenStream, function: &syn::ItemFn)
     }
 }
 
+/// A model signal's sender must be one of its senders (a model; for `m2m_changed` a through
+/// type): a field type naming `<signal as SenderOf<Sender>>::Sender`, spanned from the first to
+/// the last token of the user's sender so that rustc reports it there. A field, not a constant:
+/// its type is checked once, with no body to check it again.
+fn sender_check(receiver: &Receiver, signal: &TokenStream, sender: &syn::Type) -> TokenStream {
+    let private = receiver.root.private();
+    let (open, close) = around(sender, quote!(<), quote!(>::Sender));
+    quote! {
+        #[allow(dead_code)]
+        struct __SignalsSender(#open #signal as #private::SenderOf<#sender> #close);
+    }
+}
+
+/// `open` and `close` spanned at the first and the last token of `ty`, so that what is written
+/// between them spans `ty` as the user wrote it: rustc reports there what fails in it.
+fn around(ty: &syn::Type, open: TokenStream, close: TokenStream) -> (TokenStream, TokenStream) {
+    let mut tokens = ty.to_token_stream().into_iter();
+    let first = tokens
+        .next()
+        .map_or_else(proc_macro2::Span::call_site, |t| t.span());
+    let last = tokens.last().map_or(first, |t| t.span());
+    (respan(open, first), respan(close, last))
+}
+
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut group =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                group.set_span(span);
+                token = proc_macro2::TokenTree::Group(group);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
+}
+
 /// The handler impl calling the user's function, and the `Handler` variant it goes in.
 fn handler(
     receiver: &Receiver,
@@ -87,27 +134,45 @@ fn handler(
     name: &syn::Ident,
 ) -> (TokenStream, TokenStream) {
     let private = receiver.root.private();
-    let (arg_names, extract) = arguments(receiver, signal, sender_marker);
+    let (args, extract) = arguments(receiver, signal, sender_marker);
     let into_result = into_result(receiver);
     if receiver.on_commit {
         // Runs at commit: the handler only queues an owned copy of the payload on the write's
-        // transaction; it is sync whatever the function is.
+        // transaction.
         let ty = &receiver.params[0];
-        let arg = &arg_names[0];
+        let arg = format_ident!("__signals_arg0");
         let run = if receiver.is_async {
             quote!(#name(#arg).await)
         } else {
             quote!(#name(#arg))
         };
+        let defer = quote! {
+            #private::defer_on_commit::<#signal, #sender_marker, #ty, _, _>(
+                event,
+                #receiver_name,
+                move |#arg: #ty| async move { #into_result(#run) },
+            )
+        };
+        if receiver.is_async {
+            // Queued at once all the same. An async handler (a ready future, one allocation
+            // per send) only so that introspection lists the receiver as async, as it runs.
+            let call = quote! {
+                fn call<'e>(&self, event: <#signal as #private::Signal>::Event<'e>)
+                    -> #private::BoxFuture<'e, #private::Result<(), #private::BoxError>>
+                {
+                    #private::Box::pin(::core::future::ready(#defer))
+                }
+            };
+            return (
+                quote!(impl #private::AsyncHandler<#signal> for __SignalsReceiver { #call }),
+                quote!(Async),
+            );
+        }
         let call = quote! {
             fn call<'e>(&self, event: <#signal as #private::Signal>::Event<'e>)
                 -> #private::Result<(), #private::BoxError>
             {
-                #private::defer_on_commit::<#signal, #sender_marker, #ty, _, _>(
-                    event,
-                    #receiver_name,
-                    move |#arg: #ty| async move { #into_result(#run) },
-                )
+                #defer
             }
         };
         (
@@ -121,7 +186,7 @@ fn handler(
             {
                 #private::Box::pin(async move {
                     #extract
-                    #into_result(#name(#(#arg_names),*).await)
+                    #into_result(#name(#(#args),*).await)
                 })
             }
         };
@@ -136,7 +201,7 @@ fn handler(
                 -> #private::Result<(), #private::BoxError>
             {
                 #extract
-                #into_result(#name(#(#arg_names),*))
+                #into_result(#name(#(#args),*))
             }
         };
         (
@@ -168,27 +233,37 @@ fn mentions_impl(tokens: TokenStream) -> bool {
     })
 }
 
-/// The argument names and the statement that builds them from `event`.
+/// The arguments of the call and the statement that builds them from `event`.
+///
+/// With two parameters (payload and transaction) each is checked at its own type. The tuple
+/// comes from `payload_and_tx::<.., Payload, <Tx as TxParam>::Param>`, which rustc blames on
+/// the payload type; the transaction type is checked by `TxParam`, reported at that type
+/// (`tx_param::<Tx, _>` hands the transaction over as `Tx`). A transaction type that is not one
+/// leaves `Param` unknown, so the tuple is not reported too.
 fn arguments(
     receiver: &Receiver,
     signal: &TokenStream,
     sender: &TokenStream,
-) -> (Vec<syn::Ident>, TokenStream) {
+) -> (Vec<TokenStream>, TokenStream) {
     let private = receiver.root.private();
-    let names: Vec<syn::Ident> = (0..receiver.params.len())
-        .map(|i| format_ident!("__signals_arg{i}"))
-        .collect();
-    let extract = if let [ty] = receiver.params.as_slice() {
-        let from = quote_spanned!(ty.span()=> <#ty as #private::FromEvent<'e, #signal, #sender>>::from_event);
-        let arg = &names[0];
-        quote!(let #arg = #from(event)?;)
+    let arg0 = format_ident!("__signals_arg0");
+    if let [payload, tx] = receiver.params.as_slice() {
+        let arg1 = format_ident!("__signals_arg1");
+        let (open, close) = around(tx, quote!(<), quote!(>::Param));
+        let param = quote!(#open #tx as #private::TxParam<'e> #close);
+        let extract = quote! {
+            let (#arg0, #arg1) =
+                #private::payload_and_tx::<#signal, #sender, #payload, #param>(event)?;
+        };
+        (
+            vec![quote!(#arg0), quote!(#private::tx_param::<#tx, _>(#arg1))],
+            extract,
+        )
     } else {
-        let tys = &receiver.params;
-        let span = tys
-            .last()
-            .map_or_else(proc_macro2::Span::call_site, syn::spanned::Spanned::span);
-        let from = quote_spanned!(span=> <(#(#tys),*) as #private::FromEvent<'e, #signal, #sender>>::from_event);
-        quote!(let (#(#names),*) = #from(event)?;)
-    };
-    (names, extract)
+        // One parameter (validation rejects the other counts).
+        let from = receiver.params.first().map(|ty| {
+            quote_spanned!(ty.span()=> <#ty as #private::FromEvent<'e, #signal, #sender>>::from_event)
+        });
+        (vec![quote!(#arg0)], quote!(let #arg0 = #from(event)?;))
+    }
 }

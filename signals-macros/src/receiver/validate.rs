@@ -12,8 +12,7 @@ use crate::suggest;
 /// A validated receiver, ready to expand.
 pub struct Receiver {
     pub root: Root,
-    /// One type path per signal.
-    pub signals: Vec<TokenStream>,
+    pub signals: Vec<Signal>,
     pub sender: Option<syn::Type>,
     pub dispatch_uid: Option<syn::LitStr>,
     pub priority: i32,
@@ -26,20 +25,40 @@ pub struct Receiver {
     pub output: Option<syn::Type>,
 }
 
+/// One signal of the attribute.
+pub struct Signal {
+    /// Its type path.
+    pub path: TokenStream,
+    /// Written as a Django name (`post_save`): a model signal of the ORM, whose senders are
+    /// checked.
+    pub django: bool,
+}
+
+/// The ORM's payload types and the signal each belongs to, for the payload written in place
+/// of its signal (`#[receiver(PreSave, ..)]`).
+const PAYLOADS: &[(&str, &str)] = &[
+    ("PreSave", "pre_save"),
+    ("PostSave", "post_save"),
+    ("PreDelete", "pre_delete"),
+    ("PostDelete", "post_delete"),
+    ("M2mChanged", "m2m_changed"),
+    ("AnyM2mChanged", "m2m_changed"),
+];
+
 pub fn receiver(
     root: Root,
     args: Args,
     function: &syn::ItemFn,
     errors: &mut Vec<syn::Error>,
 ) -> Option<Receiver> {
-    let root = match args.krate {
+    let root = match args.krate.clone() {
         Some(path) => Root::Custom(path, Box::new(root)),
         None => root,
     };
-    let signals: Vec<TokenStream> = args
+    let signals: Vec<Signal> = args
         .signals
         .iter()
-        .filter_map(|path| resolve_signal(&root, path, errors))
+        .filter_map(|path| resolve_signal(&root, path, &args, errors))
         .collect();
     if args.on_commit.is_some() && !root.has_orm() {
         errors.push(syn::Error::new(
@@ -48,6 +67,10 @@ pub fn receiver(
         ));
     }
     let params = check_signature(&root, &function.sig, errors);
+    let django = signals.len() == args.signals.len() && signals.iter().all(|s| s.django);
+    if let (true, Some(first)) = (django, params.first()) {
+        check_payload(&args, first, errors);
+    }
     if let (Some(span), true) = (args.on_commit, params.len() > 1) {
         errors.push(syn::Error::new(
             span,
@@ -76,10 +99,21 @@ pub fn receiver(
 fn resolve_signal(
     root: &Root,
     path: &syn::Path,
+    args: &Args,
     errors: &mut Vec<syn::Error>,
-) -> Option<TokenStream> {
+) -> Option<Signal> {
+    let custom = || Signal {
+        path: path.to_token_stream(),
+        django: false,
+    };
+    if root.has_orm()
+        && let Some(error) = payload_as_signal(path, args)
+    {
+        errors.push(error);
+        return None;
+    }
     let Some(ident) = path.get_ident() else {
-        return Some(path.to_token_stream());
+        return Some(custom());
     };
     let name = ident.to_string();
     if DJANGO_SIGNALS.contains(&name.as_str()) {
@@ -93,7 +127,10 @@ fn resolve_signal(
         // The user's ident, with its span: a name the ORM does not provide is reported by
         // rustc at the user's token.
         let private = root.private();
-        return Some(quote!(#private::model_signals::#ident));
+        return Some(Signal {
+            path: quote!(#private::model_signals::#ident),
+            django: true,
+        });
     }
     let is_snake = name
         .chars()
@@ -108,7 +145,151 @@ fn resolve_signal(
         ));
         return None;
     }
-    Some(path.to_token_stream())
+    Some(custom())
+}
+
+/// The error for an ORM payload type written where the signal goes (`#[receiver(PreSave)]`),
+/// naming the signal to write instead.
+fn payload_as_signal(path: &syn::Path, args: &Args) -> Option<syn::Error> {
+    // A bare name or one under `signals_orm`: a custom signal of the same name stays reachable
+    // as `crate::PostSave`.
+    let last = path.segments.last()?;
+    if path.segments.len() > 1 && path.segments[0].ident != "signals_orm" {
+        return None;
+    }
+    let name = last.ident.to_string();
+    let sender = args.sender.as_ref().map_or_else(|| "User".to_owned(), show);
+    let message = if name == "Committed" {
+        format!(
+            "`Committed` is the payload of `on_commit` receivers; the signal is the one they follow: write `#[receiver(post_save, sender = {sender}, on_commit)]`"
+        )
+    } else {
+        let (_, signal) = PAYLOADS.iter().find(|(payload, _)| *payload == name)?;
+        let sender = if *signal == "m2m_changed" {
+            args.sender
+                .as_ref()
+                .map_or_else(|| "PostTags".to_owned(), show)
+        } else {
+            sender
+        };
+        format!(
+            "`{name}` is the payload type; the signal is `{signal}`: write `#[receiver({signal}, sender = {sender})]`"
+        )
+    };
+    Some(syn::Error::new_spanned(path, message))
+}
+
+/// Checks the payload a receiver of model signals takes against `sender` and `on_commit`, where
+/// rustc would report an unmet bound of the generated handler without the fix.
+fn check_payload(args: &Args, ty: &syn::Type, errors: &mut Vec<syn::Error>) {
+    let Some((payload, about)) = payload_of(ty) else {
+        return;
+    };
+    let (every, of_every) = match payload.as_str() {
+        "Committed" => ("Committed<ModelSnapshot>", "every model"),
+        "M2mChanged" | "AnyM2mChanged" => ("AnyM2mChanged<'_>", "every relation"),
+        "PreSave" => ("PreSave<'_, dyn AnyModel>", "every model"),
+        "PostSave" => ("PostSave<'_, dyn AnyModel>", "every model"),
+        "PreDelete" => ("PreDelete<'_, dyn AnyModel>", "every model"),
+        "PostDelete" => ("PostDelete<'_, dyn AnyModel>", "every model"),
+        _ => return,
+    };
+    let shown = show(ty);
+    let signals = match args.signals.as_slice() {
+        [one] => show(one),
+        many => format!("[{}]", many.iter().map(show).collect::<Vec<_>>().join(", ")),
+    };
+    let sender = args.sender.as_ref().map(show);
+    if payload == "Committed" && args.on_commit.is_none() {
+        let sender = sender
+            .as_ref()
+            .map_or_else(String::new, |s| format!(", sender = {s}"));
+        errors.push(syn::Error::new_spanned(
+            ty,
+            format!(
+                "`{shown}` is what `on_commit` receivers get, after COMMIT: add `on_commit` to the attribute, `#[receiver({signals}{sender}, on_commit)]`"
+            ),
+        ));
+    }
+    // `dyn AnyModel`, `ModelSnapshot` and `AnyM2mChanged` are the payloads of every sender.
+    let is_every = match about {
+        None | Some(syn::Type::TraitObject(_)) => true,
+        Some(syn::Type::Path(p)) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "ModelSnapshot"),
+        Some(_) => false,
+    };
+    match (sender, about) {
+        (None, Some(about)) if !is_every => {
+            let about = show(about);
+            errors.push(syn::Error::new_spanned(
+                ty,
+                format!(
+                    "`{shown}` is for a receiver of `{about}` only, and this receiver has no `sender`: add `sender = {about}` to the attribute, or take `{every}` to receive {of_every}"
+                ),
+            ));
+        }
+        (Some(sender), _) if is_every => {
+            let typed = match payload.as_str() {
+                "Committed" => format!("Committed<{sender}>"),
+                "M2mChanged" | "AnyM2mChanged" => format!("M2mChanged<'_, {sender}>"),
+                _ => format!("{payload}<'_, {sender}>"),
+            };
+            errors.push(syn::Error::new_spanned(
+                ty,
+                format!(
+                    "`{shown}` is for a receiver of {of_every}, but this receiver has `sender = {sender}`: take `{typed}`, or remove `sender` to receive {of_every}"
+                ),
+            ));
+        }
+        _ => {}
+    }
+}
+
+/// The ORM payload a parameter type names (`PostSave`, `Committed` ...), with the type it is
+/// about (`User`, `dyn AnyModel`, `PostTags`; none for `AnyM2mChanged<'_>`).
+fn payload_of(ty: &syn::Type) -> Option<(String, Option<&syn::Type>)> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    let about = match &last.arguments {
+        syn::PathArguments::AngleBracketed(generics) => {
+            generics.args.iter().find_map(|arg| match arg {
+                syn::GenericArgument::Type(ty) => Some(ty),
+                _ => None,
+            })
+        }
+        _ => None,
+    };
+    Some((last.ident.to_string(), about))
+}
+
+/// A type as the user would write it, for messages (`PostSave<'_, User>`, not the token
+/// stream's `PostSave < '_ , User >`).
+fn show(tokens: &impl quote::ToTokens) -> String {
+    let mut out = tokens.to_token_stream().to_string();
+    for (from, to) in [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" ::", "::"),
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        ("& ", "&"),
+        ("( ", "("),
+        (" )", ")"),
+    ] {
+        out = out.replace(from, to);
+    }
+    out
 }
 
 /// The parameter types, after checking the function is one the dispatcher can call.

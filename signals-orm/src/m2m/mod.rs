@@ -2,8 +2,9 @@
 //! (`docs/orm.md`, "Many-to-many").
 //!
 //! A relation is a type implementing [`Through`] (declared with [`many_to_many!`]); it is the
-//! signal's sender, as Django's `through` model is. Its managers ([`Through::of`] from the
-//! declaring side, [`Through::of_target`] from the other) add, remove, clear and set links, each
+//! signal's sender, as Django's `through` model is. Its managers (`PostTags::of(&post)` from
+//! the declaring side, `PostTags::of_target(&tag)` from the other; [`Through::of`] and
+//! [`Through::of_target`] through the trait) add, remove, clear and set links, each
 //! in one transaction, and fetch the related objects. Receivers take [`M2mChanged`] (one
 //! relation) or [`AnyM2mChanged`] (every relation).
 //!
@@ -71,6 +72,10 @@ pub trait Through: Send + Sync + 'static {
 /// signals_orm::many_to_many! { pub struct Friends(Person => "person_id", Person => "friend_id") in "friends", symmetrical; }
 /// ```
 ///
+/// The declared type gets the managers as inherent functions, `PostTags::of(&post)` and
+/// `PostTags::of_target(&tag)`, so callers need not import [`Through`](crate::m2m::Through)
+/// (with `impl MyLinkModel => ...`, that type must not have functions of those names).
+///
 /// The link table needs a unique key on (source, target): adds use `ON CONFLICT DO NOTHING`.
 /// Table and column names are quoted, so any name works, even one containing `"`.
 #[macro_export]
@@ -110,6 +115,29 @@ macro_rules! many_to_many {
                         <Self as $crate::m2m::Through>::TARGET_COLUMN,
                     )
                 })
+            }
+        }
+
+        // The managers again, as inherent functions: `PostTags::of(&post)` works without
+        // `use signals_orm::m2m::Through` in scope.
+        #[allow(dead_code, reason = "a relation may be used from one side only")]
+        impl $name {
+            /// The manager of `instance`'s links to targets (Django's `post.tags`); the same as
+            /// `Through::of`, callable without importing the trait.
+            #[must_use]
+            pub fn of(
+                instance: &$src,
+            ) -> $crate::m2m::Related<'_, Self, $crate::m2m::Forward> {
+                <Self as $crate::m2m::Through>::of(instance)
+            }
+
+            /// The manager of `instance`'s links from sources (Django's reverse `tag.posts`);
+            /// the same as `Through::of_target`, callable without importing the trait.
+            #[must_use]
+            pub fn of_target(
+                instance: &$tgt,
+            ) -> $crate::m2m::Related<'_, Self, $crate::m2m::Reverse> {
+                <Self as $crate::m2m::Through>::of_target(instance)
             }
         }
     };

@@ -12,10 +12,10 @@ use signals_core::Signal as _;
 use super::Through;
 use super::signal::{M2mAction, M2mChangedSignal, M2mEvent, keys_json};
 use crate::backend::Backend;
-use crate::error::OrmError;
+use crate::error::{Context as _, Operation, OrmError};
 use crate::model::{Model, Persist};
 use crate::sql::ThroughSql;
-use crate::tx::{Db, Tx};
+use crate::tx::{Db, IntoDb, Tx};
 
 /// From the declaring side (`reverse = false`).
 #[derive(Debug)]
@@ -99,7 +99,7 @@ where
     /// [`OrmError::NoPrimaryKey`] for an unsaved instance, or the database's error.
     pub async fn keys<'a, DB: Backend>(
         &self,
-        db: impl Into<Db<'a, DB>>,
+        db: impl IntoDb<'a, DB>,
     ) -> Result<BTreeSet<OtherPk<T, D>>, OrmError>
     where
         D::Own: Persist<DB>,
@@ -107,11 +107,12 @@ where
     {
         let own = self.own_pk()?;
         let query = <D::Own as Persist<DB>>::bind_pk(&own, sqlx::query(D::select_others(T::sql())));
-        let rows = db.into().fetch_all(query).await?;
-        Ok(rows
-            .iter()
+        let operation = Operation::on_table("fetch links", T::TABLE);
+        let rows = db.into_db().fetch_all(query, operation).await?;
+        rows.iter()
             .map(<D::Other as Persist<DB>>::pk_from_row)
-            .collect::<Result<_, _>>()?)
+            .collect::<Result<_, _>>()
+            .during(operation)
     }
 
     /// The related objects, ordered by key.
@@ -121,7 +122,7 @@ where
     /// [`OrmError::NoPrimaryKey`] for an unsaved instance, or the database's error.
     pub async fn all<'a, DB: Backend>(
         &self,
-        db: impl Into<Db<'a, DB>>,
+        db: impl IntoDb<'a, DB>,
     ) -> Result<Vec<D::Other>, OrmError>
     where
         D::Own: Persist<DB>,
@@ -131,11 +132,12 @@ where
         let meta = D::Other::META;
         let sql = D::Other::sql().select_where_pk_in(meta, D::select_others(T::sql()));
         let query = <D::Own as Persist<DB>>::bind_pk(&own, sqlx::query(sqlx::AssertSqlSafe(sql)));
-        let rows = db.into().fetch_all(query).await?;
-        Ok(rows
-            .iter()
+        let operation = Operation::on::<D::Other>("fetch related");
+        let rows = db.into_db().fetch_all(query, operation).await?;
+        rows.iter()
             .map(<D::Other as Persist<DB>>::from_row)
-            .collect::<Result<_, _>>()?)
+            .collect::<Result<_, _>>()
+            .during(operation)
     }
 
     /// Links `keys` (Django's `add`): `pre_add` and `post_add` carry only the keys not linked
@@ -149,7 +151,7 @@ where
     /// undone.
     pub async fn add<'a, DB: Backend>(
         &self,
-        db: impl Into<Db<'a, DB>>,
+        db: impl IntoDb<'a, DB>,
         keys: impl IntoIterator<Item = OtherPk<T, D>>,
     ) -> Result<usize, OrmError>
     where
@@ -161,7 +163,7 @@ where
             return Ok(0);
         }
         let own = self.own_pk()?;
-        let db = db.into();
+        let db = db.into_db();
         atomically!(db, |tx| self.add_in(tx, &own, wanted).await)
     }
 
@@ -173,7 +175,7 @@ where
     /// As [`add`](Related::add).
     pub async fn remove<'a, DB: Backend>(
         &self,
-        db: impl Into<Db<'a, DB>>,
+        db: impl IntoDb<'a, DB>,
         keys: impl IntoIterator<Item = OtherPk<T, D>>,
     ) -> Result<u64, OrmError>
     where
@@ -185,7 +187,7 @@ where
             return Ok(0);
         }
         let own = self.own_pk()?;
-        let db = db.into();
+        let db = db.into_db();
         atomically!(db, |tx| self.remove_in(tx, &own, keys).await)
     }
 
@@ -195,13 +197,13 @@ where
     /// # Errors
     ///
     /// As [`add`](Related::add).
-    pub async fn clear<'a, DB: Backend>(&self, db: impl Into<Db<'a, DB>>) -> Result<u64, OrmError>
+    pub async fn clear<'a, DB: Backend>(&self, db: impl IntoDb<'a, DB>) -> Result<u64, OrmError>
     where
         D::Own: Persist<DB>,
         D::Other: Persist<DB>,
     {
         let own = self.own_pk()?;
-        let db = db.into();
+        let db = db.into_db();
         atomically!(db, |tx| self.clear_in(tx, &own).await)
     }
 
@@ -213,7 +215,7 @@ where
     /// As [`add`](Related::add).
     pub async fn set<'a, DB: Backend>(
         &self,
-        db: impl Into<Db<'a, DB>>,
+        db: impl IntoDb<'a, DB>,
         keys: impl IntoIterator<Item = OtherPk<T, D>>,
     ) -> Result<(), OrmError>
     where
@@ -222,7 +224,7 @@ where
     {
         let wanted: BTreeSet<_> = keys.into_iter().collect();
         let own = self.own_pk()?;
-        let db = db.into();
+        let db = db.into_db();
         atomically!(db, |tx| async {
             let current = self.keys(&mut *tx).await?;
             let gone: BTreeSet<_> = current.difference(&wanted).cloned().collect();
@@ -245,7 +247,7 @@ where
     /// As [`add`](Related::add).
     pub async fn set_clear<'a, DB: Backend>(
         &self,
-        db: impl Into<Db<'a, DB>>,
+        db: impl IntoDb<'a, DB>,
         keys: impl IntoIterator<Item = OtherPk<T, D>>,
     ) -> Result<(), OrmError>
     where
@@ -254,7 +256,7 @@ where
     {
         let wanted: BTreeSet<_> = keys.into_iter().collect();
         let own = self.own_pk()?;
-        let db = db.into();
+        let db = db.into_db();
         atomically!(db, |tx| async {
             self.clear_in(tx, &own).await?;
             if !wanted.is_empty() {
@@ -305,7 +307,8 @@ where
                 tx,
                 Self::bind_pair::<DB>(own, other, T::sql().insert.as_str()),
             )
-            .await?;
+            .await
+            .during(Operation::on_table("add links", T::TABLE))?;
         }
         self.send(tx, M2mAction::PostAdd, Some(&mut missing))
             .await?;
@@ -316,7 +319,8 @@ where
                     tx,
                     Self::bind_mirror::<DB>(own, other, T::sql().insert.as_str()),
                 )
-                .await?;
+                .await
+                .during(Operation::on_table("add links", T::TABLE))?;
             }
         }
         Ok(missing.len())
@@ -340,7 +344,9 @@ where
         };
         let mut deleted = 0;
         for other in &keys {
-            deleted += DB::execute(tx, Self::bind_pair::<DB>(own, other, sql)).await?;
+            deleted += DB::execute(tx, Self::bind_pair::<DB>(own, other, sql))
+                .await
+                .during(Operation::on_table("remove links", T::TABLE))?;
         }
         self.send(tx, M2mAction::PostRemove, Some(&mut keys))
             .await?;
@@ -361,8 +367,9 @@ where
         } else {
             D::clear(T::sql())
         };
-        let deleted =
-            DB::execute(tx, <D::Own as Persist<DB>>::bind_pk(own, sqlx::query(sql))).await?;
+        let deleted = DB::execute(tx, <D::Own as Persist<DB>>::bind_pk(own, sqlx::query(sql)))
+            .await
+            .during(Operation::on_table("clear links", T::TABLE))?;
         self.send(tx, M2mAction::PostClear, None).await?;
         Ok(deleted)
     }

@@ -97,6 +97,8 @@ impl Signal for M2mChangedSignal {
 
 /// `m2m_changed`'s payload for receivers with `sender = TheThrough`: Django's `action`,
 /// `instance`, `reverse`, `model`, `pk_set`, `using`, typed for both directions.
+///
+/// Built by the ORM for its receivers, and by [`M2mChanged::new`] for a unit test.
 #[non_exhaustive]
 pub struct M2mChanged<'e, T: Through> {
     /// What is happening.
@@ -126,7 +128,58 @@ pub enum M2mSide<'e, T: Through> {
     },
 }
 
-impl<T: Through> M2mChanged<'_, T> {
+impl<'e, T: Through> M2mChanged<'e, T> {
+    /// An `m2m_changed` payload, to call a receiver directly (a unit test): `action` and
+    /// `side` as given, `using = "sqlite"` ([`with_using`](M2mChanged::with_using) changes it).
+    /// Where a Django test calls `handler(sender=Post.tags.through, instance=post,
+    /// action="pre_add", reverse=False, model=Tag, pk_set={1, 2})`, this is that payload.
+    ///
+    /// ```
+    /// use std::collections::BTreeSet;
+    /// use signals_orm::m2m::{M2mAction, M2mChanged, M2mSide};
+    /// use signals_orm::{receiver, Model};
+    ///
+    /// #[derive(Model, sqlx::FromRow, Clone, Debug)]
+    /// #[model(table = "posts")]
+    /// struct Post { #[model(primary_key)] id: Option<i64>, title: String }
+    ///
+    /// #[derive(Model, sqlx::FromRow, Clone, Debug)]
+    /// #[model(table = "tags")]
+    /// struct Tag { #[model(primary_key)] id: Option<i64>, name: String }
+    ///
+    /// signals_orm::many_to_many! { struct PostTags(Post => "post_id", Tag => "tag_id") in "post_tags"; }
+    ///
+    /// /// At most three tags per post: drops the extra keys before they are written.
+    /// #[receiver(m2m_changed, sender = PostTags)]
+    /// fn at_most_three(ev: M2mChanged<'_, PostTags>) {
+    ///     let M2mSide::Forward { pk_set: Some(keys), .. } = ev.side else { return };
+    ///     while ev.action == M2mAction::PreAdd && keys.len() > 3 {
+    ///         keys.pop_last();
+    ///     }
+    /// }
+    ///
+    /// let post = Post { id: Some(1), title: "hello".into() };
+    /// let mut keys = BTreeSet::from([1, 2, 3, 4, 5]);
+    /// let side = M2mSide::Forward { instance: &post, pk_set: Some(&mut keys) };
+    /// at_most_three(M2mChanged::new(M2mAction::PreAdd, side));
+    /// assert_eq!(keys, BTreeSet::from([1, 2, 3]));
+    /// ```
+    #[must_use]
+    pub fn new(action: M2mAction, side: M2mSide<'e, T>) -> Self {
+        M2mChanged {
+            action,
+            side,
+            using: "sqlite",
+        }
+    }
+
+    /// Sets `using`, the backend's name (`"sqlite"` or `"postgres"`).
+    #[must_use]
+    pub fn with_using(mut self, using: &'static str) -> Self {
+        self.using = using;
+        self
+    }
+
     /// Django's `reverse`: true when the manager was used from the related side.
     #[must_use]
     pub fn reverse(&self) -> bool {

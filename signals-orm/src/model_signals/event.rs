@@ -7,6 +7,7 @@ use crate::tx::TxHandle;
 /// The event behind `pre_save` and `post_save`.
 pub struct SaveEvent<'e> {
     pub(crate) instance: &'e mut dyn AnyModel,
+    /// `created` in `post_save`; in `pre_save`, whether the save will INSERT (`adding`).
     pub(crate) created: bool,
     pub(crate) raw: bool,
     pub(crate) update_fields: Option<&'e [&'static str]>,

@@ -7,6 +7,7 @@
 mod event;
 pub(crate) mod on_commit;
 pub(crate) mod payload;
+pub(crate) mod senders;
 
 // The events are named only inside the crate: receivers see payloads, never events.
 pub(crate) use event::{DeleteEvent, SaveEvent};

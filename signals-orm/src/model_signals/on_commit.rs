@@ -19,6 +19,34 @@ use crate::tx::{Hook, HookLabel, TxHandle};
 /// `#[receiver(post_save, sender = User, on_commit)] async fn f(ev: Committed<User>)`; without a
 /// sender, `Committed<ModelSnapshot>`. It is a copy taken when the signal was sent, so it never
 /// sees later changes, and it is dropped unrun if the transaction rolls back.
+///
+/// [`Committed::new`] builds one for a unit test that calls the receiver directly:
+///
+/// ```
+/// use signals_orm::{receiver, Committed, Model};
+///
+/// #[derive(Model, sqlx::FromRow, Clone, Debug)]
+/// #[model(table = "users")]
+/// struct User {
+///     #[model(primary_key)]
+///     id: Option<i64>,
+///     email: String,
+/// }
+///
+/// #[receiver(post_save, sender = User, on_commit)]
+/// async fn welcome(ev: Committed<User>) -> Result<(), String> {
+///     if ev.created && !ev.instance.email.contains('@') {
+///         return Err(format!("no address to welcome: {:?}", ev.instance.email));
+///     }
+///     Ok(()) // send the mail
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let user = User { id: Some(1), email: "ada".into() };
+/// assert!(welcome(Committed::new(user.clone(), true)).await.is_err());
+/// assert!(welcome(Committed::new(user, false)).await.is_ok()); // an update sends no mail
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Committed<M> {
@@ -51,6 +79,70 @@ pub struct ModelSnapshot {
     pub values: Vec<(&'static str, serde_json::Value)>,
 }
 
+impl<O: OwnedModel> Committed<O> {
+    /// A `post_save` copy of `instance`, to call an `on_commit` receiver directly (a unit
+    /// test): `created` as given, `raw = false`, every field (`update_fields = None`),
+    /// `using = "sqlite"`, and `model` the instance's model name; the `with_*` methods change
+    /// them. `O` is a model or a [`ModelSnapshot`] ([`ModelSnapshot::of`]). Where a Django
+    /// test calls `handler(sender=User, instance=user, created=True)`, this is that payload.
+    #[must_use]
+    pub fn new(instance: O, created: bool) -> Self {
+        Committed {
+            signal: "post_save",
+            model: instance.model_name(),
+            instance,
+            created,
+            raw: false,
+            update_fields: None,
+            using: "sqlite",
+        }
+    }
+
+    /// Sets the signal's name (`"pre_save"`, `"post_save"`, `"pre_delete"`, `"post_delete"`).
+    #[must_use]
+    pub fn with_signal(mut self, signal: &'static str) -> Self {
+        self.signal = signal;
+        self
+    }
+
+    /// Sets `raw` (`true`: fixture loading, as `save_raw` sends).
+    #[must_use]
+    pub fn with_raw(mut self, raw: bool) -> Self {
+        self.raw = raw;
+        self
+    }
+
+    /// Sets `update_fields` (as `save_fields(fields, ..)` sends).
+    #[must_use]
+    pub fn with_update_fields(mut self, fields: &[&'static str]) -> Self {
+        self.update_fields = Some(fields.to_vec());
+        self
+    }
+
+    /// Sets `using`, the backend's name (`"sqlite"` or `"postgres"`).
+    #[must_use]
+    pub fn with_using(mut self, using: &'static str) -> Self {
+        self.using = using;
+        self
+    }
+}
+
+impl ModelSnapshot {
+    /// The snapshot of `instance` an `on_commit` receiver without sender would get (Django's
+    /// `model_to_dict(instance)`, with the model and table): for [`Committed::new`] in a unit
+    /// test.
+    #[must_use]
+    pub fn of(instance: &dyn AnyModel) -> Self {
+        let meta = instance.meta();
+        ModelSnapshot {
+            model: meta.name,
+            table: meta.table,
+            pk: instance.pk_value(),
+            values: instance.field_values(),
+        }
+    }
+}
+
 /// What `Committed<T>` can hold: a model type (cloned) or a [`ModelSnapshot`] (any model).
 #[doc(hidden)]
 pub trait OwnedModel: Send + Sized + 'static {
@@ -58,6 +150,8 @@ pub trait OwnedModel: Send + Sized + 'static {
     type Sender: ?Sized + 'static;
     /// An owned copy of the instance, if it is a `Self`.
     fn own(instance: &dyn AnyModel) -> Option<Self>;
+    /// The copied instance's model name.
+    fn model_name(&self) -> &'static str;
 }
 
 impl<M: Model + Clone> OwnedModel for M {
@@ -65,18 +159,18 @@ impl<M: Model + Clone> OwnedModel for M {
     fn own(instance: &dyn AnyModel) -> Option<Self> {
         (instance as &dyn Any).downcast_ref::<M>().cloned()
     }
+    fn model_name(&self) -> &'static str {
+        M::META.name
+    }
 }
 
 impl OwnedModel for ModelSnapshot {
     type Sender = AnySender;
     fn own(instance: &dyn AnyModel) -> Option<Self> {
-        let meta = instance.meta();
-        Some(ModelSnapshot {
-            model: meta.name,
-            table: meta.table,
-            pk: instance.pk_value(),
-            values: instance.field_values(),
-        })
+        Some(ModelSnapshot::of(instance))
+    }
+    fn model_name(&self) -> &'static str {
+        self.model
     }
 }
 

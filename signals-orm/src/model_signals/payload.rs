@@ -23,6 +23,10 @@ pub trait ModelRef: Send + Sync + 'static {
     fn narrow(instance: &dyn AnyModel) -> Option<&Self>;
     /// The instance as this type, if it is one.
     fn narrow_mut(instance: &mut dyn AnyModel) -> Option<&mut Self>;
+    /// The instance type-erased, for Django's `origin`.
+    fn erased(&self) -> &dyn AnyModel;
+    /// Whether `save` would INSERT without trying an UPDATE: the generated key is unset.
+    fn key_unset(&self) -> bool;
 }
 
 impl<M: Model> ModelRef for M {
@@ -32,6 +36,13 @@ impl<M: Model> ModelRef for M {
     }
     fn narrow_mut(instance: &mut dyn AnyModel) -> Option<&mut Self> {
         (instance as &mut dyn Any).downcast_mut()
+    }
+    fn erased(&self) -> &dyn AnyModel {
+        self
+    }
+    fn key_unset(&self) -> bool {
+        // Only a generated key can be unset; checking the flag first spares cloning other keys.
+        M::META.pk_generated && self.pk().is_none()
     }
 }
 
@@ -43,7 +54,17 @@ impl ModelRef for dyn AnyModel {
     fn narrow_mut(instance: &mut dyn AnyModel) -> Option<&mut Self> {
         Some(instance)
     }
+    fn erased(&self) -> &dyn AnyModel {
+        self
+    }
+    fn key_unset(&self) -> bool {
+        self.meta().pk_generated && self.pk_value().is_null()
+    }
 }
+
+/// The backend the payload constructors put in `using`: the default one, the one examples and
+/// tests run on first.
+const DEFAULT_USING: &str = "sqlite";
 
 /// The error of a receiver whose payload type is not the event's model. The registry only
 /// calls a receiver for its own sender, so this means a receiver was connected by hand for
@@ -61,12 +82,49 @@ pub(crate) fn narrow<T: ModelRef + ?Sized>(instance: &dyn AnyModel) -> Result<&T
     T::narrow(instance).ok_or_else(|| wrong_sender::<T>(instance.meta().name))
 }
 
-/// `pre_save`'s payload: Django's `instance`, `raw`, `update_fields`, `using`.
+/// `pre_save`'s payload: Django's `instance`, `raw`, `update_fields`, `using`, and
+/// `instance._state.adding` as `adding`.
+///
+/// Built by the ORM for its receivers, and by [`PreSave::new`] for a unit test that calls one
+/// receiver directly, without a database:
+///
+/// ```
+/// use signals_orm::{receiver, Model, PreSave};
+///
+/// #[derive(Model, sqlx::FromRow, Clone, Debug)]
+/// #[model(table = "users")]
+/// struct User {
+///     #[model(primary_key)]
+///     id: Option<i64>,
+///     name: String,
+/// }
+///
+/// // Capitalises new users only, as Django code testing `instance._state.adding` would.
+/// #[receiver(pre_save, sender = User)]
+/// fn capitalize_new(ev: PreSave<'_, User>) {
+///     if ev.adding {
+///         ev.instance.name = ev.instance.name.to_uppercase();
+///     }
+/// }
+///
+/// let mut new = User { id: None, name: "ada".into() };
+/// capitalize_new(PreSave::new(&mut new)); // adding: the generated key is unset
+/// assert_eq!(new.name, "ADA");
+///
+/// let mut loaded = User { id: Some(7), name: "bob".into() };
+/// capitalize_new(PreSave::new(&mut loaded)); // not adding: it has its key
+/// assert_eq!(loaded.name, "bob");
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct PreSave<'e, M: ?Sized> {
     /// The instance about to be written; changes made here are saved.
     pub instance: &'e mut M,
+    /// Whether this save will INSERT (Django's `instance._state.adding`): `true` for a model
+    /// whose generated key is unset and for [`insert`](crate::ModelExt::insert); `false` for a
+    /// save of an instance with its key, which UPDATEs (a `save` of an application-given key
+    /// that matches no row still INSERTs: `post_save`'s `created` says so).
+    pub adding: bool,
     /// `true` for fixture loading (`save_raw`), like Django's `loaddata`.
     pub raw: bool,
     /// The fields being saved, `None` for all of them.
@@ -75,7 +133,86 @@ pub struct PreSave<'e, M: ?Sized> {
     pub using: &'static str,
 }
 
+impl<'e, M: ModelRef + ?Sized> PreSave<'e, M> {
+    /// A `pre_save` payload for `instance`, to call a receiver directly (a unit test).
+    ///
+    /// `M` is a model, or `dyn AnyModel` for receivers of every model. The rest is what
+    /// `instance.save(&pool)` on SQLite would send: `adding` when the generated key is unset,
+    /// `raw = false`, every field (`update_fields = None`), `using = "sqlite"`; the `with_*`
+    /// methods change them. Where a Django test calls `handler(sender=User, instance=user)`,
+    /// this is that payload.
+    #[must_use]
+    pub fn new(instance: &'e mut M) -> Self {
+        let adding = instance.key_unset();
+        PreSave {
+            instance,
+            adding,
+            raw: false,
+            update_fields: None,
+            using: DEFAULT_USING,
+        }
+    }
+}
+
+impl<'e, M: ?Sized> PreSave<'e, M> {
+    /// Sets `adding` (as [`insert`](crate::ModelExt::insert) of an application-given key
+    /// would: `true`).
+    #[must_use]
+    pub fn with_adding(mut self, adding: bool) -> Self {
+        self.adding = adding;
+        self
+    }
+
+    /// Sets `raw` (`true`: fixture loading, as `save_raw` sends).
+    #[must_use]
+    pub fn with_raw(mut self, raw: bool) -> Self {
+        self.raw = raw;
+        self
+    }
+
+    /// Sets `update_fields` (as `save_fields(fields, ..)` sends).
+    #[must_use]
+    pub fn with_update_fields(mut self, fields: &'e [&'static str]) -> Self {
+        self.update_fields = Some(fields);
+        self
+    }
+
+    /// Sets `using`, the backend's name (`"sqlite"` or `"postgres"`).
+    #[must_use]
+    pub fn with_using(mut self, using: &'static str) -> Self {
+        self.using = using;
+        self
+    }
+}
+
 /// `post_save`'s payload: Django's `instance`, `created`, `raw`, `update_fields`, `using`.
+///
+/// Built by the ORM for its receivers, and by [`PostSave::new`] for a unit test:
+///
+/// ```
+/// use signals_orm::{receiver, Model, PostSave};
+///
+/// #[derive(Model, sqlx::FromRow, Clone, Debug)]
+/// #[model(table = "users")]
+/// struct User {
+///     #[model(primary_key)]
+///     id: Option<i64>,
+///     name: String,
+/// }
+///
+/// #[receiver(post_save, sender = User)]
+/// fn check_name(ev: PostSave<'_, User>) -> Result<(), String> {
+///     if ev.created && ev.instance.name.is_empty() {
+///         return Err(format!("user {:?} created without a name", ev.instance.id));
+///     }
+///     Ok(())
+/// }
+///
+/// let user = User { id: Some(1), name: String::new() };
+/// assert!(check_name(PostSave::new(&user, true)).is_err());
+/// assert!(check_name(PostSave::new(&user, false)).is_ok());
+/// assert!(check_name(PostSave::new(&user, true).with_raw(true).with_update_fields(&["name"])).is_err());
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct PostSave<'e, M: ?Sized> {
@@ -91,7 +228,68 @@ pub struct PostSave<'e, M: ?Sized> {
     pub using: &'static str,
 }
 
+impl<'e, M: ?Sized> PostSave<'e, M> {
+    /// A `post_save` payload for `instance`, to call a receiver directly (a unit test):
+    /// `created` as given, `raw = false`, every field (`update_fields = None`),
+    /// `using = "sqlite"`; the `with_*` methods change them. `M` is a model, or `dyn AnyModel`.
+    /// Where a Django test calls `handler(sender=User, instance=user, created=True)`, this is
+    /// that payload.
+    #[must_use]
+    pub fn new(instance: &'e M, created: bool) -> Self {
+        PostSave {
+            instance,
+            created,
+            raw: false,
+            update_fields: None,
+            using: DEFAULT_USING,
+        }
+    }
+
+    /// Sets `raw` (`true`: fixture loading, as `save_raw` sends).
+    #[must_use]
+    pub fn with_raw(mut self, raw: bool) -> Self {
+        self.raw = raw;
+        self
+    }
+
+    /// Sets `update_fields` (as `save_fields(fields, ..)` sends).
+    #[must_use]
+    pub fn with_update_fields(mut self, fields: &'e [&'static str]) -> Self {
+        self.update_fields = Some(fields);
+        self
+    }
+
+    /// Sets `using`, the backend's name (`"sqlite"` or `"postgres"`).
+    #[must_use]
+    pub fn with_using(mut self, using: &'static str) -> Self {
+        self.using = using;
+        self
+    }
+}
+
 /// `pre_delete`'s payload: Django's `instance`, `origin`, `using`.
+///
+/// Built by the ORM for its receivers, and by [`PreDelete::new`] for a unit test:
+///
+/// ```
+/// use signals_orm::{receiver, Model, PreDelete};
+///
+/// #[derive(Model, sqlx::FromRow, Clone, Debug)]
+/// #[model(table = "users")]
+/// struct User {
+///     #[model(primary_key)]
+///     id: Option<i64>,
+///     name: String,
+/// }
+///
+/// #[receiver(pre_delete, sender = User)]
+/// fn keep_admin(ev: PreDelete<'_, User>) -> Result<(), String> {
+///     if ev.instance.name == "admin" { Err("the admin stays".into()) } else { Ok(()) }
+/// }
+///
+/// let admin = User { id: Some(1), name: "admin".into() };
+/// assert_eq!(keep_admin(PreDelete::new(&admin)).unwrap_err(), "the admin stays");
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct PreDelete<'e, M: ?Sized> {
@@ -105,6 +303,9 @@ pub struct PreDelete<'e, M: ?Sized> {
 }
 
 /// `post_delete`'s payload: Django's `instance`, `origin`, `using`.
+///
+/// Built by the ORM for its receivers, and by [`PostDelete::new`] for a unit test (as
+/// [`PreDelete::new`]).
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct PostDelete<'e, M: ?Sized> {
@@ -115,6 +316,44 @@ pub struct PostDelete<'e, M: ?Sized> {
     /// The backend.
     pub using: &'static str,
 }
+
+/// The constructor and setters of both delete payloads.
+macro_rules! delete_payload_constructors {
+    ($($payload:ident $signal:literal),*) => {$(
+        impl<'e, M: ModelRef + ?Sized> $payload<'e, M> {
+            #[doc = concat!("A `", $signal, "` payload for `instance`, to call a receiver directly (a unit")]
+            /// test): `origin` is the instance itself, as `delete` sends, and `using = "sqlite"`;
+            /// the `with_*` methods change them. `M` is a model, or `dyn AnyModel`. Where a Django
+            /// test calls `handler(sender=User, instance=user, origin=user)`, this is that payload.
+            #[must_use]
+            pub fn new(instance: &'e M) -> Self {
+                $payload {
+                    instance,
+                    origin: instance.erased(),
+                    using: DEFAULT_USING,
+                }
+            }
+        }
+
+        impl<'e, M: ?Sized> $payload<'e, M> {
+            /// Sets Django's `origin`, what `delete` was called on.
+            #[must_use]
+            pub fn with_origin(mut self, origin: &'e dyn AnyModel) -> Self {
+                self.origin = origin;
+                self
+            }
+
+            /// Sets `using`, the backend's name (`"sqlite"` or `"postgres"`).
+            #[must_use]
+            pub fn with_using(mut self, using: &'static str) -> Self {
+                self.using = using;
+                self
+            }
+        }
+    )*};
+}
+
+delete_payload_constructors!(PreDelete "pre_delete", PostDelete "post_delete");
 
 /// Read-only payloads are `Copy`, whatever the model.
 macro_rules! copy_payloads {
@@ -170,18 +409,20 @@ pub(crate) use tx_payloads;
 type Split<'e, P> = Result<(P, &'e mut dyn TxHandle), BoxError>;
 
 fn pre_save<T: ModelRef + ?Sized>(ev: SaveEvent<'_>) -> Split<'_, PreSave<'_, T>> {
+    // A save event sent before the write carries in `created` whether it will INSERT.
     let SaveEvent {
         instance,
+        created: adding,
         raw,
         update_fields,
         tx,
-        ..
     } = ev;
     let model = instance.meta().name;
     let instance = T::narrow_mut(instance).ok_or_else(|| wrong_sender::<T>(model))?;
     let using = tx.backend();
     let payload = PreSave {
         instance,
+        adding,
         raw,
         update_fields,
         using,

@@ -4,7 +4,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
-use signals_core::__private::receiver_outcome;
+use signals_core::__private::{Report, receiver_outcome};
 use signals_core::BoxError;
 
 use super::CommitReport;
@@ -51,7 +51,11 @@ pub(crate) async fn run_hooks(hooks: Vec<Hook>) -> CommitReport {
             );
             continue;
         };
-        tracing::error!(receiver = label.receiver, signal = label.signal, %error, "on_commit callback failed after COMMIT");
+        // `save(&pool)` commits for the caller and cannot return this: the report is the only
+        // trace, so it reaches stderr when no tracing subscriber is installed.
+        Report::error("on_commit callback failed after COMMIT", &error)
+            .about(label.receiver, label.signal)
+            .emit();
         report.failures.push(error);
     }
     report

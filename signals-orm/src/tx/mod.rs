@@ -15,7 +15,7 @@ use signals_core::SendError;
 use signals_core::extract::ReceiverOutput;
 
 use crate::backend::Backend;
-use crate::error::OrmError;
+use crate::error::{Context as _, Operation, OrmError};
 
 pub use handle::AnyTx;
 pub use handle::TxHandle;
@@ -50,7 +50,7 @@ macro_rules! atomically {
                 $tx.check_usable()?;
                 let result = $body;
                 if let Err(error) = &result {
-                    $tx.set_rollback_only(error.to_string());
+                    $tx.set_rollback_only($crate::error::chain_text(error));
                 }
                 result
             }
@@ -72,43 +72,75 @@ impl<DB: Backend> Db<'_, DB> {
     pub(crate) async fn fetch_all(
         self,
         query: sqlx::query::Query<'_, DB, DB::Arguments>,
+        operation: Operation,
     ) -> Result<Vec<DB::Row>, OrmError> {
-        Ok(match self {
-            Db::Pool(pool) => DB::fetch_all(&mut *pool.acquire().await?, query).await?,
-            Db::Tx(tx) => DB::fetch_all(tx, query).await?,
-        })
+        match self {
+            Db::Pool(pool) => {
+                let mut conn = pool.acquire().await.during(operation)?;
+                DB::fetch_all(&mut conn, query).await
+            }
+            Db::Tx(tx) => DB::fetch_all(tx, query).await,
+        }
+        .during(operation)
     }
 
     /// Runs a read of at most one row, as [`fetch_all`](Db::fetch_all).
     pub(crate) async fn fetch_optional(
         self,
         query: sqlx::query::Query<'_, DB, DB::Arguments>,
+        operation: Operation,
     ) -> Result<Option<DB::Row>, OrmError> {
-        Ok(match self {
-            Db::Pool(pool) => DB::fetch_optional(&mut *pool.acquire().await?, query).await?,
-            Db::Tx(tx) => DB::fetch_optional(tx, query).await?,
-        })
+        match self {
+            Db::Pool(pool) => {
+                let mut conn = pool.acquire().await.during(operation)?;
+                DB::fetch_optional(&mut conn, query).await
+            }
+            Db::Tx(tx) => DB::fetch_optional(tx, query).await,
+        }
+        .during(operation)
     }
 }
 
-impl<'a, DB: Backend> From<&'a sqlx::Pool<DB>> for Db<'a, DB> {
-    fn from(pool: &'a sqlx::Pool<DB>) -> Self {
-        Db::Pool(pool)
+/// What writes and reads take as their database: `&pool` (each write in a transaction of its
+/// own) or `&mut tx` (the caller's [`Tx`]).
+///
+/// A `sqlx::Transaction` from `pool.begin()` becomes a [`Tx`] with `Tx::from(transaction)`.
+#[diagnostic::on_unimplemented(
+    message = "writes and reads take `&pool` or `&mut signals_orm::Tx`, not `{Self}`",
+    label = "expected `&pool` or `&mut tx`",
+    note = "pass the pool by reference (`&pool`), or a transaction begun with `signals_orm::Tx::begin(&pool)`",
+    note = "an existing `sqlx::Transaction` becomes a `Tx` with `signals_orm::Tx::from(transaction)`"
+)]
+pub trait IntoDb<'a, DB: Backend> {
+    /// The pool or the transaction, as [`Db`].
+    fn into_db(self) -> Db<'a, DB>;
+}
+
+impl<'a, DB: Backend> IntoDb<'a, DB> for &'a sqlx::Pool<DB> {
+    fn into_db(self) -> Db<'a, DB> {
+        Db::Pool(self)
     }
 }
 
-impl<'a, DB: Backend> From<&'a mut Tx<DB>> for Db<'a, DB> {
-    fn from(tx: &'a mut Tx<DB>) -> Self {
-        Db::Tx(tx)
+impl<'a, DB: Backend> IntoDb<'a, DB> for &'a mut Tx<DB> {
+    fn into_db(self) -> Db<'a, DB> {
+        Db::Tx(self)
+    }
+}
+
+impl<'a, DB: Backend> IntoDb<'a, DB> for Db<'a, DB> {
+    fn into_db(self) -> Db<'a, DB> {
+        self
     }
 }
 
 /// A database transaction with an `on_commit` queue: `sqlx::Transaction` plus Django's
 /// `transaction.on_commit` and savepoint rules.
 ///
-/// Begin one with [`Tx::begin`] (SQLite: `BEGIN IMMEDIATE`), pass `&mut tx` to writes
-/// (`user.save(&mut tx)`), run your own queries on `&mut *tx` (it derefs to the connection),
-/// and end it with [`Tx::commit`] or [`Tx::rollback`]; dropping it rolls back.
+/// Begin one with [`Tx::begin`] (SQLite: `BEGIN IMMEDIATE`) or adopt a `sqlx::Transaction`
+/// with `Tx::from`, pass `&mut tx` to writes (`user.save(&mut tx)`), run your own queries with
+/// `.execute(tx.conn())` (the same spelling in a receiver that got `tx: &mut Tx<_>`), and end
+/// it with [`Tx::commit`] or [`Tx::rollback`]; dropping it rolls back.
 ///
 /// A write that fails inside it (its SQL or one of its receivers) marks it rollback-only, like
 /// Django's `needs_rollback`: [`Tx::commit`] then rolls back and says why. Open a
@@ -122,7 +154,7 @@ impl<'a, DB: Backend> From<&'a mut Tx<DB>> for Db<'a, DB> {
 ///
 /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
 /// let mut tx = Tx::begin(&pool).await?;
-/// sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut *tx).await?;
+/// sqlx::query("CREATE TABLE t (x INTEGER)").execute(tx.conn()).await?;
 /// tx.on_commit(|| async { println!("committed"); });
 /// let report = tx.commit().await?;
 /// assert!(report.failures.is_empty());
@@ -153,13 +185,18 @@ impl<DB: Backend> Tx<DB> {
     ///
     /// When no connection can be had or `BEGIN` fails.
     pub async fn begin(pool: &sqlx::Pool<DB>) -> Result<Self, OrmError> {
-        let inner = pool.begin_with(DB::BEGIN).await?;
-        Ok(Tx {
-            inner,
-            hooks: Vec::new(),
-            savepoints: Vec::new(),
-            rollback_only: None,
-        })
+        Ok(Tx::from(
+            pool.begin_with(DB::BEGIN)
+                .await
+                .during(Operation::tx("BEGIN"))?,
+        ))
+    }
+
+    /// The transaction's connection, to run your own queries in it:
+    /// `sqlx::query(..).execute(tx.conn())`. Written the same on a `Tx` you own and on the
+    /// `&mut Tx` a receiver gets (`Tx` also derefs to the connection, as `sqlx::Transaction`).
+    pub fn conn(&mut self) -> &mut DB::Connection {
+        &mut self.inner
     }
 
     /// The sqlx transaction, for APIs that want it.
@@ -200,7 +237,9 @@ impl<DB: Backend> Tx<DB> {
     /// When `SAVEPOINT` fails.
     pub async fn savepoint(&mut self) -> Result<(), OrmError> {
         let name = self.savepoints.len() + 1;
-        DB::execute_raw(&mut self.inner, format!("SAVEPOINT signals_sp_{name}")).await?;
+        DB::execute_raw(&mut self.inner, format!("SAVEPOINT signals_sp_{name}"))
+            .await
+            .during(Operation::tx("SAVEPOINT"))?;
         self.savepoints.push(self.hooks.len());
         Ok(())
     }
@@ -219,7 +258,8 @@ impl<DB: Backend> Tx<DB> {
             &mut self.inner,
             format!("RELEASE SAVEPOINT signals_sp_{name}"),
         )
-        .await?;
+        .await
+        .during(Operation::tx("RELEASE SAVEPOINT"))?;
         self.savepoints.pop();
         Ok(())
     }
@@ -239,7 +279,8 @@ impl<DB: Backend> Tx<DB> {
             &mut self.inner,
             format!("ROLLBACK TO SAVEPOINT signals_sp_{name}; RELEASE SAVEPOINT signals_sp_{name}"),
         )
-        .await?;
+        .await
+        .during(Operation::tx("ROLLBACK TO SAVEPOINT"))?;
         self.savepoints.pop();
         self.hooks.truncate(mark);
         if self
@@ -253,11 +294,41 @@ impl<DB: Backend> Tx<DB> {
     }
 
     /// Runs `f` inside a savepoint: released if it returns `Ok`, rolled back if it returns
-    /// `Err` (Django's nested `atomic()`).
+    /// `Err` (Django's nested `atomic()`). The `on_commit` callbacks queued inside a block
+    /// that rolled back are discarded; the transaction goes on.
+    ///
+    /// `f` returns a boxed future (`Box::pin(async move { .. })`) because it borrows the
+    /// transaction for the block's lifetime.
     ///
     /// # Errors
     ///
     /// `f`'s error, or the savepoint's own.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use signals_orm::{OrmError, Tx};
+    ///
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+    /// sqlx::raw_sql("CREATE TABLE t (x INTEGER)").execute(&pool).await?;
+    /// let mut tx = Tx::begin(&pool).await?;
+    /// sqlx::raw_sql("INSERT INTO t VALUES (1)").execute(tx.conn()).await?;
+    /// // A block that fails: its INSERT is rolled back to the savepoint, the first one stays.
+    /// let failed: Result<(), OrmError> = tx
+    ///     .atomic(|tx| {
+    ///         Box::pin(async move {
+    ///             sqlx::raw_sql("INSERT INTO t VALUES (2)").execute(tx.conn()).await.unwrap();
+    ///             Err(OrmError::NoSavepoint) // any error of the block's type
+    ///         })
+    ///     })
+    ///     .await;
+    /// assert!(failed.is_err());
+    /// tx.commit().await?;
+    /// let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&pool).await?;
+    /// assert_eq!(rows, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
     pub async fn atomic<T, E>(
         &mut self,
         f: impl for<'t> FnOnce(&'t mut Tx<DB>) -> BoxFuture<'t, Result<T, E>>,
@@ -317,9 +388,12 @@ impl<DB: Backend> Tx<DB> {
             && let Err(error) = DB::check_committable(&mut self.inner).await
         {
             rollback_quietly(self.inner).await;
-            return Err(error.into());
+            return Err(OrmError::Database {
+                operation: Operation::tx("COMMIT"),
+                source: error,
+            });
         }
-        self.inner.commit().await?;
+        self.inner.commit().await.during(Operation::tx("COMMIT"))?;
         Ok(run_hooks(hooks).await)
     }
 
@@ -335,14 +409,37 @@ impl<DB: Backend> Tx<DB> {
     ///
     /// The database's error.
     pub async fn rollback(self) -> Result<(), OrmError> {
-        self.inner.rollback().await?;
+        self.inner
+            .rollback()
+            .await
+            .during(Operation::tx("ROLLBACK"))?;
         Ok(())
     }
 }
 
 async fn rollback_quietly<DB: Backend>(tx: sqlx::Transaction<'static, DB>) {
     if let Err(error) = tx.rollback().await {
-        tracing::warn!(%error, "ROLLBACK failed after an error; the connection is dropped");
+        // The caller gets the error that caused the rollback, not this one: stderr when no
+        // tracing subscriber is installed (`signals_core::__private::Report`).
+        signals_core::__private::Report::warning(
+            "ROLLBACK failed after an error; the connection is dropped",
+        )
+        .caused_by(&error)
+        .emit();
+    }
+}
+
+/// Adopts a transaction begun with sqlx (`pool.begin().await?`): writes can then join it
+/// (`user.save(&mut tx)`), and its `on_commit` queue runs after [`Tx::commit`]. Savepoints
+/// opened through sqlx before adoption are not known to it; open them with [`Tx::savepoint`].
+impl<DB: Backend> From<sqlx::Transaction<'static, DB>> for Tx<DB> {
+    fn from(inner: sqlx::Transaction<'static, DB>) -> Self {
+        Tx {
+            inner,
+            hooks: Vec::new(),
+            savepoints: Vec::new(),
+            rollback_only: None,
+        }
     }
 }
 

@@ -53,7 +53,7 @@ macro_rules! test_backend {
             }
             async fn fail_in(tx: &mut signals_orm::Tx<Self>) {
                 let failed = sqlx::query("SELECT * FROM no_such_table")
-                    .execute(&mut **tx)
+                    .execute(tx.conn())
                     .await;
                 assert!(failed.is_err());
             }

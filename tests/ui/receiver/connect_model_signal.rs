@@ -1,0 +1,15 @@
+// Model signals take link-time receivers only (for now): `connect` says so.
+use signals_orm::model_signals::PostSaveSignal;
+use signals_orm::{Model, PostSave};
+
+#[derive(Model, sqlx::FromRow)]
+#[model(table = "users")]
+struct User {
+    #[model(primary_key)]
+    id: Option<i64>,
+}
+
+fn main() {
+    let _a = signals_orm::connect(|_ev: &PostSaveSignal| {});
+    let _b = signals_orm::connect::<PostSaveSignal, _>(|_ev: PostSave<'_, User>| {});
+}
