@@ -87,14 +87,29 @@ impl std::fmt::Display for SendError {
             )?,
         }
         if f.alternate() {
-            let mut cause = std::error::Error::source(self);
-            while let Some(error) = cause {
-                write!(f, ": {error}")?;
-                cause = error.source();
-            }
+            write_causes(f, std::error::Error::source(self), ": ")?;
         }
         Ok(())
     }
+}
+
+/// Writes `first` and each of its sources, each after `separator`: the one way every error
+/// and report of the framework prints its causes (`{:#}`, `Debug`, stderr lines).
+///
+/// # Errors
+///
+/// The formatter's.
+pub fn write_causes(
+    f: &mut std::fmt::Formatter<'_>,
+    first: Option<&(dyn std::error::Error + 'static)>,
+    separator: &str,
+) -> std::fmt::Result {
+    let mut cause = first;
+    while let Some(error) = cause {
+        write!(f, "{separator}{error}")?;
+        cause = error.source();
+    }
+    Ok(())
 }
 
 impl std::error::Error for SendError {

@@ -168,7 +168,7 @@ macro_rules! link {
 #[doc(hidden)]
 pub mod __private {
     //! What generated code reaches; not part of the API.
-    pub use crate::error::receiver_outcome;
+    pub use crate::error::{receiver_outcome, write_causes};
     pub use crate::receiver::{
         AsyncFn, AsyncHandler, AsyncReceiverFn, BoxFuture, FromEvent, Handler, Phase, ReceiverInfo,
         ReceiverOutput, StaticOrShared, SyncFn, SyncHandler,

@@ -116,12 +116,7 @@ impl fmt::Display for Report<'_> {
             Severity::Warning => "warning",
         };
         write!(f, "signals: {word}: {}", self.message)?;
-        let mut next = self.error;
-        while let Some(error) = next {
-            write!(f, ": {error}")?;
-            next = error.source();
-        }
-        Ok(())
+        crate::error::write_causes(f, self.error, ": ")
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use signals_core::__private::write_causes;
 use signals_core::SendError;
 
 use crate::model::Model;
@@ -117,11 +118,7 @@ impl fmt::Display for OrmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.text(f)?;
         if f.alternate() {
-            let mut cause = std::error::Error::source(self);
-            while let Some(error) = cause {
-                write!(f, ": {error}")?;
-                cause = error.source();
-            }
+            write_causes(f, std::error::Error::source(self), ": ")?;
         }
         Ok(())
     }
@@ -159,15 +156,11 @@ impl OrmError {
 impl fmt::Debug for OrmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.text(f)?;
-        let mut cause = std::error::Error::source(self);
+        let cause = std::error::Error::source(self);
         if cause.is_some() {
             f.write_str("\n\nCaused by:")?;
         }
-        while let Some(error) = cause {
-            write!(f, "\n    {error}")?;
-            cause = error.source();
-        }
-        Ok(())
+        write_causes(f, cause, "\n    ")
     }
 }
 

@@ -6,7 +6,11 @@
 //! `SIGNALS_LOUD_CHILD`), so it reads the child's real stderr, which the test harness would
 //! otherwise capture.
 
-use std::process::{Command, Output};
+mod child;
+
+use std::process::Output;
+
+use child::our_lines;
 
 use signals_orm::{Committed, Model, ModelExt, Saved, Sender, Signal, receiver};
 
@@ -79,27 +83,7 @@ fn child() {
 }
 
 fn run_child(mode: &str) -> Output {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CHILD, mode)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "child `{mode}` failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// The lines the framework printed on the child's stderr.
-fn our_lines(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.starts_with("signals"))
-        .map(str::to_owned)
-        .collect()
+    child::run_child(CHILD, mode)
 }
 
 #[test]
