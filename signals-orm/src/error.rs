@@ -112,6 +112,34 @@ pub enum OrmError {
     },
     /// `release_savepoint` or `rollback_to_savepoint` without an open savepoint.
     NoSavepoint,
+    /// A write was given the pool inside a receiver of a write that holds a connection of that
+    /// same pool in a transaction. It would wait for the lock or the connection that write
+    /// holds, which waits for the receiver: a deadlock, so it fails at once instead.
+    PoolInReceiver,
+}
+
+/// Whether `error` is SQLite's `SQLITE_BUSY` (primary code 5, also in extended codes): the
+/// busy timeout ran out waiting for another connection's lock.
+#[cfg(feature = "sqlite")]
+fn sqlite_busy(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(error) = error else {
+        return false;
+    };
+    if error
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .is_none()
+    {
+        return false;
+    }
+    error
+        .code()
+        .and_then(|code| code.parse::<u32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn sqlite_busy(_: &sqlx::Error) -> bool {
+    false
 }
 
 impl fmt::Display for OrmError {
@@ -128,7 +156,13 @@ impl OrmError {
     /// The text without the causes.
     fn text(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OrmError::Database { operation, .. } => write!(f, "{operation} failed"),
+            OrmError::Database { operation, source } => {
+                write!(f, "{operation} failed")?;
+                if sqlite_busy(source) {
+                    f.write_str(" because another connection held SQLite's write lock for longer than the busy timeout (sqlx's default is 5 s; raise it with `SqliteConnectOptions::busy_timeout`, or shorten the transactions that write)")?;
+                }
+                Ok(())
+            }
             OrmError::Signal(error) => fmt::Display::fmt(error, f),
             OrmError::RollbackOnly { reason } => write!(
                 f,
@@ -147,6 +181,9 @@ impl OrmError {
                 "save of `{model}` with update_fields did not affect any rows (no row has that primary key)"
             ),
             OrmError::NoSavepoint => f.write_str("no savepoint is open in this transaction"),
+            OrmError::PoolInReceiver => f.write_str(
+                "a receiver wrote through the pool while the write that sent its signal holds a connection of that pool in a transaction, which would deadlock: write through the transaction given to the receiver (a `tx: &mut Tx<..>` or `AnyTx` parameter)",
+            ),
         }
     }
 }

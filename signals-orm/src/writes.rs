@@ -232,7 +232,54 @@ async fn write<M: Persist<DB>, DB: Backend>(
     write: Write<'_>,
     raw: bool,
 ) -> Result<Saved, OrmError> {
-    atomically!(db, |tx| save_in(model, tx, write, raw).await)
+    let mut guard = KeyGuard::new(model);
+    let result = atomically!(db, |tx| save_in(guard.model(), tx, write, raw).await);
+    if result.is_ok() {
+        guard.keep();
+    }
+    result
+}
+
+/// Gives a generated key back its value from before a save that failed or was cancelled: the
+/// INSERT that assigned it is undone (the save's own transaction rolled back, or the caller's
+/// can only roll back past it), and on SQLite, which reuses rowids, a retry keeping that key
+/// would UPDATE another row. Fields a `pre_save` receiver changed stay changed, as in Django.
+struct KeyGuard<'m, M: Model> {
+    model: &'m mut M,
+    /// Whether to give the key back on drop: generated keys only (the ORM never changes
+    /// others), until the save succeeded.
+    restore: bool,
+    /// The key before the save.
+    before: Option<M::Pk>,
+}
+
+impl<'m, M: Model> KeyGuard<'m, M> {
+    fn new(model: &'m mut M) -> Self {
+        let restore = M::META.pk_generated;
+        let before = if restore { model.pk() } else { None };
+        KeyGuard {
+            model,
+            restore,
+            before,
+        }
+    }
+
+    fn model(&mut self) -> &mut M {
+        self.model
+    }
+
+    /// The save succeeded: its key stands.
+    fn keep(mut self) {
+        self.restore = false;
+    }
+}
+
+impl<M: Model> Drop for KeyGuard<'_, M> {
+    fn drop(&mut self) {
+        if self.restore {
+            self.model.set_pk(self.before.take());
+        }
+    }
 }
 
 /// Checks `update_fields` names against the model and removes duplicates.
@@ -302,7 +349,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
         // A generated key: INSERT ... RETURNING it.
         let insert = Operation::on::<M>("insert");
         let query = model.bind_fields(sqlx::query(sql.insert.as_str()));
-        let row = DB::fetch_optional(tx, query)
+        let row = DB::fetch_optional(tx.own_conn(), query)
             .await
             .and_then(|row| row.ok_or(sqlx::Error::RowNotFound))
             .during(insert)?;
@@ -312,7 +359,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
     match write {
         Write::Insert => {
             DB::execute(
-                tx,
+                tx.own_conn(),
                 model.bind_fields(M::bind_pk(&pk, sqlx::query(sql.insert_with_pk.as_str()))),
             )
             .await
@@ -329,7 +376,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
             for &i in &indexes {
                 query = model.bind_field(i, query);
             }
-            if DB::execute(tx, M::bind_pk(&pk, query))
+            if DB::execute(tx.own_conn(), M::bind_pk(&pk, query))
                 .await
                 .during(Operation::on::<M>("update"))?
                 == 0
@@ -342,7 +389,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
         }
         Write::Save => {
             if DB::execute(
-                tx,
+                tx.own_conn(),
                 M::bind_pk(&pk, model.bind_fields(sqlx::query(sql.update.as_str()))),
             )
             .await
@@ -352,7 +399,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
                 return Ok(Saved::Updated);
             }
             DB::execute(
-                tx,
+                tx.own_conn(),
                 model.bind_fields(M::bind_pk(&pk, sqlx::query(sql.insert_with_pk.as_str()))),
             )
             .await
@@ -377,9 +424,12 @@ async fn delete_in<M: Persist<DB>, DB: Backend>(
             },
         )
         .await?;
-    let deleted = DB::execute(tx, M::bind_pk(pk, sqlx::query(M::sql().delete.as_str())))
-        .await
-        .during(Operation::on::<M>("delete"))?;
+    let deleted = DB::execute(
+        tx.own_conn(),
+        M::bind_pk(pk, sqlx::query(M::sql().delete.as_str())),
+    )
+    .await
+    .during(Operation::on::<M>("delete"))?;
     PostDeleteSignal::registry()
         .send(
             sender,

@@ -33,9 +33,16 @@ macro_rules! atomically {
                 // Boxed: sqlx's begin future is 3 KB on SQLite and 9 KB on PostgreSQL, and held
                 // inline it would make every write's future that large, also in a transaction
                 // (where it never runs) and in receivers that save (boxed on each call).
+                if $crate::tx::writing_on(pool) {
+                    return Err(OrmError::PoolInReceiver);
+                }
                 let mut own = Box::pin(Tx::begin(pool)).await?;
-                let $tx = &mut own;
-                match $body {
+                let result = $crate::tx::while_writing(own.pool_key(), async {
+                    let $tx = &mut own;
+                    $body
+                })
+                .await;
+                match result {
                     Ok(value) => {
                         let _report = own.commit().await?; // failures are logged by commit
                         Ok(value)
@@ -46,16 +53,49 @@ macro_rules! atomically {
                     }
                 }
             }
-            Db::Tx($tx) => {
-                $tx.check_usable()?;
-                let result = $body;
+            Db::Tx(caller) => {
+                caller.check_usable()?;
+                // Marks the transaction if this future is dropped before the write finished
+                // (a timeout, a client gone): its first statements may have run.
+                let mut guard = $crate::tx::CancelGuard::new(caller, "a write");
+                let $tx = guard.tx();
+                let result = $crate::tx::while_writing($tx.pool_key(), async { $body }).await;
                 if let Err(error) = &result {
                     $tx.set_rollback_only($crate::error::chain_text(error));
                 }
+                guard.finished();
                 result
             }
         }
     };
+}
+
+tokio::task_local! {
+    /// The pool (see [`pool_id`]) whose connection the running write holds in a transaction,
+    /// while that write runs its statements and receivers in this task.
+    static WRITING_ON: usize;
+}
+
+/// A pool's identity, the same for all its clones: the address of its options, which live
+/// in the pool's shared state.
+fn pool_id<DB: Backend>(pool: &sqlx::Pool<DB>) -> usize {
+    std::ptr::from_ref(pool.options()).addr()
+}
+
+/// Whether a write in this task holds a connection of `pool` in a transaction: a receiver's
+/// write given that pool would wait for it forever (the lock on SQLite, a connection or row
+/// lock on PostgreSQL).
+pub(crate) fn writing_on<DB: Backend>(pool: &sqlx::Pool<DB>) -> bool {
+    let id = pool_id(pool);
+    WRITING_ON
+        .try_with(|current| *current == id)
+        .unwrap_or(false)
+}
+
+/// Runs `work` (a write's statements and receivers) marked as holding a connection of the
+/// pool `pool` (a [`Tx::pool_key`]).
+pub(crate) async fn while_writing<T>(pool: usize, work: impl Future<Output = T>) -> T {
+    WRITING_ON.scope(pool, work).await
 }
 
 /// Where a write runs: a pool (the write opens, commits or rolls back its own transaction) or
@@ -79,7 +119,7 @@ impl<DB: Backend> Db<'_, DB> {
                 let mut conn = pool.acquire().await.during(operation)?;
                 DB::fetch_all(&mut conn, query).await
             }
-            Db::Tx(tx) => DB::fetch_all(tx, query).await,
+            Db::Tx(tx) => DB::fetch_all(tx.own_conn(), query).await,
         }
         .during(operation)
     }
@@ -95,7 +135,7 @@ impl<DB: Backend> Db<'_, DB> {
                 let mut conn = pool.acquire().await.during(operation)?;
                 DB::fetch_optional(&mut conn, query).await
             }
-            Db::Tx(tx) => DB::fetch_optional(tx, query).await,
+            Db::Tx(tx) => DB::fetch_optional(tx.own_conn(), query).await,
         }
         .during(operation)
     }
@@ -167,6 +207,52 @@ pub struct Tx<DB: Backend> {
     savepoints: Vec<usize>,
     /// Why the transaction may only roll back, and the savepoint depth at which that happened.
     rollback_only: Option<(usize, String)>,
+    /// Whether statements other than the ORM's own may have run in it (a receiver got it, or
+    /// its connection was lent out): on PostgreSQL one of them may have failed unseen and
+    /// aborted the transaction, so `commit` checks before it trusts the COMMIT.
+    lent: bool,
+    /// The pool it was begun on (`pool_id`), or 0 for an adopted sqlx transaction.
+    pool: usize,
+}
+
+/// Marks a transaction rollback-only when dropped before [`finished`](CancelGuard::finished):
+/// a write or an `atomic` block whose future was dropped halfway may have run some of its
+/// statements, and committing them would commit half a write.
+pub(crate) struct CancelGuard<'t, DB: Backend> {
+    tx: &'t mut Tx<DB>,
+    what: &'static str,
+    done: bool,
+}
+
+impl<'t, DB: Backend> CancelGuard<'t, DB> {
+    pub(crate) fn new(tx: &'t mut Tx<DB>, what: &'static str) -> Self {
+        CancelGuard {
+            tx,
+            what,
+            done: false,
+        }
+    }
+
+    /// The guarded transaction, for the guarded work.
+    pub(crate) fn tx(&mut self) -> &mut Tx<DB> {
+        self.tx
+    }
+
+    /// The work ran to its end (successfully or not): nothing to mark.
+    pub(crate) fn finished(mut self) {
+        self.done = true;
+    }
+}
+
+impl<DB: Backend> Drop for CancelGuard<'_, DB> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.tx.set_rollback_only(format!(
+                "{} in it was cancelled (its future dropped) before it finished",
+                self.what
+            ));
+        }
+    }
 }
 
 /// What happened to the `on_commit` callbacks of a committed transaction.
@@ -185,23 +271,45 @@ impl<DB: Backend> Tx<DB> {
     ///
     /// When no connection can be had or `BEGIN` fails.
     pub async fn begin(pool: &sqlx::Pool<DB>) -> Result<Self, OrmError> {
-        Ok(Tx::from(
+        let mut tx = Tx::from(
             pool.begin_with(DB::BEGIN)
                 .await
                 .during(Operation::tx("BEGIN"))?,
-        ))
+        );
+        tx.pool = pool_id(pool);
+        Ok(tx)
     }
 
     /// The transaction's connection, to run your own queries in it:
     /// `sqlx::query(..).execute(tx.conn())`. Written the same on a `Tx` you own and on the
     /// `&mut Tx` a receiver gets (`Tx` also derefs to the connection, as `sqlx::Transaction`).
     pub fn conn(&mut self) -> &mut DB::Connection {
+        self.lent = true;
         &mut self.inner
     }
 
     /// The sqlx transaction, for APIs that want it.
     pub fn as_sqlx(&mut self) -> &mut sqlx::Transaction<'static, DB> {
+        self.lent = true;
         &mut self.inner
+    }
+
+    /// The pool it was begun on, as `pool_id` says, or 0 (no pool) when adopted.
+    pub(crate) fn pool_key(&self) -> usize {
+        self.pool
+    }
+
+    /// The connection, for the ORM's own statements (which report their failures, so they do
+    /// not count as lending it).
+    pub(crate) fn own_conn(&mut self) -> &mut DB::Connection {
+        &mut self.inner
+    }
+
+    /// Lends the transaction to code other than the ORM's writes (a receiver, a caller's own
+    /// queries): from now on `commit` checks that PostgreSQL did not abort it.
+    pub(crate) fn lend(&mut self) -> &mut Self {
+        self.lent = true;
+        self
     }
 
     /// How many savepoints are open.
@@ -297,6 +405,11 @@ impl<DB: Backend> Tx<DB> {
     /// `Err` (Django's nested `atomic()`). The `on_commit` callbacks queued inside a block
     /// that rolled back are discarded; the transaction goes on.
     ///
+    /// As in Django, a block that returns `Ok` after a write inside it failed (the block caught
+    /// the error) is rolled back to its savepoint too, and the transaction goes on; `f`'s value
+    /// is returned. A block whose future is dropped before it ended leaves the transaction
+    /// unable to commit (see [`Tx::commit`]) until that savepoint is rolled back.
+    ///
     /// `f` returns a boxed future (`Box::pin(async move { .. })`) because it borrows the
     /// transaction for the block's lifetime.
     ///
@@ -337,9 +450,27 @@ impl<DB: Backend> Tx<DB> {
         E: From<OrmError>,
     {
         self.savepoint().await?;
-        match f(self).await {
-            Ok(value) => {
+        let depth = self.savepoints.len();
+        // Dropped mid-block, the savepoint cannot be rolled back here (no async in drop): the
+        // mark, set at the block's depth, makes the transaction refuse to commit until that
+        // savepoint is rolled back.
+        let mut guard = CancelGuard::new(self, "an `atomic` block");
+        let result = f(guard.tx()).await;
+        guard.finished();
+        // Django: a block that ends with the transaction marked inside it (a write failed and
+        // the block caught the error) is rolled back to its savepoint, and the outer
+        // transaction goes on.
+        let marked_inside = self
+            .rollback_only
+            .as_ref()
+            .is_some_and(|(at, _)| *at >= depth);
+        match result {
+            Ok(value) if !marked_inside => {
                 self.release_savepoint().await?;
+                Ok(value)
+            }
+            Ok(value) => {
+                self.rollback_to_savepoint().await?;
                 Ok(value)
             }
             Err(error) => {
@@ -373,18 +504,28 @@ impl<DB: Backend> Tx<DB> {
 
     /// Commits, then runs the `on_commit` callbacks in registration order.
     ///
+    /// On PostgreSQL a statement that failed in the transaction aborts it, and the server
+    /// answers a later COMMIT with a silent ROLLBACK that sqlx reports as success. When code
+    /// other than the ORM's writes ran statements in the transaction (a receiver took it,
+    /// [`conn`](Tx::conn) or `Deref` lent its connection), `commit` first runs one statement
+    /// to tell the two apart, and returns an error instead of reporting a commit that did not
+    /// happen; a transaction only the ORM wrote in needs no check (its failures were seen).
+    ///
+    /// Once the COMMIT is sent, it and the callbacks run to their end even if the future of
+    /// `commit` is dropped (a timeout, a client gone): they are handed to the tokio runtime
+    /// and this future only waits for them. A process that exits first runs none of them.
+    ///
     /// # Errors
     ///
-    /// [`OrmError::RollbackOnly`] (after rolling back) if a write failed inside the
-    /// transaction; the database's error if COMMIT fails, in which case no callback runs.
+    /// [`OrmError::RollbackOnly`] (after rolling back) if a write failed or was cancelled
+    /// inside the transaction; the database's error if COMMIT fails or PostgreSQL aborted the
+    /// transaction, in which case no callback runs.
     pub async fn commit(mut self) -> Result<CommitReport, OrmError> {
         if let Some((_, reason)) = self.rollback_only.take() {
             rollback_quietly(self.inner).await;
             return Err(OrmError::RollbackOnly { reason });
         }
-        let hooks = std::mem::take(&mut self.hooks);
-        // Only worth a round trip when a callback depends on the COMMIT being real.
-        if !hooks.is_empty()
+        if self.lent
             && let Err(error) = DB::check_committable(&mut self.inner).await
         {
             rollback_quietly(self.inner).await;
@@ -393,8 +534,29 @@ impl<DB: Backend> Tx<DB> {
                 source: error,
             });
         }
-        self.inner.commit().await.during(Operation::tx("COMMIT"))?;
-        Ok(run_hooks(hooks).await)
+        let hooks = std::mem::take(&mut self.hooks);
+        let has_hooks = !hooks.is_empty();
+        let inner = self.inner;
+        let finish = async move {
+            inner.commit().await.during(Operation::tx("COMMIT"))?;
+            Ok(run_hooks(hooks).await)
+        };
+        // Without callbacks nothing is lost if this future is dropped mid-COMMIT, and the
+        // common write needs no task.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if has_hooks => match runtime.spawn(finish).await {
+                Ok(result) => result,
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                // Only a runtime shutting down cancels the task (and then this future too).
+                Err(_) => Err(OrmError::Database {
+                    operation: Operation::tx("COMMIT"),
+                    source: sqlx::Error::Io(std::io::Error::other(
+                        "the runtime shut down during COMMIT: whether it committed is unknown",
+                    )),
+                }),
+            },
+            _ => finish.await,
+        }
     }
 
     /// Rolls back, logging rather than returning a failure of the ROLLBACK itself, so the
@@ -439,6 +601,8 @@ impl<DB: Backend> From<sqlx::Transaction<'static, DB>> for Tx<DB> {
             hooks: Vec::new(),
             savepoints: Vec::new(),
             rollback_only: None,
+            lent: false,
+            pool: 0,
         }
     }
 }
@@ -452,6 +616,7 @@ impl<DB: Backend> std::ops::Deref for Tx<DB> {
 
 impl<DB: Backend> std::ops::DerefMut for Tx<DB> {
     fn deref_mut(&mut self) -> &mut DB::Connection {
+        self.lent = true;
         &mut self.inner
     }
 }
