@@ -45,8 +45,7 @@ pub(crate) fn tx_of<DB: Backend>(tx: &mut dyn TxHandle) -> Result<&mut Tx<DB>, B
     if (tx as &dyn Any).is::<Tx<DB>>() {
         Ok((tx as &mut dyn Any)
             .downcast_mut::<Tx<DB>>()
-            .expect("checked just above")
-            .lend())
+            .expect("checked just above"))
     } else {
         Err(wrong_backend::<DB>(tx))
     }

@@ -207,9 +207,11 @@ pub struct Tx<DB: Backend> {
     savepoints: Vec<usize>,
     /// Why the transaction may only roll back, and the savepoint depth at which that happened.
     rollback_only: Option<(usize, String)>,
-    /// Whether statements other than the ORM's own may have run in it (a receiver got it, or
-    /// its connection was lent out): on PostgreSQL one of them may have failed unseen and
-    /// aborted the transaction, so `commit` checks before it trusts the COMMIT.
+    /// Whether statements other than the ORM's own may have run in it (its connection was
+    /// lent out by `conn`, `DerefMut` or `as_sqlx`, the only ways to run raw SQL in it): on
+    /// PostgreSQL one of them may have failed unseen and aborted the transaction, so `commit`
+    /// checks before it trusts the COMMIT. ORM writes, in receivers too, do not count: they
+    /// return their failures.
     lent: bool,
     /// The pool it was begun on (`pool_id`), or 0 for an adopted sqlx transaction.
     pool: usize,
@@ -305,12 +307,6 @@ impl<DB: Backend> Tx<DB> {
         &mut self.inner
     }
 
-    /// Lends the transaction to code other than the ORM's writes (a receiver, a caller's own
-    /// queries): from now on `commit` checks that PostgreSQL did not abort it.
-    pub(crate) fn lend(&mut self) -> &mut Self {
-        self.lent = true;
-        self
-    }
 
     /// How many savepoints are open.
     #[must_use]
@@ -505,11 +501,12 @@ impl<DB: Backend> Tx<DB> {
     /// Commits, then runs the `on_commit` callbacks in registration order.
     ///
     /// On PostgreSQL a statement that failed in the transaction aborts it, and the server
-    /// answers a later COMMIT with a silent ROLLBACK that sqlx reports as success. When code
-    /// other than the ORM's writes ran statements in the transaction (a receiver took it,
-    /// [`conn`](Tx::conn) or `Deref` lent its connection), `commit` first runs one statement
-    /// to tell the two apart, and returns an error instead of reporting a commit that did not
-    /// happen; a transaction only the ORM wrote in needs no check (its failures were seen).
+    /// answers a later COMMIT with a silent ROLLBACK that sqlx reports as success. When raw
+    /// SQL may have run in the transaction (its connection was lent by [`conn`](Tx::conn),
+    /// `DerefMut` or [`as_sqlx`](Tx::as_sqlx), in a receiver or not), `commit` first runs one
+    /// statement to tell the two apart, and returns an error instead of reporting a commit
+    /// that did not happen; a transaction only ORM writes ran in needs no check (each returned
+    /// its failure).
     ///
     /// Once the COMMIT is sent, it and the callbacks run to their end even if the future of
     /// `commit` is dropped (a timeout, a client gone): they are handed to the tokio runtime
