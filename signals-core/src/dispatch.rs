@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 
 use crate::error::{Outcome, SendError, receiver_outcome};
 use crate::mute::is_muted;
-use crate::nesting::{self, FrameGuard, Stack};
+use crate::nesting::{self, Nested};
 use crate::receiver::{AsyncHandler, BoxError, BoxFuture, Handler, SyncHandler};
 use crate::registry::{Entry, Inner, Registry, Snapshot, check_linked_once};
 use crate::report::Report;
@@ -121,6 +121,15 @@ fn receiver_error(
     receiver: &'static str,
     outcome: std::thread::Result<Result<(), BoxError>>,
 ) -> Result<(), SendError> {
+    let outcome = match outcome {
+        // A nested send that was too deep: its error goes out as it is, this send's link added,
+        // instead of one more `Receiver` wrapper per level.
+        Ok(Err(error)) => match nesting::pass_too_deep(error, signal, sender.name(), receiver) {
+            Ok(too_deep) => return Err(too_deep),
+            Err(error) => Ok(Err(error)),
+        },
+        outcome => outcome,
+    };
     receiver_outcome(signal, sender.name(), receiver, outcome)
 }
 
@@ -199,13 +208,12 @@ fn run_sync<S: Signal>(
 ) -> Result<(), SendError> {
     let span = signal_span::<S>(sender);
     let _entered = span.enter();
-    let guard = match FrameGuard::enter(Stack::Thread, S::NAME, sender.name()) {
-        Ok(guard) => guard,
+    let _level = match nesting::enter_sync(S::NAME, sender.name()) {
+        Ok(level) => level,
         Err(error) => return sink.refuse(snap, sender, error),
     };
     for entry in matching(snap, sender) {
         let receiver = entry.info.name;
-        guard.running(receiver);
         let result = match &entry.handler {
             Handler::Sync(handler) => {
                 let event = S::reborrow(&mut event);
@@ -230,13 +238,12 @@ async fn run_async<S: Signal>(
     mut event: S::Event<'_>,
     mut sink: Sink<'_>,
 ) -> Result<(), SendError> {
-    let guard = match FrameGuard::enter(Stack::Task, S::NAME, sender.name()) {
-        Ok(guard) => guard,
-        Err(error) => return sink.refuse(&snap, sender, error),
-    };
+    // The depth was set by the `Nested` future that polls this one.
+    if let Err(error) = nesting::check_async(S::NAME, sender.name()) {
+        return sink.refuse(&snap, sender, error);
+    }
     for entry in matching(&snap, sender) {
         let receiver = entry.info.name;
-        guard.running(receiver);
         let span = receiver_span(receiver, entry.info.phase.as_str());
         let result = match &entry.handler {
             Handler::Sync(handler) => {
@@ -251,6 +258,22 @@ async fn run_async<S: Signal>(
         sink.record(S::NAME, receiver, result)?;
     }
     Ok(())
+}
+
+/// The receivers of an async send, boxed, so that the future of every send stays small (it would
+/// hold this one inline, 1,200 bytes, moved on each send); only sends that reach an async
+/// receiver get here, and those allocate for the receiver's future anyway.
+///
+/// A function of its own, not inline in `send_in`: a debug build gives every temporary of a
+/// function its own stack slot, and `send_in`'s frame stays on the stack for as long as the
+/// sends nested below it run, so the unboxed future must not be one of its temporaries.
+fn boxed_run<'f, 'e: 'f, 's: 'f, S: Signal>(
+    snap: Arc<Snapshot<S>>,
+    sender: Sender,
+    event: S::Event<'e>,
+    sink: Sink<'s>,
+) -> BoxFuture<'f, Result<(), SendError>> {
+    Box::pin(run_async(snap, sender, event, sink).instrument(signal_span::<S>(sender)))
 }
 
 /// What an async send does after the synchronous checks.
@@ -285,16 +308,7 @@ impl<S: Signal> Registry<S> {
             Plan::Done(result) => return result,
             Plan::Await(snap, event) => (snap, event),
         };
-        let run = run_async(snap, sender, event, sink).instrument(signal_span::<S>(sender));
-        // Boxed, so that the future of every send stays small (it would hold this one inline,
-        // 1,200 bytes, moved on each send); only sends that reach an async receiver get here,
-        // and those allocate for the receiver's future anyway.
-        let run: BoxFuture<'_, Result<(), SendError>> = if nesting::in_task_chain() {
-            Box::pin(run)
-        } else {
-            Box::pin(nesting::with_task_chain(run))
-        };
-        run.await
+        Nested::new(boxed_run(snap, sender, event, sink)).await
     }
 
     /// Sends `event` from `sender`, awaiting async receivers in dispatch order; stops at the

@@ -1,5 +1,6 @@
 //! Errors of a send.
 
+use crate::nesting::SendChain;
 use crate::receiver::BoxError;
 
 /// Why a send failed, naming the signal, the sender and the receiver.
@@ -44,11 +45,18 @@ pub enum SendError {
     },
     /// Sends nested deeper than [`max_depth`](crate::max_depth): a receiver probably triggers
     /// its own signal again. Nothing of the too-deep send ran.
+    ///
+    /// A receiver that returns it, as it is or as a cause
+    /// ([`source()`](std::error::Error::source)) of its own error, does not get it wrapped in
+    /// [`SendError::Receiver`]: its send returns this variant again with one more link in the
+    /// chain. The caller of the outermost send gets it with every receiver named once, and a
+    /// `Display` that shows the first and last links only (a few hundred bytes).
     TooDeep {
         /// The limit in force.
         limit: usize,
-        /// The chain of sends, outermost first: `signal[sender] -> receiver -> ...`.
-        chain: String,
+        /// The chain of sends, outermost first: `signal[sender] -> receiver -> ...`, the
+        /// refused send last.
+        chain: SendChain,
     },
 }
 

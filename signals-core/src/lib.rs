@@ -40,7 +40,7 @@ pub use dispatch::{send, send_robust, send_robust_sync, send_sync};
 pub use error::{Outcome, SendError};
 pub use introspect::receivers;
 pub use mute::Mute;
-pub use nesting::{max_depth, set_max_depth};
+pub use nesting::{ChainLink, MAX_DEPTH_CEILING, SendChain, max_depth, set_max_depth};
 pub use receiver::BoxError;
 pub use registry::{ConnectOptions, Connection};
 pub use signal::{PlainSignal, Sender, Signal};

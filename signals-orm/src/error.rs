@@ -163,6 +163,11 @@ impl OrmError {
                 }
                 Ok(())
             }
+            // The depth error is the source, so receivers that save in turn pass it up whole
+            // (the dispatcher looks for it in their errors' sources) instead of wrapping it.
+            OrmError::Signal(SendError::TooDeep { .. }) => {
+                f.write_str("a receiver's nested writes and sends went too deep")
+            }
             OrmError::Signal(error) => fmt::Display::fmt(error, f),
             OrmError::RollbackOnly { reason } => write!(
                 f,
@@ -211,6 +216,7 @@ impl std::error::Error for OrmError {
                 ..
             } => Some(error.as_error()),
             OrmError::Database { source, .. } => Some(source),
+            OrmError::Signal(error @ SendError::TooDeep { .. }) => Some(error),
             OrmError::Signal(error) => error.source(),
             _ => None,
         }

@@ -248,8 +248,8 @@ pub mod dispatch {
     pub use signals_core::extract::{AnySender, FromEvent, IntoReceiver, ReceiverOutput};
     pub use signals_core::introspection::{Phase, ReceiverRow, ReceiverTable, Registration};
     pub use signals_core::{
-        Outcome, PlainSignal, disconnect_uid, has_listeners, max_depth, send_robust_sync,
-        set_max_depth,
+        ChainLink, MAX_DEPTH_CEILING, Outcome, PlainSignal, SendChain, disconnect_uid,
+        has_listeners, max_depth, send_robust_sync, set_max_depth,
     };
 }
 

@@ -138,15 +138,22 @@ pub struct ThroughSql {
     pub targets_of: String,
     /// `SELECT source FROM links WHERE target = $1 ORDER BY source`.
     pub sources_of: String,
-    /// `INSERT INTO links (source, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`.
+    /// `INSERT INTO links (source, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`: one row
+    /// affected when this statement linked the pair, none when the pair was linked already,
+    /// also by a concurrent transaction (PostgreSQL waits for it to end first; SQLite writers
+    /// never overlap). `add` reports exactly the pairs with a row affected. That rests on the
+    /// link table's unique key on (source, target), which `many_to_many!` requires: without
+    /// one nothing conflicts, and concurrent adds of one pair may each insert a row.
     pub insert: String,
-    /// `DELETE FROM links WHERE source = $1 AND target = $2`.
+    /// `DELETE FROM links WHERE source = $1 AND target = $2`: rows affected tell `remove`
+    /// whether this statement unlinked the pair.
     pub delete: String,
     /// `DELETE FROM links WHERE source = $1`.
     pub clear_source: String,
     /// `DELETE FROM links WHERE target = $1`.
     pub clear_target: String,
-    /// Symmetrical relations: both directions of one link.
+    /// Symmetrical relations: both directions of one link, in one statement so a concurrent
+    /// remove finds neither row or both.
     pub delete_both: String,
     /// Symmetrical relations: every link of `$1`, either side.
     pub clear_both: String,
@@ -236,6 +243,43 @@ mod tests {
         assert_eq!(
             sql.update,
             r#"UPDATE "people" SET "id" = "id" WHERE "id" = $1"#
+        );
+    }
+
+    #[test]
+    fn link_statements_write_one_pair_each_so_rows_affected_tell_what_changed() {
+        let links = ThroughSql::new("post_tags", "post_id", "tag_id");
+        assert_eq!(
+            links.targets_of,
+            r#"SELECT "tag_id" FROM "post_tags" WHERE "post_id" = $1 ORDER BY "tag_id""#
+        );
+        assert_eq!(
+            links.sources_of,
+            r#"SELECT "post_id" FROM "post_tags" WHERE "tag_id" = $1 ORDER BY "post_id""#
+        );
+        assert_eq!(
+            links.insert,
+            r#"INSERT INTO "post_tags" ("post_id", "tag_id") VALUES ($1, $2) ON CONFLICT DO NOTHING"#
+        );
+        assert_eq!(
+            links.delete,
+            r#"DELETE FROM "post_tags" WHERE "post_id" = $1 AND "tag_id" = $2"#
+        );
+        assert_eq!(
+            links.delete_both,
+            r#"DELETE FROM "post_tags" WHERE ("post_id" = $1 AND "tag_id" = $2) OR ("post_id" = $2 AND "tag_id" = $1)"#
+        );
+        assert_eq!(
+            links.clear_source,
+            r#"DELETE FROM "post_tags" WHERE "post_id" = $1"#
+        );
+        assert_eq!(
+            links.clear_target,
+            r#"DELETE FROM "post_tags" WHERE "tag_id" = $1"#
+        );
+        assert_eq!(
+            links.clear_both,
+            r#"DELETE FROM "post_tags" WHERE "post_id" = $1 OR "tag_id" = $1"#
         );
     }
 

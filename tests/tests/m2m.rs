@@ -4,7 +4,9 @@
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use signals_orm::m2m::{AnyM2mChanged, M2mAction, M2mChanged, M2mSide};
 use signals_orm::{AnyTx, Model, ModelExt, OrmError, Persist, PostSave, receiver};
@@ -40,7 +42,7 @@ CREATE TABLE "odd""links" (
 
 every_backend!(
     add_reports_only_new_keys_and_fires_even_when_none_are,
-    remove_reports_every_key_and_clear_always_fires,
+    remove_reports_the_keys_it_deleted_and_clear_always_fires,
     set_changes_only_the_difference,
     the_reverse_side_gets_typed_instances_and_keys,
     receivers_may_change_pk_set_and_so_what_is_written,
@@ -49,6 +51,9 @@ every_backend!(
     deleting_an_object_sends_no_m2m_changed,
     a_custom_through_model_is_the_sender_and_keeps_its_columns,
     quotes_in_table_and_column_names_are_escaped,
+    concurrent_adds_and_removes_report_exactly_the_rows_written,
+    concurrent_sets_report_exactly_the_rows_written,
+    concurrent_symmetrical_adds_and_removes_keep_both_directions,
 );
 
 #[derive(Model, sqlx::FromRow, Clone, Debug, PartialEq)]
@@ -191,7 +196,7 @@ where
     assert_eq!(names, ["a", "b", "c"]);
 }
 
-async fn remove_reports_every_key_and_clear_always_fires<DB: TestBackend>(pool: Pool<DB>)
+async fn remove_reports_the_keys_it_deleted_and_clear_always_fires<DB: TestBackend>(pool: Pool<DB>)
 where
     Post: Persist<DB>,
     Tag: Persist<DB>,
@@ -209,11 +214,14 @@ where
         0,
         "clear on an empty relation still signals"
     );
-    let removed = format!("{:?}", BTreeSet::from([t[0], 999]));
+    let passed = format!("{:?}", BTreeSet::from([t[0], 999]));
+    let removed = format!("{:?}", BTreeSet::from([t[0]]));
     assert_eq!(
         logged(&pool).await[before..],
         [
-            format!("pre_remove post p {removed} model=Tag"),
+            // pre_remove gets every key passed, as in Django; post_remove only the links this
+            // call deleted (Django repeats every key).
+            format!("pre_remove post p {passed} model=Tag"),
             format!("post_remove post p {removed} model=Tag"),
             "pre_clear post p None model=Tag".to_owned(),
             "post_clear post p None model=Tag".to_owned(),
@@ -447,7 +455,11 @@ where
         "the mirror row exists"
     );
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM friends").await, 4);
-    Friends::of(bob).remove(&pool, ids(&[alice])).await.unwrap();
+    assert_eq!(
+        Friends::of(bob).remove(&pool, ids(&[alice])).await.unwrap(),
+        1,
+        "one link removed, though as two rows"
+    );
     assert_eq!(
         DB::scalar(&pool, "SELECT COUNT(*) FROM friends").await,
         2,
@@ -647,5 +659,241 @@ where
     assert_eq!(
         DB::scalar(&pool, r#"SELECT COUNT(*) FROM "odd""notes""#).await,
         0
+    );
+}
+
+// ---- concurrency ---------------------------------------------------------------------------
+
+/// Tasks racing on one object in each round, and rounds per scenario (issue 10, item 3).
+const TASKS: usize = 8;
+const ROUNDS: usize = 20;
+
+/// What `m2m_changed` receivers heard for one instance of a race.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Heard {
+    /// Keys in `pre_add` (the candidates; may exceed what is inserted).
+    candidates: usize,
+    /// Keys in `post_add`.
+    added: usize,
+    /// Keys in `post_remove`.
+    removed: usize,
+}
+
+/// Keyed by instance name, not key: scenarios run in parallel on databases whose keys overlap,
+/// and each race names its instance uniquely.
+static HEARD: Mutex<BTreeMap<String, Heard>> = Mutex::new(BTreeMap::new());
+static RACES: AtomicUsize = AtomicUsize::new(0);
+
+fn race_name(what: &str) -> String {
+    format!("race {what} {}", RACES.fetch_add(1, Ordering::SeqCst))
+}
+
+fn hear(name: &str, action: M2mAction, keys: usize) {
+    if !name.starts_with("race ") {
+        return;
+    }
+    let mut heard = HEARD.lock().unwrap();
+    let heard = heard.entry(name.to_owned()).or_default();
+    match action {
+        M2mAction::PreAdd => heard.candidates += keys,
+        M2mAction::PostAdd => heard.added += keys,
+        M2mAction::PostRemove => heard.removed += keys,
+        _ => {}
+    }
+}
+
+fn heard(name: &str) -> Heard {
+    HEARD.lock().unwrap().get(name).copied().unwrap_or_default()
+}
+
+/// Counts keys as a tag-count receiver would (`examples/src/usecases/tag_counts.rs`).
+#[receiver(m2m_changed, sender = PostTags)]
+fn count_post_tags(ev: M2mChanged<'_, PostTags>) {
+    if let M2mSide::Forward {
+        instance,
+        pk_set: Some(keys),
+    } = ev.side
+    {
+        hear(&instance.title, ev.action, keys.len());
+    }
+}
+
+#[receiver(m2m_changed, sender = Friends)]
+fn count_friends(ev: M2mChanged<'_, Friends>) {
+    if let M2mSide::Forward {
+        instance,
+        pk_set: Some(keys),
+    } = ev.side
+    {
+        hear(&instance.name, ev.action, keys.len());
+    }
+}
+
+/// Runs `op` in `TASKS` tasks at once (each takes its own pooled connection) and collects what
+/// each returned.
+async fn race<R, Fut>(op: impl Fn() -> Fut) -> Vec<R>
+where
+    R: Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..TASKS {
+        tasks.spawn(op());
+    }
+    tasks.join_all().await
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap()
+}
+
+async fn ten_tags<DB: TestBackend>(pool: &Pool<DB>, title: &str) -> (Post, Vec<i64>)
+where
+    Post: Persist<DB>,
+    Tag: Persist<DB>,
+{
+    let names: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    post_and_tags(pool, title, &names).await
+}
+
+/// `TASKS` tasks add the same ten keys to one post, then remove them, `ROUNDS` times: every
+/// link is reported by exactly one `add` and one `post_add`, and by one `remove` and one
+/// `post_remove`, however the tasks interleave.
+async fn concurrent_adds_and_removes_report_exactly_the_rows_written<DB: TestBackend>(
+    pool: Pool<DB>,
+) where
+    Post: Persist<DB>,
+    Tag: Persist<DB>,
+    Log: Persist<DB>,
+{
+    let title = race_name("add");
+    let (post, keys) = ten_tags(&pool, &title).await;
+    let (mut added, mut inserted, mut removed) = (0, 0, 0);
+    for _ in 0..ROUNDS {
+        let add_counts = race(|| {
+            let (pool, post, keys) = (pool.clone(), post.clone(), keys.clone());
+            async move { PostTags::of(&post).add(&pool, keys).await.unwrap() }
+        })
+        .await;
+        added += count(add_counts.iter().sum());
+        let rows = DB::scalar(&pool, "SELECT COUNT(*) FROM post_tags").await;
+        inserted += rows;
+        let remove_counts = race(|| {
+            let (pool, post, keys) = (pool.clone(), post.clone(), keys.clone());
+            async move { PostTags::of(&post).remove(&pool, keys).await.unwrap() }
+        })
+        .await;
+        removed += i64::try_from(remove_counts.iter().sum::<u64>()).unwrap();
+        assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM post_tags").await, 0);
+    }
+    let heard = heard(&title);
+    assert_eq!(
+        inserted,
+        count(ROUNDS * keys.len()),
+        "every round links all keys"
+    );
+    assert_eq!(
+        [added, count(heard.added), removed, count(heard.removed)],
+        [inserted; 4],
+        "add's results, post_add's keys, remove's results and post_remove's keys each equal the \
+         {inserted} link rows written (pre_add heard {} candidates)",
+        heard.candidates
+    );
+}
+
+/// `TASKS` tasks set the same ten keys on one post, then set none, `ROUNDS` times:
+/// `post_add` and `post_remove` report each link once.
+async fn concurrent_sets_report_exactly_the_rows_written<DB: TestBackend>(pool: Pool<DB>)
+where
+    Post: Persist<DB>,
+    Tag: Persist<DB>,
+    Log: Persist<DB>,
+{
+    let title = race_name("set");
+    let (post, keys) = ten_tags(&pool, &title).await;
+    let mut inserted = 0;
+    for _ in 0..ROUNDS {
+        race(|| {
+            let (pool, post, keys) = (pool.clone(), post.clone(), keys.clone());
+            async move { PostTags::of(&post).set(&pool, keys).await.unwrap() }
+        })
+        .await;
+        inserted += DB::scalar(&pool, "SELECT COUNT(*) FROM post_tags").await;
+        race(|| {
+            let (pool, post) = (pool.clone(), post.clone());
+            async move { PostTags::of(&post).set(&pool, []).await.unwrap() }
+        })
+        .await;
+        assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM post_tags").await, 0);
+    }
+    let heard = heard(&title);
+    assert_eq!(inserted, count(ROUNDS * keys.len()));
+    assert_eq!(
+        [count(heard.added), count(heard.removed)],
+        [inserted; 2],
+        "post_add's and post_remove's keys each equal the {inserted} link rows written (pre_add \
+         heard {} candidates)",
+        heard.candidates
+    );
+}
+
+/// The same race on a symmetrical relation: each link reported once, both of its rows written
+/// and removed together.
+async fn concurrent_symmetrical_adds_and_removes_keep_both_directions<DB: TestBackend>(
+    pool: Pool<DB>,
+) where
+    Person: Persist<DB>,
+    Log: Persist<DB>,
+{
+    let name = race_name("friends");
+    let mut people = Vec::new();
+    for n in 0..11 {
+        let mut person = Person {
+            id: None,
+            name: if n == 0 {
+                name.clone()
+            } else {
+                format!("f{n}")
+            },
+        };
+        person.save(&pool).await.unwrap();
+        people.push(person);
+    }
+    let me = people[0].clone();
+    let friends: Vec<i64> = people[1..].iter().map(|p| p.id.unwrap()).collect();
+    let (mut added, mut pairs, mut removed) = (0, 0, 0);
+    for _ in 0..ROUNDS {
+        let add_counts = race(|| {
+            let (pool, me, friends) = (pool.clone(), me.clone(), friends.clone());
+            async move { Friends::of(&me).add(&pool, friends).await.unwrap() }
+        })
+        .await;
+        added += count(add_counts.iter().sum());
+        let rows = DB::scalar(&pool, "SELECT COUNT(*) FROM friends").await;
+        let mirrored = DB::scalar(
+            &pool,
+            "SELECT COUNT(*) FROM friends f WHERE EXISTS \
+             (SELECT 1 FROM friends m WHERE m.person_id = f.friend_id AND m.friend_id = f.person_id)",
+        )
+        .await;
+        assert_eq!(mirrored, rows, "every link has its mirror");
+        pairs += rows / 2;
+        let remove_counts = race(|| {
+            let (pool, me, friends) = (pool.clone(), me.clone(), friends.clone());
+            async move { Friends::of(&me).remove(&pool, friends).await.unwrap() }
+        })
+        .await;
+        removed += i64::try_from(remove_counts.iter().sum::<u64>()).unwrap();
+        assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM friends").await, 0);
+    }
+    let heard = heard(&name);
+    assert_eq!(pairs, count(ROUNDS * friends.len()));
+    assert_eq!(
+        [added, count(heard.added), removed, count(heard.removed)],
+        [pairs; 4],
+        "add's results, post_add's keys, remove's results and post_remove's keys each equal the \
+         {pairs} links written (pre_add heard {} candidates)",
+        heard.candidates
     );
 }

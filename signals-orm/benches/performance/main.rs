@@ -4,7 +4,7 @@
 //! one table followed by the targets met or missed.
 //!
 //! ```sh
-//! cargo bench -p signals-orm --bench performance
+//! cargo bench -p signals-orm --features postgres --bench performance
 //! ```
 //!
 //! Environment: `SIGNALS_BENCH_QUICK=1` divides the counts by 10 (a quick look, not the

@@ -140,9 +140,10 @@ where
             .during(operation)
     }
 
-    /// Links `keys` (Django's `add`): `pre_add` and `post_add` carry only the keys not linked
-    /// yet, and fire even when that is none; no keys at all sends nothing. Returns the links
-    /// inserted.
+    /// Links `keys` (Django's `add`): `pre_add` carries the keys not linked when the current
+    /// links were read, `post_add` and the result only those whose link this call inserted (a
+    /// concurrent `add` may have linked some in between); both fire even when that is none, and
+    /// no keys at all sends nothing. Returns the links inserted.
     ///
     /// # Errors
     ///
@@ -164,11 +165,18 @@ where
         }
         let own = self.own_pk()?;
         let db = db.into_db();
-        atomically!(db, |tx| self.add_in(tx, &own, wanted).await)
+        atomically!(db, |tx| async {
+            let current = self.keys(&mut *tx).await?;
+            let missing = wanted.difference(&current).cloned().collect();
+            self.add_in(tx, &own, missing).await
+        }
+        .await)
     }
 
-    /// Unlinks `keys` (Django's `remove`): `pre_remove` and `post_remove` carry every key passed,
-    /// linked or not. Returns the links deleted.
+    /// Unlinks `keys` (Django's `remove`): `pre_remove` carries every key passed, linked or not;
+    /// `post_remove` and the result only those whose link this call deleted (unlike Django,
+    /// which reports every key again). Returns the links deleted, one per key also for a
+    /// symmetrical relation.
     ///
     /// # Errors
     ///
@@ -208,7 +216,7 @@ where
     }
 
     /// Makes the links exactly `keys` (Django's `set`): removes the links not wanted, then adds
-    /// the missing ones; sends nothing when nothing changes.
+    /// the missing ones, with `remove`'s and `add`'s signals; sends nothing when nothing changes.
     ///
     /// # Errors
     ///
@@ -233,6 +241,7 @@ where
                 self.remove_in(tx, &own, gone).await?;
             }
             if !new.is_empty() {
+                // `new` is already add's candidate set: no second SELECT.
                 self.add_in(tx, &own, new).await?;
             }
             Ok::<(), OrmError>(())
@@ -240,7 +249,8 @@ where
         .await)
     }
 
-    /// Clears, then adds `keys` (Django's `set(clear=True)`).
+    /// Clears, then adds `keys` (Django's `set(clear=True)`); `pre_add` carries every key, as
+    /// nothing is linked after the clear.
     ///
     /// # Errors
     ///
@@ -260,6 +270,7 @@ where
         atomically!(db, |tx| async {
             self.clear_in(tx, &own).await?;
             if !wanted.is_empty() {
+                // Nothing is linked after the clear, so every key is a candidate: no SELECT.
                 self.add_in(tx, &own, wanted).await?;
             }
             Ok::<(), OrmError>(())
@@ -289,43 +300,57 @@ where
         Ok(())
     }
 
+    /// Sends `pre_add` with `candidates`, inserts what the receivers left, and sends
+    /// `post_add` with the keys actually inserted.
     async fn add_in<DB: Backend>(
         &self,
         tx: &mut Tx<DB>,
         own: &<D::Own as Model>::Pk,
-        wanted: BTreeSet<OtherPk<T, D>>,
+        mut candidates: BTreeSet<OtherPk<T, D>>,
     ) -> Result<usize, OrmError>
     where
         D::Own: Persist<DB>,
         D::Other: Persist<DB>,
     {
-        let current = self.keys(&mut *tx).await?;
-        let mut missing: BTreeSet<_> = wanted.difference(&current).cloned().collect();
-        self.send(tx, M2mAction::PreAdd, Some(&mut missing)).await?;
-        for other in &missing {
-            DB::execute(
-                tx,
-                Self::bind_pair::<DB>(own, other, T::sql().insert.as_str()),
+        self.send(tx, M2mAction::PreAdd, Some(&mut candidates))
+            .await?;
+        // The candidates were read without a lock, so a concurrent add may have linked some of
+        // them since; `ON CONFLICT DO NOTHING` then affects no row (on PostgreSQL, after waiting
+        // for that add to commit or roll back). The rows affected say which links are ours, at
+        // no extra statement. Keys go in ascending order, so two adds lock in the same order.
+        let mut inserted = BTreeSet::new();
+        for other in candidates {
+            let rows = DB::execute(
+                tx.own_conn(),
+                Self::bind_pair::<DB>(own, &other, T::sql().insert.as_str()),
             )
             .await
             .during(Operation::on_table("add links", T::TABLE))?;
+            if rows > 0 {
+                inserted.insert(other);
+            }
         }
-        self.send(tx, M2mAction::PostAdd, Some(&mut missing))
+        self.send(tx, M2mAction::PostAdd, Some(&mut inserted))
             .await?;
         if T::SYMMETRICAL {
-            // The mirror rows come after post_add, as in Django.
-            for other in &missing {
+            // The mirror rows come after post_add, as in Django, and only for the links this
+            // call inserted: an add that lost the race leaves both rows to the winner. (So
+            // `a.add(b)` racing `b.add(a)` can deadlock on PostgreSQL, each holding the row the
+            // other's mirror needs; the database aborts one, which is undone whole.)
+            for other in &inserted {
                 DB::execute(
-                    tx,
+                    tx.own_conn(),
                     Self::bind_mirror::<DB>(own, other, T::sql().insert.as_str()),
                 )
                 .await
                 .during(Operation::on_table("add links", T::TABLE))?;
             }
         }
-        Ok(missing.len())
+        Ok(inserted.len())
     }
 
+    /// Sends `pre_remove` with `keys`, deletes what the receivers left, and sends `post_remove`
+    /// with the keys actually deleted.
     async fn remove_in<DB: Backend>(
         &self,
         tx: &mut Tx<DB>,
@@ -342,15 +367,22 @@ where
         } else {
             &T::sql().delete
         };
-        let mut deleted = 0;
-        for other in &keys {
-            deleted += DB::execute(tx, Self::bind_pair::<DB>(own, other, sql))
+        // A key passed may not be linked, or a concurrent remove may have deleted its link
+        // first (on PostgreSQL this DELETE waits for it, then finds no row): only the rows
+        // affected tell which links this call removed. A symmetrical link is one key however
+        // many of its two rows went.
+        let mut deleted = BTreeSet::new();
+        for other in keys {
+            let rows = DB::execute(tx.own_conn(), Self::bind_pair::<DB>(own, &other, sql))
                 .await
                 .during(Operation::on_table("remove links", T::TABLE))?;
+            if rows > 0 {
+                deleted.insert(other);
+            }
         }
-        self.send(tx, M2mAction::PostRemove, Some(&mut keys))
+        self.send(tx, M2mAction::PostRemove, Some(&mut deleted))
             .await?;
-        Ok(deleted)
+        Ok(deleted.len() as u64)
     }
 
     async fn clear_in<DB: Backend>(
@@ -367,9 +399,12 @@ where
         } else {
             D::clear(T::sql())
         };
-        let deleted = DB::execute(tx, <D::Own as Persist<DB>>::bind_pk(own, sqlx::query(sql)))
-            .await
-            .during(Operation::on_table("clear links", T::TABLE))?;
+        let deleted = DB::execute(
+            tx.own_conn(),
+            <D::Own as Persist<DB>>::bind_pk(own, sqlx::query(sql)),
+        )
+        .await
+        .during(Operation::on_table("clear links", T::TABLE))?;
         self.send(tx, M2mAction::PostClear, None).await?;
         Ok(deleted)
     }

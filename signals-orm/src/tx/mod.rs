@@ -307,7 +307,6 @@ impl<DB: Backend> Tx<DB> {
         &mut self.inner
     }
 
-
     /// How many savepoints are open.
     #[must_use]
     pub fn depth(&self) -> usize {
@@ -508,9 +507,10 @@ impl<DB: Backend> Tx<DB> {
     /// that did not happen; a transaction only ORM writes ran in needs no check (each returned
     /// its failure).
     ///
-    /// Once the COMMIT is sent, it and the callbacks run to their end even if the future of
-    /// `commit` is dropped (a timeout, a client gone): they are handed to the tokio runtime
-    /// and this future only waits for them. A process that exits first runs none of them.
+    /// The COMMIT and the callbacks run in the caller's task (they see its task-locals and
+    /// tracing span); if the future of `commit` is dropped before they finished (a timeout, a
+    /// client gone), what is left of them is handed to the tokio runtime and still runs, once.
+    /// A process that exits first runs none of what is left.
     ///
     /// # Errors
     ///
@@ -532,28 +532,18 @@ impl<DB: Backend> Tx<DB> {
             });
         }
         let hooks = std::mem::take(&mut self.hooks);
-        let has_hooks = !hooks.is_empty();
+        if hooks.is_empty() {
+            // Nothing is lost if this future is dropped mid-COMMIT, and the common write
+            // needs no box.
+            self.inner.commit().await.during(Operation::tx("COMMIT"))?;
+            return Ok(CommitReport::default());
+        }
         let inner = self.inner;
-        let finish = async move {
+        FinishOnDrop(Some(Box::pin(async move {
             inner.commit().await.during(Operation::tx("COMMIT"))?;
             Ok(run_hooks(hooks).await)
-        };
-        // Without callbacks nothing is lost if this future is dropped mid-COMMIT, and the
-        // common write needs no task.
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) if has_hooks => match runtime.spawn(finish).await {
-                Ok(result) => result,
-                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-                // Only a runtime shutting down cancels the task (and then this future too).
-                Err(_) => Err(OrmError::Database {
-                    operation: Operation::tx("COMMIT"),
-                    source: sqlx::Error::Io(std::io::Error::other(
-                        "the runtime shut down during COMMIT: whether it committed is unknown",
-                    )),
-                }),
-            },
-            _ => finish.await,
-        }
+        })))
+        .await
     }
 
     /// Rolls back, logging rather than returning a failure of the ROLLBACK itself, so the
@@ -573,6 +563,37 @@ impl<DB: Backend> Tx<DB> {
             .await
             .during(Operation::tx("ROLLBACK"))?;
         Ok(())
+    }
+}
+
+/// The COMMIT and the callbacks after it, polled in the caller's task; dropped before they
+/// finished, it hands what is left to the tokio runtime, so a committed transaction's
+/// callbacks are never lost to a caller that stopped waiting.
+struct FinishOnDrop(Option<BoxFuture<'static, Result<CommitReport, OrmError>>>);
+
+impl Future for FinishOnDrop {
+    type Output = Result<CommitReport, OrmError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let Some(finish) = self.0.as_mut() else {
+            unreachable!("polled after it returned")
+        };
+        let result = std::task::ready!(finish.as_mut().poll(cx));
+        self.0 = None;
+        std::task::Poll::Ready(result)
+    }
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let Some(rest) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(rest);
+        }
     }
 }
 
