@@ -8,6 +8,7 @@
 mod handle;
 mod hooks;
 
+use std::cell::Cell;
 use std::future::Future;
 
 use futures_util::future::BoxFuture;
@@ -70,10 +71,11 @@ macro_rules! atomically {
     };
 }
 
-tokio::task_local! {
-    /// The pool (see [`pool_id`]) whose connection the running write holds in a transaction,
-    /// while that write runs its statements and receivers in this task.
-    static WRITING_ON: usize;
+thread_local! {
+    /// The pool (see [`pool_id`]) whose connection the write being polled on this thread holds
+    /// in a transaction, or 0: set around each poll of a write's statements and receivers, so
+    /// it follows the task (a plain `Cell`, cheaper than a tokio task-local on every write).
+    static WRITING_ON: Cell<usize> = const { Cell::new(0) };
 }
 
 /// A pool's identity, the same for all its clones: the address of its options, which live
@@ -86,16 +88,25 @@ fn pool_id<DB: Backend>(pool: &sqlx::Pool<DB>) -> usize {
 /// write given that pool would wait for it forever (the lock on SQLite, a connection or row
 /// lock on PostgreSQL).
 pub(crate) fn writing_on<DB: Backend>(pool: &sqlx::Pool<DB>) -> bool {
-    let id = pool_id(pool);
-    WRITING_ON
-        .try_with(|current| *current == id)
-        .unwrap_or(false)
+    WRITING_ON.get() == pool_id(pool)
 }
 
 /// Runs `work` (a write's statements and receivers) marked as holding a connection of the
-/// pool `pool` (a [`Tx::pool_key`]).
+/// pool `pool` (a [`Tx::pool_key`]) while it is polled.
 pub(crate) async fn while_writing<T>(pool: usize, work: impl Future<Output = T>) -> T {
-    WRITING_ON.scope(pool, work).await
+    /// Puts the outer value back, also when a poll unwinds.
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            WRITING_ON.set(self.0);
+        }
+    }
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        let _restore = Restore(WRITING_ON.replace(pool));
+        work.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Where a write runs: a pool (the write opens, commits or rolls back its own transaction) or
