@@ -173,7 +173,7 @@ pub mod __private {
         AsyncFn, AsyncHandler, AsyncReceiverFn, BoxFuture, FromEvent, Handler, Phase, ReceiverInfo,
         ReceiverOutput, StaticOrShared, SyncFn, SyncHandler,
     };
-    pub use crate::registry::{ErasedRegistry, LinkedReceiver, Registry};
+    pub use crate::registry::{ErasedRegistry, LinkedReceiver, Registry, unheard_send};
     pub use crate::report::{Report, Severity};
     pub use crate::signal::AnySender;
     /// The trait alone (the crate root's `Signal` is also the derive).

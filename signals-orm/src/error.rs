@@ -118,8 +118,9 @@ pub enum OrmError {
     PoolInReceiver,
 }
 
-/// Whether `error` is SQLite's `SQLITE_BUSY` (primary code 5, also in extended codes): the
-/// busy timeout ran out waiting for another connection's lock.
+/// Whether `error` is SQLite's plain `SQLITE_BUSY` (code 5): another connection held the lock,
+/// usually past the busy timeout (the extended codes, e.g. a stale WAL snapshot, are other
+/// failures).
 #[cfg(feature = "sqlite")]
 fn sqlite_busy(error: &sqlx::Error) -> bool {
     let sqlx::Error::Database(error) = error else {
@@ -134,7 +135,7 @@ fn sqlite_busy(error: &sqlx::Error) -> bool {
     error
         .code()
         .and_then(|code| code.parse::<u32>().ok())
-        .is_some_and(|code| code & 0xff == 5)
+        .is_some_and(|code| code == 5)
 }
 
 #[cfg(not(feature = "sqlite"))]
@@ -159,7 +160,7 @@ impl OrmError {
             OrmError::Database { operation, source } => {
                 write!(f, "{operation} failed")?;
                 if sqlite_busy(source) {
-                    f.write_str(" because another connection held SQLite's write lock for longer than the busy timeout (sqlx's default is 5 s; raise it with `SqliteConnectOptions::busy_timeout`, or shorten the transactions that write)")?;
+                    f.write_str(" because another connection held SQLite's write lock; a writer waits for it only up to the busy timeout (sqlx's default is 5 s; raise it with `SqliteConnectOptions::busy_timeout`, or shorten the transactions that write)")?;
                 }
                 Ok(())
             }
@@ -171,7 +172,7 @@ impl OrmError {
             OrmError::Signal(error) => fmt::Display::fmt(error, f),
             OrmError::RollbackOnly { reason } => write!(
                 f,
-                "the transaction can only roll back, because an earlier write in it failed: {reason}"
+                "the transaction can only roll back, because {reason}"
             ),
             OrmError::UnknownField { model, field, hint } => write!(
                 f,

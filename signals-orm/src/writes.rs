@@ -190,7 +190,19 @@ pub trait ModelExt: Model {
                     action: "deleted",
                 });
             };
-            let deleted = atomically!(db, |tx| delete_in(&*self, &pk, tx).await)?;
+            let sender = Sender::of::<Self>();
+            let deleted = match db {
+                // Nothing listens: the DELETE alone, in autocommit (see `unheard_on_pool`).
+                Db::Pool(pool)
+                    if !PreDeleteSignal::registry().has_listeners(sender)
+                        && !PostDeleteSignal::registry().has_listeners(sender) =>
+                {
+                    signals_core::__private::unheard_send::<PreDeleteSignal>(sender);
+                    let mut conn = unheard_on_pool::<Self, DB>(pool).await?;
+                    delete_row::<Self, DB>(&pk, &mut conn).await?
+                }
+                db => atomically!(db, |tx| delete_in(&*self, &pk, tx).await)?,
+            };
             if Self::META.pk_generated {
                 self.set_pk(None);
             }
@@ -225,6 +237,27 @@ pub trait ModelExt: Model {
 
 impl<M: Model> ModelExt for M {}
 
+/// A connection for a write that no receiver hears, given a pool: its statements run in
+/// autocommit, one round trip each, as raw sqlx and Django's `save()` do, because a
+/// transaction would only make receivers atomic with it and there are none (none is linked
+/// for its signals; model signals take no runtime receivers). A save of an instance with a key
+/// then runs UPDATE and, if no row matched, INSERT as two statements, as Django's does.
+///
+/// # Errors
+///
+/// [`OrmError::PoolInReceiver`] inside a receiver of a write on the same pool, or when no
+/// connection can be had.
+async fn unheard_on_pool<M: Model, DB: Backend>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::pool::PoolConnection<DB>, OrmError> {
+    if crate::tx::writing_on(pool) {
+        return Err(OrmError::PoolInReceiver);
+    }
+    pool.acquire()
+        .await
+        .during(Operation::on::<M>("acquire a connection for a write"))
+}
+
 /// One save, atomic with its receivers (`atomically!`).
 async fn write<M: Persist<DB>, DB: Backend>(
     model: &mut M,
@@ -233,15 +266,47 @@ async fn write<M: Persist<DB>, DB: Backend>(
     raw: bool,
 ) -> Result<Saved, OrmError> {
     let mut guard = KeyGuard::new(model);
-    let result = atomically!(db, |tx| save_in(guard.model(), tx, write, raw).await);
+    let sender = Sender::of::<M>();
+    let result = match db {
+        // Nothing listens: the statement alone, in autocommit (see `unheard_on_pool`).
+        Db::Pool(pool)
+            if !PreSaveSignal::registry().has_listeners(sender)
+                && !PostSaveSignal::registry().has_listeners(sender) =>
+        {
+            signals_core::__private::unheard_send::<PreSaveSignal>(sender);
+            match unheard_on_pool::<M, DB>(pool).await {
+                Ok(mut conn) => write_row(guard.model(), &mut conn, write).await,
+                Err(error) => Err(error),
+            }
+        }
+        // In a block of its own: `atomically!` returns early with `?` (a failed BEGIN or
+        // COMMIT), and the key must still be given back then.
+        db => {
+            async {
+                atomically!(db, |tx| {
+                    let saved = save_in(guard.model(), tx, write, raw).await;
+                    // From here the COMMIT may happen even if this future is dropped (it
+                    // finishes on the runtime): the key stays unless an error comes back.
+                    if saved.is_ok() {
+                        guard.keep();
+                    }
+                    saved
+                })
+            }
+            .await
+        }
+    };
     if result.is_ok() {
         guard.keep();
+    } else {
+        guard.give_back();
     }
     result
 }
 
-/// Gives a generated key back its value from before a save that failed or was cancelled: the
-/// INSERT that assigned it is undone (the save's own transaction rolled back, or the caller's
+/// Gives a generated key back its value from before a save that failed, or was cancelled
+/// before its statements and receivers finished (once they did, the COMMIT may still happen
+/// on the runtime, so the key stays): the INSERT that assigned it is undone (the save's own transaction rolled back, or the caller's
 /// can only roll back past it), and on SQLite, which reuses rowids, a retry keeping that key
 /// would UPDATE another row. Fields a `pre_save` receiver changed stay changed, as in Django.
 struct KeyGuard<'m, M: Model> {
@@ -268,8 +333,16 @@ impl<'m, M: Model> KeyGuard<'m, M> {
         self.model
     }
 
-    /// The save succeeded: its key stands.
-    fn keep(mut self) {
+    /// The save's statements succeeded: its key stands unless `give_back` is called.
+    fn keep(&mut self) {
+        self.restore = false;
+    }
+
+    /// The save failed after all (its COMMIT, say): the key goes back now.
+    fn give_back(&mut self) {
+        if M::META.pk_generated {
+            self.model.set_pk(self.before.take());
+        }
         self.restore = false;
     }
 }
@@ -327,7 +400,7 @@ async fn save_in<M: Persist<DB>, DB: Backend>(
         tx,
     };
     PreSaveSignal::registry().send(sender, pre).await?;
-    let saved = write_row(model, tx, write).await?;
+    let saved = write_row(model, tx.own_conn(), write).await?;
     let post = SaveEvent {
         instance: model as &mut dyn AnyModel,
         created: saved.created(),
@@ -341,7 +414,7 @@ async fn save_in<M: Persist<DB>, DB: Backend>(
 
 async fn write_row<M: Persist<DB>, DB: Backend>(
     model: &mut M,
-    tx: &mut Tx<DB>,
+    conn: &mut DB::Connection,
     write: Write<'_>,
 ) -> Result<Saved, OrmError> {
     let sql = M::sql();
@@ -349,7 +422,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
         // A generated key: INSERT ... RETURNING it.
         let insert = Operation::on::<M>("insert");
         let query = model.bind_fields(sqlx::query(sql.insert.as_str()));
-        let row = DB::fetch_optional(tx.own_conn(), query)
+        let row = DB::fetch_optional(&mut *conn, query)
             .await
             .and_then(|row| row.ok_or(sqlx::Error::RowNotFound))
             .during(insert)?;
@@ -359,7 +432,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
     match write {
         Write::Insert => {
             DB::execute(
-                tx.own_conn(),
+                &mut *conn,
                 model.bind_fields(M::bind_pk(&pk, sqlx::query(sql.insert_with_pk.as_str()))),
             )
             .await
@@ -376,7 +449,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
             for &i in &indexes {
                 query = model.bind_field(i, query);
             }
-            if DB::execute(tx.own_conn(), M::bind_pk(&pk, query))
+            if DB::execute(&mut *conn, M::bind_pk(&pk, query))
                 .await
                 .during(Operation::on::<M>("update"))?
                 == 0
@@ -389,7 +462,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
         }
         Write::Save => {
             if DB::execute(
-                tx.own_conn(),
+                &mut *conn,
                 M::bind_pk(&pk, model.bind_fields(sqlx::query(sql.update.as_str()))),
             )
             .await
@@ -399,7 +472,7 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
                 return Ok(Saved::Updated);
             }
             DB::execute(
-                tx.own_conn(),
+                &mut *conn,
                 model.bind_fields(M::bind_pk(&pk, sqlx::query(sql.insert_with_pk.as_str()))),
             )
             .await
@@ -407,6 +480,16 @@ async fn write_row<M: Persist<DB>, DB: Backend>(
             Ok(Saved::Created)
         }
     }
+}
+
+/// The DELETE of one row.
+async fn delete_row<M: Persist<DB>, DB: Backend>(
+    pk: &M::Pk,
+    conn: &mut DB::Connection,
+) -> Result<u64, OrmError> {
+    DB::execute(conn, M::bind_pk(pk, sqlx::query(M::sql().delete.as_str())))
+        .await
+        .during(Operation::on::<M>("delete"))
 }
 
 async fn delete_in<M: Persist<DB>, DB: Backend>(
@@ -424,12 +507,7 @@ async fn delete_in<M: Persist<DB>, DB: Backend>(
             },
         )
         .await?;
-    let deleted = DB::execute(
-        tx.own_conn(),
-        M::bind_pk(pk, sqlx::query(M::sql().delete.as_str())),
-    )
-    .await
-    .during(Operation::on::<M>("delete"))?;
+    let deleted = delete_row::<M, DB>(pk, tx.own_conn()).await?;
     PostDeleteSignal::registry()
         .send(
             sender,

@@ -21,6 +21,7 @@ CREATE TABLE names (name TEXT PRIMARY KEY);
 CREATE TABLE keyed (id {serial}, name TEXT NOT NULL);
 CREATE TABLE celebrated (id {serial}, name TEXT NOT NULL);
 CREATE TABLE careless (id {serial}, name TEXT NOT NULL);
+CREATE TABLE unheard (id {serial}, name TEXT NOT NULL);
 ";
 
 /// Its `post_save` receiver writes a log row, then sleeps: a timeout drops the save halfway.
@@ -337,6 +338,7 @@ where
         [format!("first {name}"), format!("second {name}")],
         "both callbacks ran, once, in order"
     );
+    assert!(row.id.is_some(), "a committed row keeps its key");
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(celebrations(&name).len(), 2, "and only once");
 }
@@ -504,7 +506,7 @@ async fn a_sqlite_lock_wait_beyond_the_busy_timeout_says_so() {
     .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "BEGIN failed because another connection held SQLite's write lock for longer than the busy timeout (sqlx's default is 5 s; raise it with `SqliteConnectOptions::busy_timeout`, or shorten the transactions that write)"
+        "BEGIN failed because another connection held SQLite's write lock; a writer waits for it only up to the busy timeout (sqlx's default is 5 s; raise it with `SqliteConnectOptions::busy_timeout`, or shorten the transactions that write)"
     );
     assert!(
         format!("{error:#}").ends_with("database is locked"),
@@ -512,3 +514,189 @@ async fn a_sqlite_lock_wait_beyond_the_busy_timeout_says_so() {
     );
     holder.rollback().await.unwrap();
 }
+
+/// No receiver hears its signals: given the pool, its writes run alone in autocommit.
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "unheard")]
+struct Unheard {
+    #[model(primary_key)]
+    id: Option<i64>,
+    name: String,
+}
+
+async fn an_unheard_write_keeps_the_save_rules<DB: TestBackend>(pool: Pool<DB>)
+where
+    Unheard: signals_orm::Persist<DB>,
+{
+    let mut row = Unheard {
+        id: None,
+        name: "a".into(),
+    };
+    assert_eq!(row.save(&pool).await.unwrap(), signals_orm::Saved::Created);
+    let id = row.id.unwrap();
+    row.name = "b".into();
+    assert_eq!(row.save(&pool).await.unwrap(), signals_orm::Saved::Updated);
+    // A key no row has: UPDATE matches nothing, then INSERT (Django's created rule).
+    let mut given = Unheard {
+        id: Some(id + 100),
+        name: "c".into(),
+    };
+    assert_eq!(
+        given.save(&pool).await.unwrap(),
+        signals_orm::Saved::Created
+    );
+    assert_eq!(
+        DB::strings(&pool, "SELECT name FROM unheard ORDER BY id").await,
+        ["b", "c"]
+    );
+    assert_eq!(row.delete(&pool).await.unwrap(), 1);
+    assert_eq!(row.id, None);
+    assert_eq!(DB::strings(&pool, "SELECT name FROM unheard").await, ["c"]);
+    assert_eq!(
+        Unheard::get(&pool, &(id + 100))
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "c"
+    );
+}
+
+every_backend!(an_unheard_write_keeps_the_save_rules);
+
+/// Without receivers no transaction is opened: the write's own statement is what waits for
+/// another connection's lock, so the error names the INSERT, not a BEGIN.
+#[tokio::test]
+async fn an_unheard_write_opens_no_transaction() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("unheard.db"))
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_millis(100));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+    sqlx::raw_sql("CREATE TABLE unheard (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let holder = Tx::begin(&pool).await.unwrap();
+    let error = Unheard {
+        id: None,
+        name: "waits".into(),
+    }
+    .save(&pool)
+    .await
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("insert of `Unheard` (table `unheard`) failed because"),
+        "{error}"
+    );
+    holder.rollback().await.unwrap();
+}
+
+/// Not a table of any schema: its reads fail.
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "missing_table")]
+struct Missing {
+    #[model(primary_key)]
+    id: Option<i64>,
+    name: String,
+}
+
+async fn a_failed_read_in_a_callers_transaction_marks_it<DB: TestBackend>(pool: Pool<DB>)
+where
+    Keyed: signals_orm::Persist<DB>,
+    Missing: signals_orm::Persist<DB>,
+{
+    let mut tx = Tx::begin(&pool).await.unwrap();
+    Keyed {
+        id: None,
+        name: "kept?".into(),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap();
+    // A careless caller ignores the failed read; on PostgreSQL it aborted the transaction.
+    assert!(Missing::get(&mut tx, &1).await.is_err());
+    let error = tx.commit().await.unwrap_err();
+    assert!(
+        matches!(&error, OrmError::RollbackOnly { reason } if reason.contains("read")),
+        "{error}"
+    );
+    assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM keyed").await, 0);
+}
+
+async fn a_released_savepoint_hands_its_mark_to_its_parent<DB: TestBackend>(pool: Pool<DB>)
+where
+    Keyed: signals_orm::Persist<DB>,
+{
+    let mut tx = Tx::begin(&pool).await.unwrap();
+    tx.savepoint().await.unwrap();
+    Keyed {
+        id: None,
+        name: "late".into(),
+    }
+    .save(&mut tx)
+    .await
+    .unwrap_err();
+    tx.release_savepoint().await.unwrap();
+    // A later savepoint rolled back must not clear what failed before it.
+    tx.savepoint().await.unwrap();
+    tx.rollback_to_savepoint().await.unwrap();
+    assert!(tx.rollback_only().is_some());
+    assert!(tx.commit().await.is_err());
+    assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM keyed").await, 0);
+}
+
+async fn a_cancelled_outer_atomic_block_covers_its_inner_one<DB: TestBackend>(pool: Pool<DB>)
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let mut tx = Tx::begin(&pool).await.unwrap();
+    let outer = tx.atomic(|tx| {
+        Box::pin(async move {
+            sqlx::raw_sql("INSERT INTO log (entry) VALUES ('outer')")
+                .execute(tx.conn())
+                .await
+                .unwrap();
+            tx.atomic(|tx| {
+                Box::pin(async move {
+                    sqlx::raw_sql("INSERT INTO log (entry) VALUES ('inner')")
+                        .execute(tx.conn())
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok::<(), OrmError>(())
+                })
+            })
+            .await
+        })
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), outer)
+            .await
+            .is_err()
+    );
+    assert_eq!(tx.depth(), 2);
+    tx.rollback_to_savepoint().await.unwrap();
+    assert!(
+        tx.rollback_only().is_some(),
+        "the outer block was cancelled too"
+    );
+    tx.rollback_to_savepoint().await.unwrap();
+    assert_eq!(tx.rollback_only(), None);
+    tx.commit().await.unwrap();
+    assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM log").await, 0);
+}
+
+every_backend!(
+    a_failed_read_in_a_callers_transaction_marks_it,
+    a_released_savepoint_hands_its_mark_to_its_parent,
+    a_cancelled_outer_atomic_block_covers_its_inner_one,
+);

@@ -715,6 +715,15 @@ async fn raw<DB: BenchDb>(
             }
             tx.commit().await
         }
+        // Without receivers the ORM writes in autocommit (nothing to make atomic), and so does
+        // the raw side: the same statements in the same shape.
+        Case::TxPerSave(Receivers::None) => {
+            for i in 0..config.saves {
+                let mut conn = pool.acquire().await?;
+                raw_user::<DB>(&mut conn, i, Receivers::None).await?;
+            }
+            Ok(())
+        }
         Case::TxPerSave(receivers) => {
             for i in 0..config.saves {
                 let mut tx = pool.begin_with(DB::RAW_BEGIN).await?;

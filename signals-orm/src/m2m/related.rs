@@ -317,7 +317,8 @@ where
         // The candidates were read without a lock, so a concurrent add may have linked some of
         // them since; `ON CONFLICT DO NOTHING` then affects no row (on PostgreSQL, after waiting
         // for that add to commit or roll back). The rows affected say which links are ours, at
-        // no extra statement. Keys go in ascending order, so two adds lock in the same order.
+        // no extra statement. Keys go in ascending order, so two adds from the same side lock
+        // in the same order.
         let mut inserted = BTreeSet::new();
         for other in candidates {
             let rows = DB::execute(

@@ -58,11 +58,15 @@ macro_rules! atomically {
                 caller.check_usable()?;
                 // Marks the transaction if this future is dropped before the write finished
                 // (a timeout, a client gone): its first statements may have run.
-                let mut guard = $crate::tx::CancelGuard::new(caller, "a write");
+                let depth = caller.depth();
+                let mut guard = $crate::tx::CancelGuard::new(caller, "a write", depth);
                 let $tx = guard.tx();
                 let result = $crate::tx::while_writing($tx.pool_key(), async { $body }).await;
                 if let Err(error) = &result {
-                    $tx.set_rollback_only($crate::error::chain_text(error));
+                    $tx.set_rollback_only(format!(
+                        "an earlier write in it failed: {}",
+                        $crate::error::chain_text(error)
+                    ));
                 }
                 guard.finished();
                 result
@@ -103,10 +107,28 @@ pub(crate) async fn while_writing<T>(pool: usize, work: impl Future<Output = T>)
     }
     let mut work = std::pin::pin!(work);
     std::future::poll_fn(|cx| {
-        let _restore = Restore(WRITING_ON.replace(pool));
+        // An adopted transaction (no pool known, 0) keeps what the outer write set.
+        let marked = if pool == 0 { WRITING_ON.get() } else { pool };
+        let _restore = Restore(WRITING_ON.replace(marked));
         work.as_mut().poll(cx)
     })
     .await
+}
+
+/// A read's result in a caller's transaction: a failed read marks it rollback-only, as a
+/// failed write does (on PostgreSQL it aborted the transaction, and a COMMIT would silently
+/// roll back).
+fn read_in<DB: Backend, T>(
+    tx: &mut Tx<DB>,
+    result: Result<T, sqlx::Error>,
+    operation: Operation,
+) -> Result<T, sqlx::Error> {
+    if let Err(error) = &result {
+        tx.set_rollback_only(format!(
+            "an earlier read in it failed: {operation} failed: {error}"
+        ));
+    }
+    result
 }
 
 /// Where a write runs: a pool (the write opens, commits or rolls back its own transaction) or
@@ -130,7 +152,10 @@ impl<DB: Backend> Db<'_, DB> {
                 let mut conn = pool.acquire().await.during(operation)?;
                 DB::fetch_all(&mut conn, query).await
             }
-            Db::Tx(tx) => DB::fetch_all(tx.own_conn(), query).await,
+            Db::Tx(tx) => {
+                let result = DB::fetch_all(tx.own_conn(), query).await;
+                read_in(tx, result, operation)
+            }
         }
         .during(operation)
     }
@@ -146,7 +171,10 @@ impl<DB: Backend> Db<'_, DB> {
                 let mut conn = pool.acquire().await.during(operation)?;
                 DB::fetch_optional(&mut conn, query).await
             }
-            Db::Tx(tx) => DB::fetch_optional(tx.own_conn(), query).await,
+            Db::Tx(tx) => {
+                let result = DB::fetch_optional(tx.own_conn(), query).await;
+                read_in(tx, result, operation)
+            }
         }
         .during(operation)
     }
@@ -234,14 +262,18 @@ pub struct Tx<DB: Backend> {
 pub(crate) struct CancelGuard<'t, DB: Backend> {
     tx: &'t mut Tx<DB>,
     what: &'static str,
+    /// The savepoint depth the guarded work began at: what it did is undone only by rolling
+    /// back past it.
+    depth: usize,
     done: bool,
 }
 
 impl<'t, DB: Backend> CancelGuard<'t, DB> {
-    pub(crate) fn new(tx: &'t mut Tx<DB>, what: &'static str) -> Self {
+    pub(crate) fn new(tx: &'t mut Tx<DB>, what: &'static str, depth: usize) -> Self {
         CancelGuard {
             tx,
             what,
+            depth,
             done: false,
         }
     }
@@ -260,10 +292,11 @@ impl<'t, DB: Backend> CancelGuard<'t, DB> {
 impl<DB: Backend> Drop for CancelGuard<'_, DB> {
     fn drop(&mut self) {
         if !self.done {
-            self.tx.set_rollback_only(format!(
+            let why = format!(
                 "{} in it was cancelled (its future dropped) before it finished",
                 self.what
-            ));
+            );
+            self.tx.mark_at(self.depth, why);
         }
     }
 }
@@ -375,6 +408,11 @@ impl<DB: Backend> Tx<DB> {
         .await
         .during(Operation::tx("RELEASE SAVEPOINT"))?;
         self.savepoints.pop();
+        // What failed inside the released savepoint now belongs to its parent: only rolling
+        // back past the parent may clear the mark.
+        if let Some((depth, _)) = &mut self.rollback_only {
+            *depth = (*depth).min(name - 1);
+        }
         Ok(())
     }
 
@@ -457,39 +495,41 @@ impl<DB: Backend> Tx<DB> {
     {
         self.savepoint().await?;
         let depth = self.savepoints.len();
-        // Dropped mid-block, the savepoint cannot be rolled back here (no async in drop): the
-        // mark, set at the block's depth, makes the transaction refuse to commit until that
-        // savepoint is rolled back.
-        let mut guard = CancelGuard::new(self, "an `atomic` block");
+        // Dropped before the block and its savepoint's release or rollback finished, the
+        // savepoint cannot be rolled back here (no async in drop): the mark, set at the
+        // block's own depth, makes the transaction refuse to commit until it is.
+        let mut guard = CancelGuard::new(self, "an `atomic` block", depth);
         let result = f(guard.tx()).await;
-        guard.finished();
+        let tx = guard.tx();
         // Django: a block that ends with the transaction marked inside it (a write failed and
         // the block caught the error) is rolled back to its savepoint, and the outer
         // transaction goes on.
-        let marked_inside = self
+        let marked_inside = tx
             .rollback_only
             .as_ref()
             .is_some_and(|(at, _)| *at >= depth);
-        match result {
-            Ok(value) if !marked_inside => {
-                self.release_savepoint().await?;
-                Ok(value)
-            }
-            Ok(value) => {
-                self.rollback_to_savepoint().await?;
-                Ok(value)
-            }
-            Err(error) => {
-                self.rollback_to_savepoint().await?;
-                Err(error)
-            }
-        }
+        let ended = match result {
+            Ok(value) if !marked_inside => tx.release_savepoint().await.map(|()| Ok(value)),
+            Ok(value) => tx.rollback_to_savepoint().await.map(|()| Ok(value)),
+            Err(error) => tx.rollback_to_savepoint().await.map(|()| Err(error)),
+        };
+        guard.finished();
+        ended?
     }
 
     /// Marks the transaction so that it can only roll back; `commit` will say `why`.
     pub fn set_rollback_only(&mut self, why: impl Into<String>) {
-        if self.rollback_only.is_none() {
-            self.rollback_only = Some((self.savepoints.len(), why.into()));
+        let depth = self.savepoints.len();
+        self.mark_at(depth, why.into());
+    }
+
+    /// Marks the transaction rollback-only as of savepoint depth `depth`: the first reason is
+    /// kept, and an existing mark moves out to `depth` if that is shallower (a cancelled outer
+    /// block covers what its inner block marked).
+    fn mark_at(&mut self, depth: usize, why: String) {
+        match &mut self.rollback_only {
+            None => self.rollback_only = Some((depth, why)),
+            Some((at, _)) => *at = (*at).min(depth),
         }
     }
 
