@@ -190,19 +190,11 @@ pub trait ModelExt: Model {
                     action: "deleted",
                 });
             };
-            let sender = Sender::of::<Self>();
-            let deleted = match db {
-                // Nothing listens: the DELETE alone, in autocommit (see `unheard_on_pool`).
-                Db::Pool(pool)
-                    if !PreDeleteSignal::registry().has_listeners(sender)
-                        && !PostDeleteSignal::registry().has_listeners(sender) =>
-                {
-                    signals_core::__private::unheard_send::<PreDeleteSignal>(sender);
-                    let mut conn = unheard_on_pool::<Self, DB>(pool).await?;
-                    delete_row::<Self, DB>(&pk, &mut conn).await?
-                }
-                db => atomically!(db, |tx| delete_in(&*self, &pk, tx).await)?,
-            };
+            let deleted =
+                match unheard::<Self, PreDeleteSignal, PostDeleteSignal, DB>(db.pool()).await? {
+                    Some(mut conn) => delete_row::<Self, DB>(&pk, &mut conn).await?,
+                    None => atomically!(db, |tx| delete_in(&*self, &pk, tx).await)?,
+                };
             if Self::META.pk_generated {
                 self.set_pk(None);
             }
@@ -237,25 +229,37 @@ pub trait ModelExt: Model {
 
 impl<M: Model> ModelExt for M {}
 
-/// A connection for a write that no receiver hears, given a pool: its statements run in
-/// autocommit, one round trip each, as raw sqlx and Django's `save()` do, because a
-/// transaction would only make receivers atomic with it and there are none (none is linked
-/// for its signals; model signals take no runtime receivers). A save of an instance with a key
-/// then runs UPDATE and, if no row matched, INSERT as two statements, as Django's does.
+/// A connection to run a write on in autocommit, when it is given a pool and no receiver
+/// hears its signals `Pre` and `Post` for `M`; `None` when it needs its transaction.
+///
+/// A transaction only makes receivers atomic with the write, and there are none (none is
+/// linked; model signals take no runtime receivers), so the statements run alone, one round
+/// trip each, as raw sqlx and Django's `save()` do. A save of an instance with a key then runs
+/// UPDATE and, if no row matched, INSERT as two statements, as Django's does. The skipped send
+/// still counts as the program's first for the unlinked-receivers check.
 ///
 /// # Errors
 ///
 /// [`OrmError::PoolInReceiver`] inside a receiver of a write on the same pool, or when no
 /// connection can be had.
-async fn unheard_on_pool<M: Model, DB: Backend>(
-    pool: &sqlx::Pool<DB>,
-) -> Result<sqlx::pool::PoolConnection<DB>, OrmError> {
+async fn unheard<M: Model, Pre: Signal, Post: Signal, DB: Backend>(
+    pool: Option<&sqlx::Pool<DB>>,
+) -> Result<Option<sqlx::pool::PoolConnection<DB>>, OrmError> {
+    let Some(pool) = pool else {
+        return Ok(None);
+    };
+    let sender = Sender::of::<M>();
+    if Pre::registry().has_listeners(sender) || Post::registry().has_listeners(sender) {
+        return Ok(None);
+    }
+    signals_core::__private::unheard_send::<Pre>(sender);
     if crate::tx::writing_on(pool) {
         return Err(OrmError::PoolInReceiver);
     }
     pool.acquire()
         .await
         .during(Operation::on::<M>("acquire a connection for a write"))
+        .map(Some)
 }
 
 /// One save, atomic with its receivers (`atomically!`).
@@ -266,22 +270,12 @@ async fn write<M: Persist<DB>, DB: Backend>(
     raw: bool,
 ) -> Result<Saved, OrmError> {
     let mut guard = KeyGuard::new(model);
-    let sender = Sender::of::<M>();
-    let result = match db {
-        // Nothing listens: the statement alone, in autocommit (see `unheard_on_pool`).
-        Db::Pool(pool)
-            if !PreSaveSignal::registry().has_listeners(sender)
-                && !PostSaveSignal::registry().has_listeners(sender) =>
-        {
-            signals_core::__private::unheard_send::<PreSaveSignal>(sender);
-            match unheard_on_pool::<M, DB>(pool).await {
-                Ok(mut conn) => write_row(guard.model(), &mut conn, write).await,
-                Err(error) => Err(error),
-            }
-        }
+    let result = match unheard::<M, PreSaveSignal, PostSaveSignal, DB>(db.pool()).await {
+        Ok(Some(mut conn)) => write_row(guard.model(), &mut conn, write).await,
+        Err(error) => Err(error),
         // In a block of its own: `atomically!` returns early with `?` (a failed BEGIN or
         // COMMIT), and the key must still be given back then.
-        db => {
+        Ok(None) => {
             async {
                 atomically!(db, |tx| {
                     let saved = save_in(guard.model(), tx, write, raw).await;
@@ -306,9 +300,10 @@ async fn write<M: Persist<DB>, DB: Backend>(
 
 /// Gives a generated key back its value from before a save that failed, or was cancelled
 /// before its statements and receivers finished (once they did, the COMMIT may still happen
-/// on the runtime, so the key stays): the INSERT that assigned it is undone (the save's own transaction rolled back, or the caller's
-/// can only roll back past it), and on SQLite, which reuses rowids, a retry keeping that key
-/// would UPDATE another row. Fields a `pre_save` receiver changed stay changed, as in Django.
+/// on the runtime, so the key stays): the INSERT that assigned it is undone (the save's own
+/// transaction rolled back, or the caller's can only roll back past it), and on SQLite, which
+/// reuses rowids, a retry keeping that key would UPDATE another row. Fields a `pre_save`
+/// receiver changed stay changed, as in Django.
 struct KeyGuard<'m, M: Model> {
     model: &'m mut M,
     /// Whether to give the key back on drop: generated keys only (the ORM never changes

@@ -477,14 +477,13 @@ where
 
 every_backend!(a_receiver_writing_through_the_pool_fails_at_once);
 
-/// SQLite's busy timeout ends a wait for another connection's write lock; the error says so
-/// and how to raise it.
-#[tokio::test]
-async fn a_sqlite_lock_wait_beyond_the_busy_timeout_says_so() {
+/// A SQLite file of two connections whose writers wait only 100 ms for the lock, with an
+/// empty `table` of ids and names; keep the directory alive while testing.
+async fn impatient_sqlite(table: &str) -> (sqlx::SqlitePool, tempfile::TempDir) {
     use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteConnectOptions::new()
-        .filename(dir.path().join("busy.db"))
+        .filename(dir.path().join("impatient.db"))
         .create_if_missing(true)
         .busy_timeout(Duration::from_millis(100));
     let pool = SqlitePoolOptions::new()
@@ -492,10 +491,19 @@ async fn a_sqlite_lock_wait_beyond_the_busy_timeout_says_so() {
         .connect_with(options)
         .await
         .unwrap();
-    sqlx::raw_sql("CREATE TABLE keyed (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    let create = format!("CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT NOT NULL)");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create))
         .execute(&pool)
         .await
         .unwrap();
+    (pool, dir)
+}
+
+/// SQLite's busy timeout ends a wait for another connection's write lock; the error says so
+/// and how to raise it.
+#[tokio::test]
+async fn a_sqlite_lock_wait_beyond_the_busy_timeout_says_so() {
+    let (pool, _dir) = impatient_sqlite("keyed").await;
     let holder = Tx::begin(&pool).await.unwrap(); // BEGIN IMMEDIATE: holds the write lock
     let error = Keyed {
         id: None,
@@ -568,21 +576,7 @@ every_backend!(an_unheard_write_keeps_the_save_rules);
 /// another connection's lock, so the error names the INSERT, not a BEGIN.
 #[tokio::test]
 async fn an_unheard_write_opens_no_transaction() {
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-    let dir = tempfile::tempdir().unwrap();
-    let options = SqliteConnectOptions::new()
-        .filename(dir.path().join("unheard.db"))
-        .create_if_missing(true)
-        .busy_timeout(Duration::from_millis(100));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(2)
-        .connect_with(options)
-        .await
-        .unwrap();
-    sqlx::raw_sql("CREATE TABLE unheard (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let (pool, _dir) = impatient_sqlite("unheard").await;
     let holder = Tx::begin(&pool).await.unwrap();
     let error = Unheard {
         id: None,

@@ -154,33 +154,12 @@ impl<'e, M: ModelRef + ?Sized> PreSave<'e, M> {
     }
 }
 
-impl<'e, M: ?Sized> PreSave<'e, M> {
+impl<M: ?Sized> PreSave<'_, M> {
     /// Sets `adding` (as [`insert`](crate::ModelExt::insert) of an application-given key
     /// would: `true`).
     #[must_use]
     pub fn with_adding(mut self, adding: bool) -> Self {
         self.adding = adding;
-        self
-    }
-
-    /// Sets `raw` (`true`: fixture loading, as `save_raw` sends).
-    #[must_use]
-    pub fn with_raw(mut self, raw: bool) -> Self {
-        self.raw = raw;
-        self
-    }
-
-    /// Sets `update_fields` (as `save_fields(fields, ..)` sends).
-    #[must_use]
-    pub fn with_update_fields(mut self, fields: &'e [&'static str]) -> Self {
-        self.update_fields = Some(fields);
-        self
-    }
-
-    /// Sets `using`, the backend's name (`"sqlite"` or `"postgres"`).
-    #[must_use]
-    pub fn with_using(mut self, using: &'static str) -> Self {
-        self.using = using;
         self
     }
 }
@@ -243,27 +222,6 @@ impl<'e, M: ?Sized> PostSave<'e, M> {
             update_fields: None,
             using: DEFAULT_USING,
         }
-    }
-
-    /// Sets `raw` (`true`: fixture loading, as `save_raw` sends).
-    #[must_use]
-    pub fn with_raw(mut self, raw: bool) -> Self {
-        self.raw = raw;
-        self
-    }
-
-    /// Sets `update_fields` (as `save_fields(fields, ..)` sends).
-    #[must_use]
-    pub fn with_update_fields(mut self, fields: &'e [&'static str]) -> Self {
-        self.update_fields = Some(fields);
-        self
-    }
-
-    /// Sets `using`, the backend's name (`"sqlite"` or `"postgres"`).
-    #[must_use]
-    pub fn with_using(mut self, using: &'static str) -> Self {
-        self.using = using;
-        self
     }
 }
 
@@ -354,6 +312,36 @@ macro_rules! delete_payload_constructors {
 }
 
 delete_payload_constructors!(PreDelete "pre_delete", PostDelete "post_delete");
+
+/// The setters both save payloads share.
+macro_rules! save_payload_setters {
+    ($($payload:ident),*) => {$(
+        impl<'e, M: ?Sized> $payload<'e, M> {
+            /// Sets `raw` (`true`: fixture loading, as `save_raw` sends).
+            #[must_use]
+            pub fn with_raw(mut self, raw: bool) -> Self {
+                self.raw = raw;
+                self
+            }
+
+            /// Sets `update_fields` (as `save_fields(fields, ..)` sends).
+            #[must_use]
+            pub fn with_update_fields(mut self, fields: &'e [&'static str]) -> Self {
+                self.update_fields = Some(fields);
+                self
+            }
+
+            /// Sets `using`, the backend's name (`"sqlite"` or `"postgres"`).
+            #[must_use]
+            pub fn with_using(mut self, using: &'static str) -> Self {
+                self.using = using;
+                self
+            }
+        }
+    )*};
+}
+
+save_payload_setters!(PreSave, PostSave);
 
 /// Read-only payloads are `Copy`, whatever the model.
 macro_rules! copy_payloads {

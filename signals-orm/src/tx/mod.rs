@@ -140,7 +140,15 @@ pub enum Db<'a, DB: Backend> {
     Tx(&'a mut Tx<DB>),
 }
 
-impl<DB: Backend> Db<'_, DB> {
+impl<'a, DB: Backend> Db<'a, DB> {
+    /// The pool, when the write is given one rather than the caller's transaction.
+    pub(crate) fn pool(&self) -> Option<&'a sqlx::Pool<DB>> {
+        match self {
+            Db::Pool(pool) => Some(pool),
+            Db::Tx(_) => None,
+        }
+    }
+
     /// Runs a read: on a connection of the pool, or inside the caller's transaction.
     pub(crate) async fn fetch_all(
         self,
