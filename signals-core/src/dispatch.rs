@@ -114,7 +114,8 @@ fn matching<S: Signal>(snap: &Snapshot<S>, sender: Sender) -> impl Iterator<Item
         .filter(move |e| sender.matches(e.sender))
 }
 
-#[inline]
+#[cold]
+#[inline(never)]
 fn receiver_error(
     signal: &'static str,
     sender: Sender,
@@ -200,7 +201,42 @@ fn receiver_span(receiver: &'static str, phase: &'static str) -> tracing::Span {
 }
 
 /// Runs the matching receivers without awaiting; async ones are refused.
+///
+/// The usual send (stop at the first error, no DEBUG subscriber) takes the plain loop below:
+/// per receiver a sender check, the call, and a test of its result, with everything about
+/// failures out of line. Traces and `send_robust`'s outcomes take [`run_sync_recorded`].
+#[inline]
 fn run_sync<S: Signal>(
+    snap: &Snapshot<S>,
+    sender: Sender,
+    mut event: S::Event<'_>,
+    sink: Sink<'_>,
+) -> Result<(), SendError> {
+    if !matches!(sink, Sink::FirstError) || debug_enabled() {
+        return run_sync_recorded(snap, sender, event, sink);
+    }
+    let _level = nesting::enter_sync(S::NAME, sender.name())?;
+    for entry in matching(snap, sender) {
+        let Handler::Sync(handler) = &entry.handler else {
+            return Err(async_refused::<S>(sender, entry.info.name));
+        };
+        let event = S::reborrow(&mut event);
+        // Each failure moved out whole, so that success has nothing to drop.
+        match catch_unwind(AssertUnwindSafe(|| handler.call(event))) {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                return receiver_error(S::NAME, sender, entry.info.name, Ok(Err(error)));
+            }
+            Err(panic) => return receiver_error(S::NAME, sender, entry.info.name, Err(panic)),
+        }
+    }
+    Ok(())
+}
+
+/// [`run_sync`] with a span per send and per receiver when DEBUG is enabled, and every outcome
+/// handed to the sink.
+#[inline(never)]
+fn run_sync_recorded<S: Signal>(
     snap: &Snapshot<S>,
     sender: Sender,
     mut event: S::Event<'_>,
@@ -291,9 +327,9 @@ impl<S: Signal> Registry<S> {
         if is_muted::<S>(sender) {
             return Plan::Done(Ok(()));
         }
-        let snap = inner.snapshot.load();
+        let snap = inner.lend();
         if snap.any_async && matching(&snap, sender).any(|e| e.handler.is_async()) {
-            return Plan::Await(arc_swap::Guard::into_inner(snap), event);
+            return Plan::Await(snap.share(), event);
         }
         Plan::Done(run_sync(&snap, sender, event, sink))
     }
@@ -369,9 +405,9 @@ impl<S: Signal> Registry<S> {
         if is_muted::<S>(sender) {
             return Ok(());
         }
-        let snap = inner.snapshot.load();
-        if let Some(entry) =
-            matching(&snap, sender).find(|e| snap.any_async && e.handler.is_async())
+        let snap = inner.lend();
+        if snap.any_async
+            && let Some(entry) = matching(&snap, sender).find(|e| e.handler.is_async())
         {
             return Err(async_refused::<S>(sender, entry.info.name));
         }
@@ -387,12 +423,7 @@ impl<S: Signal> Registry<S> {
         if is_muted::<S>(sender) {
             return out;
         }
-        let _ = run_sync(
-            &inner.snapshot.load(),
-            sender,
-            event,
-            Sink::Robust(&mut out),
-        );
+        let _ = run_sync(&inner.lend(), sender, event, Sink::Robust(&mut out));
         out
     }
 }

@@ -29,6 +29,7 @@
 mod dispatch;
 mod error;
 mod introspect;
+mod local;
 mod mute;
 mod nesting;
 mod receiver;
@@ -169,6 +170,7 @@ macro_rules! link {
 pub mod __private {
     //! What generated code reaches; not part of the API.
     pub use crate::error::{receiver_outcome, write_causes};
+    pub use crate::local::LocalCopy;
     pub use crate::receiver::{
         AsyncFn, AsyncHandler, AsyncReceiverFn, BoxFuture, FromEvent, Handler, Phase, ReceiverInfo,
         ReceiverOutput, StaticOrShared, SyncFn, SyncHandler,

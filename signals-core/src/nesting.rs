@@ -48,6 +48,7 @@ static MAX_DEPTH: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_DEPTH);
 
 /// The deepest chain of nested sends allowed (default 32, at most [`MAX_DEPTH_CEILING`]).
 #[must_use]
+#[inline]
 pub fn max_depth() -> usize {
     MAX_DEPTH.load(Ordering::Relaxed)
 }

@@ -11,10 +11,12 @@ use std::cmp::{Ordering, Reverse};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::LocalKey;
 
 use arc_swap::ArcSwap;
 
 use crate::introspect::{ReceiverRow, Registration};
+use crate::local::{Generation, Lent, LocalCopy};
 use crate::receiver::{Handler, IntoReceiver, Phase, ReceiverInfo, StaticOrShared};
 use crate::report::Report;
 use crate::signal::{Sender, Signal};
@@ -43,14 +45,17 @@ inventory::collect!(LinkedReceiver);
 /// Holds link-time and runtime receivers in one list in dispatch order: higher `priority`
 /// first; within a priority, link-time receivers by (module path, line, column), then runtime
 /// connections in connection order.
-pub struct Registry<S: Signal> {
+pub struct Registry<S: Signal + 'static> {
     inner: OnceLock<Inner<S>>,
+    local: &'static LocalKey<LocalCopy<S>>,
 }
 
-pub(crate) struct Inner<S: Signal> {
+pub(crate) struct Inner<S: Signal + 'static> {
     pub(crate) snapshot: ArcSwap<Snapshot<S>>,
     /// Mirrors `!snapshot.entries.is_empty()` so an unheard send is one atomic load.
     pub(crate) listening: AtomicBool,
+    /// Numbers the snapshots, so each thread can keep using its copy of the current one.
+    generation: Generation<S>,
     /// Serialises writers; holds the next connection sequence number.
     writer: Mutex<u64>,
 }
@@ -214,18 +219,19 @@ fn check_linked(signal: &'static str, sender: Sender) {
     }
 }
 
-impl<S: Signal> Default for Registry<S> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl<S: Signal> Registry<S> {
-    /// An empty registry; link-time receivers are collected on first use.
+    /// An empty registry; link-time receivers are collected on first use. `local` is the
+    /// signal's thread-local copy of its receiver list, declared beside the registry:
+    ///
+    /// ```ignore
+    /// thread_local! { static LOCAL: LocalCopy<MySignal> = const { LocalCopy::new() }; }
+    /// static REGISTRY: Registry<MySignal> = Registry::new(&LOCAL);
+    /// ```
     #[must_use]
-    pub const fn new() -> Self {
+    pub const fn new(local: &'static LocalKey<LocalCopy<S>>) -> Self {
         Registry {
             inner: OnceLock::new(),
+            local,
         }
     }
 
@@ -241,6 +247,7 @@ impl<S: Signal> Registry<S> {
             Inner {
                 snapshot: ArcSwap::from_pointee(Snapshot::new(entries)),
                 listening,
+                generation: Generation::new(self.local),
                 writer: Mutex::new(next_id),
             }
         })
@@ -327,7 +334,9 @@ impl<S: Signal> Registry<S> {
         let mut entries = current.entries.clone();
         let at = entries.partition_point(|e| e.dispatch_order(&entry) != Ordering::Greater);
         entries.insert(at, entry);
-        inner.publish(entries);
+        let stale = inner.publish(entries);
+        drop(next);
+        drop(stale);
         Connection {
             registry: self,
             id: Some(id),
@@ -356,14 +365,17 @@ impl<S: Signal> Registry<S> {
 
     fn remove_where(&'static self, matches: impl Fn(&Entry<S>) -> bool) -> bool {
         let inner = self.inner();
-        let _writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let current = inner.snapshot.load();
         let Some(at) = current.entries.iter().position(matches) else {
             return false;
         };
         let mut entries = current.entries.clone();
         entries.remove(at);
-        inner.publish(entries);
+        drop(current);
+        let stale = inner.publish(entries);
+        drop(writer);
+        drop(stale);
         true
     }
 
@@ -381,10 +393,23 @@ impl<S: Signal> Registry<S> {
 }
 
 impl<S: Signal> Inner<S> {
-    fn publish(&self, entries: Vec<Entry<S>>) {
+    /// Called with the writer lock held; returns this thread's copy of the old list, for the
+    /// caller to drop once the lock is released (dropping a receiver's closure runs user code,
+    /// which may connect).
+    #[must_use = "drop it after releasing the writer lock"]
+    fn publish(&self, entries: Vec<Entry<S>>) -> impl Sized {
         self.listening
             .store(!entries.is_empty(), AtomicOrdering::Release);
-        self.snapshot.store(Arc::new(Snapshot::new(entries)));
+        let old = self.snapshot.swap(Arc::new(Snapshot::new(entries)));
+        self.generation.advance();
+        (old, self.generation.forget_local())
+    }
+
+    /// The current receiver list for one send, without a locked instruction when this thread
+    /// already holds it (see `local.rs`).
+    #[inline]
+    pub(crate) fn lend(&self) -> Lent<S> {
+        self.generation.lend(|| self.snapshot.load_full())
     }
 }
 

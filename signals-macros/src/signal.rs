@@ -43,7 +43,10 @@ pub fn expand(root: Root, item: TokenStream) -> TokenStream {
             }
             #[inline]
             fn registry() -> &'static #private::Registry<Self> {
-                static REGISTRY: #private::Registry<#ident> = #private::Registry::new();
+                ::std::thread_local! {
+                    static LOCAL: #private::LocalCopy<#ident> = const { #private::LocalCopy::new() };
+                }
+                static REGISTRY: #private::Registry<#ident> = #private::Registry::new(&LOCAL);
                 &REGISTRY
             }
         }

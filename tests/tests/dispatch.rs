@@ -670,3 +670,97 @@ fn sends_connects_and_disconnects_from_many_threads_lose_nothing() {
         "every guard disconnected"
     );
 }
+
+// ---- each thread's copy of the receiver list (docs/dispatch.md, Snapshots and locks) -------
+
+#[derive(Signal)]
+struct CrossThread;
+
+#[test]
+fn a_thread_holding_a_copy_sees_connects_and_disconnects_made_on_another_thread() {
+    use std::sync::mpsc;
+    let log = Log::default();
+    let _first = record::<CrossThread>(&log, ConnectOptions::new(), "first");
+    let (go, wait) = mpsc::channel::<()>();
+    let (done, sent) = mpsc::channel::<()>();
+    let sender = std::thread::spawn(move || {
+        for () in wait {
+            signals_core::send_sync(Sender::NONE, &CrossThread).unwrap();
+            done.send(()).unwrap();
+        }
+    });
+    let mut send_there = || {
+        go.send(()).unwrap();
+        sent.recv().unwrap();
+        log.take()
+    };
+    assert_eq!(send_there(), ["first"], "the other thread now holds a copy");
+    let second = record::<CrossThread>(&log, ConnectOptions::new(), "second");
+    assert_eq!(
+        send_there(),
+        ["first", "second"],
+        "its copy was out of date"
+    );
+    assert!(second.disconnect());
+    assert_eq!(send_there(), ["first"], "and again after the disconnect");
+    drop(go);
+    sender.join().unwrap();
+}
+
+#[derive(Signal)]
+struct Refreshed;
+static REFRESHED_LOG: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+static REFRESHED_GUARDS: Mutex<Vec<Connection>> = Mutex::new(Vec::new());
+
+#[test]
+fn a_nested_send_that_refreshes_the_copy_leaves_the_outer_send_on_its_list() {
+    use std::sync::atomic::AtomicBool;
+    static NESTED: AtomicBool = AtomicBool::new(false);
+    signals_core::connect(|_: &Refreshed| {
+        if NESTED.swap(true, Ordering::SeqCst) {
+            REFRESHED_LOG.lock().unwrap().push("mutator (nested)");
+            return;
+        }
+        REFRESHED_LOG.lock().unwrap().push("mutator");
+        REFRESHED_GUARDS.lock().unwrap().clear(); // disconnects the victim
+        let newcomer =
+            signals_core::connect(|_: &Refreshed| REFRESHED_LOG.lock().unwrap().push("newcomer"));
+        REFRESHED_GUARDS.lock().unwrap().push(newcomer);
+        // This send finds this thread's copy out of date and replaces it, while the outer send
+        // is still running on the old list.
+        signals_core::send_sync(Sender::NONE, &Refreshed).unwrap();
+    })
+    .forever();
+    let victim =
+        signals_core::connect(|_: &Refreshed| REFRESHED_LOG.lock().unwrap().push("victim"));
+    REFRESHED_GUARDS.lock().unwrap().push(victim);
+    signals_core::send_sync(Sender::NONE, &Refreshed).unwrap();
+    assert_eq!(
+        std::mem::take(&mut *REFRESHED_LOG.lock().unwrap()),
+        ["mutator", "mutator (nested)", "newcomer", "victim"],
+        "the nested send saw the new list, the outer one finished its own"
+    );
+}
+
+#[derive(Signal)]
+struct Released;
+
+#[test]
+fn a_disconnected_closure_is_dropped_at_once_when_no_other_thread_sent_the_signal() {
+    let captured = Arc::new(());
+    let guard = {
+        let captured = Arc::clone(&captured);
+        signals_core::connect(move |_: &Released| {
+            let _ = &captured;
+        })
+    };
+    signals_core::send_sync(Sender::NONE, &Released).unwrap();
+    // This thread holds a copy of the list; the disconnect lets go of it, and no other
+    // thread sent `Released`.
+    assert!(guard.disconnect());
+    assert_eq!(
+        Arc::strong_count(&captured),
+        1,
+        "the closure and what it captured are gone"
+    );
+}

@@ -12,7 +12,7 @@ pub(crate) mod senders;
 // The events are named only inside the crate: receivers see payloads, never events.
 pub(crate) use event::{DeleteEvent, SaveEvent};
 
-use signals_core::__private::Registry;
+use signals_core::__private::{LocalCopy, Registry};
 use signals_core::Signal;
 
 macro_rules! model_signal {
@@ -30,7 +30,10 @@ macro_rules! model_signal {
             }
 
             fn registry() -> &'static Registry<Self> {
-                static REGISTRY: Registry<$signal> = Registry::new();
+                thread_local! {
+                    static LOCAL: LocalCopy<$signal> = const { LocalCopy::new() };
+                }
+                static REGISTRY: Registry<$signal> = Registry::new(&LOCAL);
                 &REGISTRY
             }
         }
