@@ -272,8 +272,7 @@ impl<S: Signal> Registry<S> {
     pub fn has_listeners(&'static self, sender: Sender) -> bool {
         self.live().is_some_and(|inner| {
             inner
-                .snapshot
-                .load()
+                .lend()
                 .entries
                 .iter()
                 .any(|e| sender.matches(e.sender))

@@ -3,6 +3,8 @@
 //! The statement-running methods box their futures so that generic ORM code needs no
 //! higher-ranked `Executor` bounds, and users' signatures stay `save<DB: Backend>`.
 
+use std::borrow::Cow;
+
 use futures_util::future::BoxFuture;
 use sqlx::AssertSqlSafe;
 use sqlx::Database;
@@ -39,6 +41,14 @@ pub trait Backend: Database + sealed::Sealed {
     /// The statement that opens the ORM's transactions: `BEGIN IMMEDIATE` on SQLite, so the
     /// write lock is taken at once and concurrent writers wait instead of failing to upgrade.
     const BEGIN: &'static str;
+
+    /// A query of `sql` whose arguments have room for `params` keys of 8 bytes, bound next
+    /// (a link INSERT of many rows would otherwise grow them several times).
+    #[doc(hidden)]
+    fn query_with_room<'q>(
+        sql: Cow<'static, str>,
+        params: usize,
+    ) -> Query<'q, Self, Self::Arguments>;
 
     /// Runs `query`; returns the rows affected.
     #[doc(hidden)]
@@ -80,6 +90,15 @@ macro_rules! backend {
         impl Backend for $db {
             const NAME: &'static str = $name;
             const BEGIN: &'static str = $begin;
+
+            fn query_with_room<'q>(
+                sql: Cow<'static, str>,
+                params: usize,
+            ) -> Query<'q, Self, Self::Arguments> {
+                let mut arguments = <Self as Database>::Arguments::default();
+                sqlx::Arguments::reserve(&mut arguments, params, 8 * params);
+                sqlx::query_with(AssertSqlSafe(sql), arguments)
+            }
 
             fn execute<'c>(
                 conn: &'c mut Self::Connection,

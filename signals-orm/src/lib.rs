@@ -272,7 +272,7 @@ pub mod __private {
     pub use crate::model_signals::on_commit::{FromCommitted, OwnedModel, defer_on_commit};
     pub use crate::model_signals::payload::ModelRef;
     pub use crate::model_signals::senders::{SenderOf, TxParam, payload_and_tx, tx_param};
-    pub use crate::sql::{ModelSql, ThroughSql};
+    pub use crate::sql::{ModelSql, Returning, ThroughSql};
     pub use crate::tx::{Hook, TxHandle};
     /// What `derive(Model)` checks on a model's fields and row type.
     pub mod checks {

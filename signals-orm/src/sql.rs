@@ -4,10 +4,14 @@
 //! The fixed texts are built from a model's or a relation's names the first time they are needed
 //! and then kept for the life of the program; `update_of` (Django's `update_fields`) and
 //! `select_where_pk_in` (`Related::all`) are built per call (`derive(Model)` and `many_to_many!` generate the
-//! cache). One text serves both backends: `$N` placeholders in ascending order, identifiers in
-//! double quotes with inner quotes doubled, values always bound, never formatted in.
+//! cache). The multi-row link INSERT of `add` has one text per row count: those of up to
+//! `CACHED_INSERT_ROWS` rows are kept once built, longer ones are built per statement. One text
+//! serves both backends: `$N` placeholders in ascending order, identifiers in double quotes with
+//! inner quotes doubled, values always bound, never formatted in.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use crate::model::ModelMeta;
 
@@ -130,6 +134,36 @@ fn select_column(column: &str, field: &str) -> String {
     }
 }
 
+/// Bind parameters one statement may carry on every backend: SQLite's limit
+/// (`SQLITE_MAX_VARIABLE_NUMBER`, 32,766 by default since SQLite 3.32, as in the SQLite sqlx
+/// bundles), the lower of the two; PostgreSQL's is 65,535.
+const MAX_BIND_PARAMETERS: usize = 32_766;
+
+/// The most links one INSERT of [`Related::add`](crate::m2m::Related::add) writes: 16,383.
+///
+/// Each row binds two parameters (its source and target key), and a statement may bind at most
+/// 32,766 on SQLite (its default `SQLITE_MAX_VARIABLE_NUMBER` since 3.32, the SQLite sqlx
+/// bundles) and 65,535 on PostgreSQL; half the lower limit fits both. An `add` of more keys
+/// runs one INSERT per chunk of this many, in ascending key order, in one transaction.
+pub const LINKS_PER_INSERT: usize = MAX_BIND_PARAMETERS / 2;
+
+/// Row counts whose link INSERT text a relation keeps once built (an `add` of up to this many
+/// keys builds no text); above it the text is built per statement, one allocation of at most 18
+/// bytes a row, little next to the statement's own work.
+pub(crate) const CACHED_INSERT_ROWS: usize = 32;
+
+/// What a link INSERT returns.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returning {
+    /// Nothing: the rows affected are the links inserted.
+    Nothing,
+    /// The source key of each link inserted (an add from the target's side).
+    Source,
+    /// The target key of each link inserted (an add from the source's side).
+    Target,
+}
+
 /// The statements of a many-to-many link table.
 #[doc(hidden)]
 #[derive(Debug)]
@@ -138,13 +172,14 @@ pub struct ThroughSql {
     pub targets_of: String,
     /// `SELECT source FROM links WHERE target = $1 ORDER BY source`.
     pub sources_of: String,
-    /// `INSERT INTO links (source, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`: one row
-    /// affected when this statement linked the pair, none when the pair was linked already,
-    /// also by a concurrent transaction (PostgreSQL waits for it to end first; SQLite writers
-    /// never overlap). `add` reports exactly the pairs with a row affected. That rests on the
-    /// link table's unique key on (source, target), which `many_to_many!` requires: without
-    /// one nothing conflicts, and concurrent adds of one pair may each insert a row.
-    pub insert: String,
+    /// `INSERT INTO "links" ("source", "target") VALUES `, the head of every link INSERT.
+    insert_head: String,
+    /// ` ON CONFLICT DO NOTHING RETURNING "source"`.
+    returning_source: String,
+    /// ` ON CONFLICT DO NOTHING RETURNING "target"`.
+    returning_target: String,
+    /// The link INSERT texts of 1 ..= `CACHED_INSERT_ROWS` rows, by `Returning`, once built.
+    inserts: [[OnceLock<Box<str>>; CACHED_INSERT_ROWS]; 3],
     /// `DELETE FROM links WHERE source = $1 AND target = $2`: rows affected tell `remove`
     /// whether this statement unlinked the pair.
     pub delete: String,
@@ -167,7 +202,10 @@ impl ThroughSql {
         ThroughSql {
             targets_of: format!("SELECT {g} FROM {t} WHERE {s} = $1 ORDER BY {g}"),
             sources_of: format!("SELECT {s} FROM {t} WHERE {g} = $1 ORDER BY {s}"),
-            insert: format!("INSERT INTO {t} ({s}, {g}) VALUES ($1, $2) ON CONFLICT DO NOTHING"),
+            insert_head: format!("INSERT INTO {t} ({s}, {g}) VALUES "),
+            returning_source: format!("{ON_CONFLICT} RETURNING {s}"),
+            returning_target: format!("{ON_CONFLICT} RETURNING {g}"),
+            inserts: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
             delete: format!("DELETE FROM {t} WHERE {s} = $1 AND {g} = $2"),
             clear_source: format!("DELETE FROM {t} WHERE {s} = $1"),
             clear_target: format!("DELETE FROM {t} WHERE {g} = $1"),
@@ -177,11 +215,58 @@ impl ThroughSql {
             clear_both: format!("DELETE FROM {t} WHERE {s} = $1 OR {g} = $1"),
         }
     }
+
+    /// `INSERT INTO links (source, target) VALUES ($1, $2), ($3, $4), ... ON CONFLICT DO
+    /// NOTHING`, `rows` rows (1 ..= [`LINKS_PER_INSERT`]), with `RETURNING` the column
+    /// `returning` names. A row whose pair is linked already, also by a concurrent transaction
+    /// (PostgreSQL waits for it to end first; SQLite writers never overlap), is skipped: it is
+    /// neither counted in the rows affected nor returned, so both tell exactly the links this
+    /// statement inserted. That rests on the link table's unique key on (source, target),
+    /// which `many_to_many!` requires: without one nothing conflicts, and concurrent adds of one
+    /// pair may each insert a row.
+    ///
+    /// Texts of up to `CACHED_INSERT_ROWS` rows are built once and kept.
+    pub fn insert_links(&self, rows: usize, returning: Returning) -> Cow<'_, str> {
+        debug_assert!(
+            (1..=LINKS_PER_INSERT).contains(&rows),
+            "{rows} rows in one link INSERT"
+        );
+        match self.inserts[returning as usize].get(rows.wrapping_sub(1)) {
+            Some(cached) => {
+                Cow::Borrowed(cached.get_or_init(|| self.build_insert(rows, returning).into()))
+            }
+            None => Cow::Owned(self.build_insert(rows, returning)),
+        }
+    }
+
+    fn build_insert(&self, rows: usize, returning: Returning) -> String {
+        let tail = match returning {
+            Returning::Nothing => ON_CONFLICT,
+            Returning::Source => &self.returning_source,
+            Returning::Target => &self.returning_target,
+        };
+        // The longest row, `, ($32765, $32766)`, is 18 bytes: one allocation, never grown.
+        let mut sql = String::with_capacity(self.insert_head.len() + 18 * rows + tail.len());
+        sql.push_str(&self.insert_head);
+        for row in 0..rows {
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "(${}, ${})", 2 * row + 1, 2 * row + 2);
+        }
+        sql.push_str(tail);
+        sql
+    }
 }
+
+/// The conflict clause of every link INSERT.
+const ON_CONFLICT: &str = " ON CONFLICT DO NOTHING";
 
 #[cfg(test)]
 mod tests {
-    use super::{ModelSql, ThroughSql};
+    use std::borrow::Cow;
+
+    use super::{CACHED_INSERT_ROWS, LINKS_PER_INSERT, ModelSql, Returning, ThroughSql};
     use crate::model::ModelMeta;
 
     const PERSON: ModelMeta = ModelMeta {
@@ -247,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn link_statements_write_one_pair_each_so_rows_affected_tell_what_changed() {
+    fn link_statements_name_their_pairs_so_rows_affected_or_returned_tell_what_changed() {
         let links = ThroughSql::new("post_tags", "post_id", "tag_id");
         assert_eq!(
             links.targets_of,
@@ -258,7 +343,7 @@ mod tests {
             r#"SELECT "post_id" FROM "post_tags" WHERE "tag_id" = $1 ORDER BY "post_id""#
         );
         assert_eq!(
-            links.insert,
+            links.insert_links(1, Returning::Nothing),
             r#"INSERT INTO "post_tags" ("post_id", "tag_id") VALUES ($1, $2) ON CONFLICT DO NOTHING"#
         );
         assert_eq!(
@@ -299,12 +384,64 @@ mod tests {
         assert_eq!(sql.delete, r#"DELETE FROM "odd""table" WHERE "i""d" = $1"#);
         let links = ThroughSql::new(r#"post"tags"#, r#"po"st"#, "tag");
         assert_eq!(
-            links.insert,
+            links.insert_links(1, Returning::Nothing),
             r#"INSERT INTO "post""tags" ("po""st", "tag") VALUES ($1, $2) ON CONFLICT DO NOTHING"#
+        );
+        assert_eq!(
+            links.insert_links(2, Returning::Source),
+            r#"INSERT INTO "post""tags" ("po""st", "tag") VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING RETURNING "po""st""#
         );
         assert_eq!(
             links.targets_of,
             r#"SELECT "tag" FROM "post""tags" WHERE "po""st" = $1 ORDER BY "tag""#
         );
+    }
+
+    #[test]
+    fn a_link_insert_writes_every_row_and_returns_the_other_side_of_those_inserted() {
+        let links = ThroughSql::new("post_tags", "post_id", "tag_id");
+        let head = r#"INSERT INTO "post_tags" ("post_id", "tag_id") VALUES ($1, $2), ($3, $4), ($5, $6) ON CONFLICT DO NOTHING"#;
+        assert_eq!(links.insert_links(3, Returning::Nothing), head);
+        assert_eq!(
+            links.insert_links(3, Returning::Target),
+            format!(r#"{head} RETURNING "tag_id""#)
+        );
+        assert_eq!(
+            links.insert_links(3, Returning::Source),
+            format!(r#"{head} RETURNING "post_id""#)
+        );
+    }
+
+    #[test]
+    fn short_link_inserts_are_built_once_and_long_ones_per_call() {
+        let links = ThroughSql::new("post_tags", "post_id", "tag_id");
+        for rows in [1, 5, CACHED_INSERT_ROWS] {
+            let first = links.insert_links(rows, Returning::Target);
+            let again = links.insert_links(rows, Returning::Target);
+            assert!(
+                matches!((&first, &again), (Cow::Borrowed(a), Cow::Borrowed(b)) if std::ptr::eq(*a, *b)),
+                "{rows} rows: one kept text"
+            );
+            assert_eq!(first.matches("), (").count(), rows - 1);
+        }
+        assert!(matches!(
+            links.insert_links(CACHED_INSERT_ROWS + 1, Returning::Target),
+            Cow::Owned(_)
+        ));
+        let longest = links.insert_links(LINKS_PER_INSERT, Returning::Nothing);
+        assert!(
+            longest.contains(&format!(
+                "(${}, ${}) ON CONFLICT DO NOTHING",
+                LINKS_PER_INSERT * 2 - 1,
+                LINKS_PER_INSERT * 2
+            )),
+            "the last row binds the last parameter"
+        );
+        const {
+            assert!(
+                LINKS_PER_INSERT == 16_383 && LINKS_PER_INSERT * 2 <= 32_766,
+                "the documented size, within SQLite's bind limit (PostgreSQL's 65,535 is higher)"
+            );
+        }
     }
 }

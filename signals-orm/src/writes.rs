@@ -253,13 +253,26 @@ async fn unheard<M: Model, Pre: Signal, Post: Signal, DB: Backend>(
         return Ok(None);
     }
     signals_core::__private::unheard_send::<Pre>(sender);
+    autocommit(pool, Operation::on::<M>("acquire a connection for a write"))
+        .await
+        .map(Some)
+}
+
+/// A connection of `pool` for a write nobody hears, whose one statement runs alone in
+/// autocommit (a save's or delete's, an `add`'s of links).
+///
+/// # Errors
+///
+/// [`OrmError::PoolInReceiver`] inside a receiver of a write on the same pool (as a write
+/// opening its own transaction there would), or when no connection can be had (`operation`).
+pub(crate) async fn autocommit<DB: Backend>(
+    pool: &sqlx::Pool<DB>,
+    operation: Operation,
+) -> Result<sqlx::pool::PoolConnection<DB>, OrmError> {
     if crate::tx::writing_on(pool) {
         return Err(OrmError::PoolInReceiver);
     }
-    pool.acquire()
-        .await
-        .during(Operation::on::<M>("acquire a connection for a write"))
-        .map(Some)
+    pool.acquire().await.during(operation)
 }
 
 /// One save, atomic with its receivers (`atomically!`).

@@ -689,7 +689,7 @@ fn a_thread_holding_a_copy_sees_connects_and_disconnects_made_on_another_thread(
             done.send(()).unwrap();
         }
     });
-    let mut send_there = || {
+    let send_there = || {
         go.send(()).unwrap();
         sent.recv().unwrap();
         log.take()

@@ -1,12 +1,13 @@
-//! Workload 6: Django's numbers for workloads 2, 4 and 5, from `benches/django/bench.py`,
-//! which installs Django in a virtual environment of its own and prints its results as JSON.
+//! Workload 6: Django's numbers for workloads 2-5 on every backend, from
+//! `benches/django/bench.py`, which finds the newest Python it can, installs Django's current
+//! release (and psycopg 3) in a virtual environment of its own, and prints its results as JSON.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use crate::Config;
-use crate::workloads::{bench_dir, median};
+use crate::workloads::{Case, bench_dir, median};
 
 /// What the Django script measured, or why there is nothing.
 #[derive(Debug, Default)]
@@ -15,53 +16,99 @@ pub struct Django {
     pub version: Option<String>,
     /// Python's version.
     pub python: Option<String>,
+    /// The interpreter the virtual environment was made with.
+    pub python_executable: Option<String>,
+    /// psycopg's version, if the PostgreSQL backend ran.
+    pub psycopg: Option<String>,
+    /// The SQLite library of Python's `sqlite3` module.
+    pub sqlite: Option<String>,
+    /// The PostgreSQL server's version, as Django saw it.
+    pub postgres: Option<String>,
     /// Seconds of each repetition, by backend key and workload key.
     pub secs: BTreeMap<(String, String), Vec<f64>>,
-    /// Why Django did not run, or what went wrong.
-    pub note: Option<String>,
+    /// Why Django did not run, or what went wrong on a backend.
+    pub notes: Vec<String>,
 }
 
 impl Django {
     /// No Django column, and why.
     pub fn skipped(why: &str) -> Self {
         Django {
-            note: Some(format!("Django not run: {why}")),
+            notes: vec![format!("Django not run: {why}")],
             ..Django::default()
         }
     }
 
-    /// The median seconds of a workload on a backend.
-    pub fn median_secs(&self, backend: &str, key: &str) -> Option<f64> {
+    /// The seconds of each repetition of Django's run of a workload on a backend.
+    pub fn runs(&self, backend: &str, case: Case) -> Option<&[f64]> {
+        let key = key(case)?;
         self.secs
-            .get(&(backend.to_owned(), key.to_owned()))
-            .map(|secs| median(secs))
+            .get(&(backend.to_owned(), key))
+            .map(Vec::as_slice)
+            .filter(|secs| !secs.is_empty())
+    }
+
+    /// The median seconds of Django's run of a workload on a backend.
+    pub fn median_secs(&self, backend: &str, case: Case) -> Option<f64> {
+        self.runs(backend, case).map(median)
     }
 }
 
-/// Runs the Django script with this run's counts; its progress goes to stderr.
-pub fn run(config: &Config) -> Django {
-    let python = std::env::var("DJANGO_BENCH_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+/// The key of `bench.py`'s result for the same workload, if Django runs it. Workload 3 (a
+/// transaction per save on our side) is Django's `save()` outside any atomic block: autocommit,
+/// Django's default.
+pub fn key(case: Case) -> Option<String> {
+    match case {
+        Case::TxPerSave(receivers) => Some(format!("autocommit-{}", receivers.key())),
+        case => case.django_key(),
+    }
+}
+
+/// Runs `bench.py` with `python`; an error if there is no such program.
+fn launch(python: &str, config: &Config) -> std::io::Result<Output> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let script = manifest.join("benches/django/bench.py");
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("django-venv");
     let dir = bench_dir();
     let _ = std::fs::create_dir_all(&dir);
-    let output = Command::new(&python)
-        .arg(&script)
+    Command::new(python)
+        .arg(manifest.join("benches/django/bench.py"))
         .args(["--saves", &config.saves.to_string()])
         .args(["--posts", &config.posts.to_string()])
         .args(["--tags", &config.tags.to_string()])
         .args(["--reps", &config.reps.to_string()])
+        .args(["--autocommit-reps", &config.tx_each_reps.to_string()])
         .arg("--dir")
         .arg(&dir)
         .arg("--venv")
         .arg(&venv)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output();
-    let output = match output {
-        Ok(output) => output,
-        Err(e) => return Django::skipped(&format!("cannot run `{python}`: {e}")),
+        .output()
+}
+
+/// Runs the Django script with this run's counts; its progress goes to stderr.
+///
+/// The script is started with `DJANGO_BENCH_PYTHON` if set, else `python3` (or `python`); it
+/// then picks the newest interpreter it finds for Django's virtual environment itself.
+/// `DATABASE_URL` passes through, so Django measures the same PostgreSQL server.
+pub fn run(config: &Config) -> Django {
+    let starters = match std::env::var("DJANGO_BENCH_PYTHON") {
+        Ok(python) if !python.is_empty() => vec![python],
+        _ => vec!["python3".to_owned(), "python".to_owned()],
+    };
+    let mut failure = None;
+    let mut output = None;
+    for python in &starters {
+        match launch(python, config) {
+            Ok(out) => {
+                output = Some(out);
+                break;
+            }
+            Err(e) => failure = Some(format!("cannot run `{python}`: {e}")),
+        }
+    }
+    let Some(output) = output else {
+        return Django::skipped(&failure.unwrap_or_else(|| "no Python".to_owned()));
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let Some(json) = stdout
@@ -70,14 +117,18 @@ pub fn run(config: &Config) -> Django {
         .find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
     else {
         return Django::skipped(&format!(
-            "{} printed no result ({})",
-            script.display(),
+            "benches/django/bench.py printed no result ({})",
             output.status
         ));
     };
     if let Some(error) = json.get("error").and_then(serde_json::Value::as_str) {
         return Django::skipped(error);
     }
+    parse(&json)
+}
+
+/// Reads `bench.py`'s JSON line.
+fn parse(json: &serde_json::Value) -> Django {
     let text = |key: &str| {
         json.get(key)
             .and_then(serde_json::Value::as_str)
@@ -86,6 +137,10 @@ pub fn run(config: &Config) -> Django {
     let mut django = Django {
         version: text("django"),
         python: text("python"),
+        python_executable: text("python_executable"),
+        psycopg: text("psycopg"),
+        sqlite: text("sqlite"),
+        postgres: text("postgres"),
         ..Django::default()
     };
     if let Some(results) = json.get("results").and_then(serde_json::Value::as_object) {
@@ -99,6 +154,15 @@ pub fn run(config: &Config) -> Django {
                     .collect();
                 django.secs.insert((backend.clone(), key.clone()), secs);
             }
+        }
+    }
+    if let Some(errors) = json.get("errors").and_then(serde_json::Value::as_object) {
+        for (backend, why) in errors {
+            django.notes.push(format!(
+                "Django on {}: {}",
+                crate::workloads::backend_name(backend),
+                why.as_str().unwrap_or("failed")
+            ));
         }
     }
     django

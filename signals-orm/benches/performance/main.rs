@@ -1,20 +1,44 @@
 //! What signals cost: dispatch against direct calls (timed loops), ORM workloads against raw sqlx
 //! running the same SQL in the same transaction shape (SQLite in memory, SQLite WAL file,
-//! PostgreSQL when `DATABASE_URL` is set), and Django on the same SQLite settings, printed as
-//! one table followed by the targets met or missed.
+//! PostgreSQL when `DATABASE_URL` is set), and Django running the same workloads on the same
+//! backends, printed as one table followed by the targets met or missed, and written as JSON.
 //!
 //! ```sh
 //! cargo bench -p signals-orm --features postgres --bench performance
+//! # then, to put that run's table into docs/performance.md (between its results markers):
+//! SIGNALS_BENCH_DOCS=1 cargo bench -p signals-orm --features postgres --bench performance
 //! ```
 //!
-//! Environment: `SIGNALS_BENCH_QUICK=1` divides the counts by 10 (a quick look, not the
-//! documented numbers); `SIGNALS_BENCH_REPS=N` sets the repetitions (default 5, and 3 for
-//! workload 3; medians are reported); `SIGNALS_BENCH_SAVES` and `SIGNALS_BENCH_POSTS` set the
-//! counts; `SIGNALS_BENCH_ONLY=text` runs only the database workloads whose `backend: workload`
-//! contains `text` (no dispatch, no Django); `SIGNALS_BENCH_DJANGO=0` skips Django;
-//! `SIGNALS_BENCH_PIN=0` leaves the process unpinned (see `pin`); `DJANGO_BENCH_PYTHON` names
-//! the interpreter that creates Django's virtual environment (default `python3`). Without
-//! `--bench` (`cargo test --benches`) everything runs once with tiny counts, as a smoke test.
+//! Environment:
+//!
+//! - `SIGNALS_BENCH_QUICK=1` divides the counts by 10 (a quick look, not the documented
+//!   numbers); `SIGNALS_BENCH_REPS=N` sets the repetitions (default 5, and 3 for workload 3;
+//!   medians are reported); `SIGNALS_BENCH_SAVES` and `SIGNALS_BENCH_POSTS` set the counts.
+//! - `SIGNALS_BENCH_ONLY=text` runs only the database workloads whose `backend: workload`
+//!   contains `text` (no dispatch, no Django); `SIGNALS_BENCH_DJANGO=0` skips Django;
+//!   `SIGNALS_BENCH_PIN=0` leaves the process unpinned (see `pin`).
+//! - `DJANGO_BENCH_PYTHON` names the interpreter for Django's virtual environment; unset,
+//!   `benches/django/bench.py` (started with `python3`) takes the newest working one of
+//!   `python3.14`, `python3.13`, `python3.12` on `PATH` or under `~/.pyenv/versions/*/bin`, and
+//!   `python3`, so that pip installs Django's current release. `DATABASE_URL` passes through:
+//!   Django measures the same PostgreSQL server, in a schema of its own.
+//! - `SIGNALS_BENCH_JSON=path` is where the JSON result goes (relative paths from the workspace
+//!   root); default `target/bench/performance.json` for a full run, and
+//!   `performance-quick.json`, `performance-only.json`, `performance-quick-only.json` or
+//!   `performance-smoke.json` for the others, so a partial run never replaces a full one. The
+//!   path is printed at the end. Its layout is `table::Report` (`schema` 1): date, git commit,
+//!   mode, machine, versions (rustc, sqlx, SQLite, PostgreSQL server, Python, Django, psycopg),
+//!   counts, and each row of the table with its section, workload, backend, unit, ours, baseline
+//!   (raw sqlx or direct call), Django, both ratios, heap and the seconds of every repetition;
+//!   then the notes and the targets.
+//! - `SIGNALS_BENCH_DOCS=1` measures nothing: it reads the JSON result (the default path above,
+//!   or `SIGNALS_BENCH_JSON`) and rewrites the part of `docs/performance.md` between
+//!   `<!-- results:begin -->` and `<!-- results:end -->` with the same Markdown the run printed,
+//!   leaving the rest of the page alone (`SIGNALS_BENCH_DOCS=other.md` rewrites that file).
+//!
+//! Without `--bench` (`cargo test --benches`) everything but Django runs once with tiny counts,
+//! as a smoke test; it writes `performance-smoke.json` and checks that it reads back to the same
+//! table and that the page has its markers.
 //!
 //! Memory is the process-wide heap: the global allocator counts the bytes allocated by every
 //! thread (sqlx's SQLite worker threads too) and keeps the peak. SQLite's own C allocations
@@ -26,9 +50,13 @@ mod models;
 mod table;
 mod workloads;
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peak_alloc::PeakAlloc;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::SqlitePoolOptions;
 
 /// Counts heap bytes process-wide and keeps the peak.
 #[global_allocator]
@@ -116,8 +144,8 @@ pub fn peak_bytes<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (value, PeakAlloc.peak_usage().saturating_sub(start))
 }
 
-/// The machine, as `docs/performance.md` reports it.
-fn machine() -> String {
+/// The machine the benchmark runs on, and the core it is pinned to.
+fn machine(pinned_core: Option<usize>) -> table::Machine {
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -128,11 +156,267 @@ fn machine() -> String {
                 .map(|m| m.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
+    table::Machine {
+        cores,
+        cpu,
+        os: std::env::consts::OS.to_owned(),
+        arch: std::env::consts::ARCH.to_owned(),
+        pinned_core,
+    }
+}
+
+/// The workspace's root directory (where `Cargo.lock` and `docs/` are).
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// A path from the environment: relative paths are relative to the workspace's root.
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| workspace_root().join(v))
+}
+
+/// Where the JSON result goes: `SIGNALS_BENCH_JSON`, or `target/bench/performance.json` for a
+/// full run (`performance-quick.json`, `-only`, `-smoke` otherwise, so that a quick or partial
+/// run never replaces a full one).
+fn json_path(config: Option<&Config>) -> PathBuf {
+    if let Some(path) = env_path("SIGNALS_BENCH_JSON") {
+        return path;
+    }
+    let mut name = "performance".to_owned();
+    if let Some(config) = config {
+        if config.smoke {
+            name.push_str("-smoke");
+        } else {
+            if config.quick {
+                name.push_str("-quick");
+            }
+            if config.only.is_some() {
+                name.push_str("-only");
+            }
+        }
+    }
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent()
+        .unwrap_or(tmp)
+        .join("bench")
+        .join(format!("{name}.json"))
+}
+
+/// The first line a command prints, if it runs and succeeds.
+fn first_line(program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    output.status.success().then_some(())?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .next()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+}
+
+/// A package's version in the workspace's `Cargo.lock`.
+fn locked_version(package: &str) -> Option<String> {
+    let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock")).ok()?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == format!("name = \"{package}\"") {
+            let version = lines.next()?.strip_prefix("version = \"")?;
+            return version.strip_suffix('"').map(str::to_owned);
+        }
+    }
+    None
+}
+
+/// The SQLite library sqlx links, and the PostgreSQL server of `DATABASE_URL`.
+fn database_versions() -> (Option<String>, Option<String>) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return (None, None);
+    };
+    runtime.block_on(async {
+        let sqlite = async {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect("sqlite::memory:")
+                .await
+                .ok()?;
+            let version = sqlx::query_scalar::<_, String>("SELECT sqlite_version()")
+                .fetch_one(&pool)
+                .await
+                .ok();
+            pool.close().await;
+            version
+        }
+        .await;
+        let postgres = async {
+            let url = std::env::var("DATABASE_URL").ok()?;
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(&url)
+                .await
+                .ok()?;
+            let version = sqlx::query_scalar::<_, String>("SHOW server_version")
+                .fetch_one(&pool)
+                .await
+                .ok();
+            pool.close().await;
+            version
+        }
+        .await;
+        (sqlite, postgres)
+    })
+}
+
+/// Everything the run measured with, Django's side from what its script reported.
+fn versions(django: &django::Django) -> table::Versions {
+    let (sqlite, postgres) = database_versions();
+    table::Versions {
+        rustc: first_line("rustc", &["--version"]),
+        sqlx: locked_version("sqlx"),
+        sqlite,
+        postgres: postgres.or_else(|| django.postgres.clone()),
+        python: django.python.clone(),
+        python_executable: django.python_executable.clone(),
+        django: django.version.clone(),
+        psycopg: django.psycopg.clone(),
+        python_sqlite: django.sqlite.clone(),
+    }
+}
+
+/// The workspace's commit, and whether tracked files differ from it (read only: no index
+/// refresh).
+fn git() -> (Option<String>, Option<bool>) {
+    let root = workspace_root();
+    let root = root.to_string_lossy();
+    let commit = first_line("git", &["-C", &root, "rev-parse", "HEAD"]);
+    let dirty = commit.as_ref().and_then(|_| {
+        let output = Command::new("git")
+            .args([
+                "--no-optional-locks",
+                "-C",
+                &root,
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+            ])
+            .output()
+            .ok()?;
+        output.status.success().then_some(!output.stdout.is_empty())
+    });
+    (commit, dirty)
+}
+
+/// Now, UTC, as `2025-01-31T12:00:00Z`.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, time) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{cores} cores, {cpu}, {} {}",
-        std::env::consts::OS,
-        std::env::consts::ARCH
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        time / 3600,
+        time % 3600 / 60,
+        time % 60
     )
+}
+
+/// `SIGNALS_BENCH_DOCS`: the Markdown file to rewrite from the JSON, instead of measuring.
+fn docs_target() -> Option<PathBuf> {
+    let value = std::env::var("SIGNALS_BENCH_DOCS").ok()?;
+    match value.as_str() {
+        "" | "0" => None,
+        "1" => Some(workspace_root().join("docs/performance.md")),
+        _ => env_path("SIGNALS_BENCH_DOCS"),
+    }
+}
+
+/// Reads a JSON result.
+fn read_report(path: &Path) -> Result<table::Report, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let report: table::Report =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if report.schema != table::SCHEMA_VERSION {
+        return Err(format!(
+            "{}: schema {}, this benchmark reads {}",
+            path.display(),
+            report.schema,
+            table::SCHEMA_VERSION
+        ));
+    }
+    Ok(report)
+}
+
+/// Rewrites the Results section of `docs` (between its markers) from the JSON result.
+fn regenerate_docs(docs: &Path) -> Result<(), String> {
+    let json = json_path(None);
+    let report = read_report(&json)?;
+    if report.mode != "full" || report.only.is_some() {
+        eprintln!(
+            "warning: {} is a {} run{}: not the documented counts",
+            json.display(),
+            report.mode,
+            if report.only.is_some() {
+                " of some workloads only"
+            } else {
+                ""
+            }
+        );
+    }
+    let doc = std::fs::read_to_string(docs).map_err(|e| format!("{}: {e}", docs.display()))?;
+    let updated = table::splice(&doc, &table::render(&report))
+        .map_err(|e| format!("{}: {e}", docs.display()))?;
+    std::fs::write(docs, updated).map_err(|e| format!("{}: {e}", docs.display()))?;
+    eprintln!(
+        "{}: results rewritten from {} (run of {}, commit {})",
+        docs.display(),
+        json.display(),
+        report.date,
+        report.git_commit.as_deref().unwrap_or("unknown")
+    );
+    Ok(())
+}
+
+/// Writes the JSON result; in the smoke test, also checks that it reads back to the same
+/// report and that `docs/performance.md` has the markers to take it (without writing there).
+fn write_report(report: &table::Report, config: &Config) -> Result<PathBuf, String> {
+    let path = json_path(Some(config));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    std::fs::write(&path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    if config.smoke {
+        // Floats may come back one unit in the last place off (serde_json's fast parser): the
+        // table they render must not change.
+        let back = read_report(&path)?;
+        assert_eq!(back.rows.len(), report.rows.len());
+        assert_eq!(
+            table::render(&back),
+            table::render(report),
+            "the JSON result renders as the run did"
+        );
+        let docs = workspace_root().join("docs/performance.md");
+        let doc = std::fs::read_to_string(&docs).map_err(|e| format!("{}: {e}", docs.display()))?;
+        table::splice(&doc, &table::render(&back))
+            .map_err(|e| format!("{}: {e}", docs.display()))?;
+    }
+    Ok(path)
 }
 
 /// Pins the calling thread, and so every thread and process it starts (sqlx's SQLite workers,
@@ -152,20 +436,80 @@ fn pin() -> Option<usize> {
     core_affinity::set_for_current(core).then_some(core.id)
 }
 
+/// The run as the table and the JSON show it.
+fn report(
+    config: &Config,
+    machine: table::Machine,
+    elapsed: Duration,
+    dispatch: &dispatch::DispatchResults,
+    orm: &workloads::OrmResults,
+    django: &django::Django,
+) -> table::Report {
+    let (rows, notes, targets) = table::Measured {
+        config,
+        dispatch,
+        orm,
+        django,
+    }
+    .rows();
+    let (git_commit, git_dirty) = git();
+    table::Report {
+        schema: table::SCHEMA_VERSION,
+        date: utc_now(),
+        git_commit,
+        git_dirty,
+        mode: if config.smoke {
+            "smoke"
+        } else if config.quick {
+            "quick"
+        } else {
+            "full"
+        }
+        .to_owned(),
+        only: config.only.clone(),
+        machine,
+        versions: versions(django),
+        counts: table::Counts {
+            saves: config.saves,
+            posts: config.posts,
+            tags: config.tags,
+            reps: config.reps,
+            tx_each_reps: config.tx_each_reps,
+            dispatch_reps: config.dispatch_reps,
+            dispatch_iters: config.dispatch_iters,
+        },
+        elapsed_secs: elapsed.as_secs_f64(),
+        rows,
+        notes,
+        targets,
+    }
+}
+
 fn main() {
+    if let Some(docs) = docs_target() {
+        if let Err(e) = regenerate_docs(&docs) {
+            eprintln!("SIGNALS_BENCH_DOCS: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let config = Config::from_env();
-    let machine = machine();
     let started = std::time::Instant::now();
+    // Cores counted before pinning: the process sees one after.
+    let mut machine = machine(None);
+    let pinned = pin();
+    machine.pinned_core = pinned;
     eprintln!(
-        "signals performance: {} saves, {} posts x {} tags, {} repetitions{}{}; {machine}",
+        "signals performance: {} saves, {} posts x {} tags, {} repetitions{}{}; {} cores, {}",
         config.saves,
         config.posts,
         config.tags,
         config.reps,
         if config.quick { " (QUICK)" } else { "" },
         if config.smoke { " (smoke test)" } else { "" },
+        machine.cores,
+        machine.cpu,
     );
-    let pinned = pin();
     eprintln!(
         "{}",
         pinned.map_or_else(
@@ -186,19 +530,25 @@ fn main() {
         eprintln!("\n== 6. Django");
         django::run(&config)
     } else {
-        django::Django::skipped("SIGNALS_BENCH_DJANGO=0 or smoke test")
+        django::Django::skipped(if config.smoke {
+            "smoke test"
+        } else if config.only.is_some() {
+            "SIGNALS_BENCH_ONLY is set"
+        } else {
+            "SIGNALS_BENCH_DJANGO=0"
+        })
     };
     let _ = std::fs::remove_dir_all(workloads::bench_dir());
     let elapsed = started.elapsed();
-    let machine = format!(
-        "{machine}; {}",
-        pinned.map_or_else(
-            || "not pinned".to_owned(),
-            |core| format!("benchmark pinned to core {core}")
-        )
-    );
-    let report = table::render(&config, &machine, &dispatch, &orm, &django);
-    println!("{report}");
+    let report = report(&config, machine, elapsed, &dispatch, &orm, &django);
+    println!("\n## signals performance\n\n{}", table::render(&report));
+    match write_report(&report, &config) {
+        Ok(path) => eprintln!("JSON result: {}", path.display()),
+        Err(e) => {
+            eprintln!("cannot write the JSON result: {e}");
+            std::process::exit(1);
+        }
+    }
     eprintln!(
         "total time: {:.0} s",
         Duration::as_secs_f64(&elapsed).round()

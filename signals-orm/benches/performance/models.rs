@@ -5,7 +5,9 @@
 //! `NoopUser` (a no-op `post_save`), `ProfiledUser` (a `post_save` that creates a `Profile` in
 //! the same transaction) and `CapitalizedUser` (a `pre_save` that capitalizes the name). Every
 //! receiver lives in the `pre_save`/`post_save` registries of this binary, so a save of a model
-//! without receivers still filters the others out, as it would in an application.
+//! without receivers still filters the others out, as it would in an application. Likewise
+//! workload 5 has two relations on the `post_tags` table: `PostTags` (a no-op `m2m_changed`)
+//! and `QuietPostTags` (no receiver).
 
 use std::hint::black_box;
 
@@ -80,6 +82,11 @@ signals_orm::many_to_many! {
     /// Tags of posts, through `post_tags` (Django's auto-created through table: `id`,
     /// `post_id`, `tag_id`, unique pair).
     pub struct PostTags(Post => "post_id", Tag => "tag_id") in "post_tags";
+}
+
+signals_orm::many_to_many! {
+    /// The same link table as `PostTags`, with no `m2m_changed` receiver.
+    pub struct QuietPostTags(Post => "post_id", Tag => "tag_id") in "post_tags";
 }
 
 /// The user types of workload 2, built the same way.

@@ -1,11 +1,15 @@
-//! The one table, and the targets below it.
+//! The one table and the targets below it: first as a [`Report`] (written as JSON), then
+//! rendered as Markdown from that report, both for the terminal and for the Results section of
+//! `docs/performance.md` (rewritten between [`BEGIN`] and [`END`] from the JSON alone).
 
 use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
 
 use crate::Config;
 use crate::dispatch::DispatchResults;
 use crate::django::Django;
-use crate::workloads::{Case, OrmResults, Row, backend_name, count, thousands};
+use crate::workloads::{Case, OrmResults, Row, Side, backend_name, count, thousands};
 
 /// A throughput ratio below this misses the target.
 const MIN_THROUGHPUT_RATIO: f64 = 0.9;
@@ -16,20 +20,187 @@ const MAX_UNHEARD_NS: f64 = 2.0;
 /// Nanoseconds a sync no-op receiver may add over a direct call.
 const MAX_RECEIVER_NS: f64 = 5.0;
 
-fn ns(value: f64) -> String {
-    if value < 10.0 {
-        format!("{value:.2} ns")
-    } else {
-        format!("{value:.1} ns")
-    }
+/// The version of the JSON layout below; raised when a field changes meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The line after which `docs/performance.md`'s generated results begin.
+pub const BEGIN: &str = "<!-- results:begin -->";
+/// The line before which they end.
+pub const END: &str = "<!-- results:end -->";
+
+/// One run of the benchmark: everything the table and the targets show, and what they came
+/// from. Serialized as the JSON result; `docs/performance.md` is rendered from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// When the run ended, UTC, `2025-01-31T12:00:00Z`.
+    pub date: String,
+    /// `git rev-parse HEAD` of the workspace, if it is a git checkout.
+    pub git_commit: Option<String>,
+    /// Whether tracked files differed from that commit.
+    pub git_dirty: Option<bool>,
+    /// `full`, `quick` (`SIGNALS_BENCH_QUICK=1`) or `smoke` (`cargo test --benches`).
+    pub mode: String,
+    /// `SIGNALS_BENCH_ONLY`, if the run was narrowed.
+    pub only: Option<String>,
+    /// Where it ran.
+    pub machine: Machine,
+    /// What it ran with.
+    pub versions: Versions,
+    /// Its sizes.
+    pub counts: Counts,
+    /// Wall time of the whole run, seconds.
+    pub elapsed_secs: f64,
+    /// The table's rows, in order.
+    pub rows: Vec<ReportRow>,
+    /// Backends or comparisons skipped, and why.
+    pub notes: Vec<String>,
+    /// The targets, met or missed.
+    pub targets: Vec<Verdict>,
 }
 
-fn ratio(value: f64) -> String {
-    if value.is_finite() {
-        format!("{value:.2}")
-    } else {
-        "—".to_owned()
-    }
+/// Where the benchmark ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// Cores available to the process.
+    pub cores: usize,
+    /// `/proc/cpuinfo`'s model name.
+    pub cpu: String,
+    /// `linux`, ...
+    pub os: String,
+    /// `x86_64`, ...
+    pub arch: String,
+    /// The core the benchmark (and Django) was pinned to, if pinned.
+    pub pinned_core: Option<usize>,
+}
+
+/// Versions of everything measured; `None` where unknown or not run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    /// `rustc --version`.
+    pub rustc: Option<String>,
+    /// sqlx, from `Cargo.lock`.
+    pub sqlx: Option<String>,
+    /// The SQLite library sqlx links (`sqlite_version()`).
+    pub sqlite: Option<String>,
+    /// The PostgreSQL server (`SHOW server_version`).
+    pub postgres: Option<String>,
+    /// The Python Django ran on.
+    pub python: Option<String>,
+    /// The interpreter Django's virtual environment was made with.
+    pub python_executable: Option<String>,
+    /// Django.
+    pub django: Option<String>,
+    /// psycopg, Django's PostgreSQL driver.
+    pub psycopg: Option<String>,
+    /// The SQLite library of Python's `sqlite3` module (Django's SQLite).
+    pub python_sqlite: Option<String>,
+}
+
+/// The run's sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Saves of workloads 2 and 3, deletes of workload 4.
+    pub saves: usize,
+    /// Posts of workload 5.
+    pub posts: usize,
+    /// Tags added to each post.
+    pub tags: usize,
+    /// Repetitions of each database measurement (medians reported).
+    pub reps: usize,
+    /// Repetitions of workload 3.
+    pub tx_each_reps: usize,
+    /// Timed repetitions of each dispatch workload.
+    pub dispatch_reps: usize,
+    /// Calls in each dispatch repetition.
+    pub dispatch_iters: u32,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportRow {
+    /// The workload's number (1 dispatch, 2-5 the ORM workloads).
+    pub section: u32,
+    /// What it does, as the table says after the number.
+    pub workload: String,
+    /// `sqlite-memory`, `sqlite-file` or `postgres`; `None` for dispatch.
+    pub backend: Option<String>,
+    /// Unit of `ours`, `baseline` and `django`: `ns/send`, `bytes`, `saves/s`, `deletes/s`,
+    /// `adds/s`.
+    pub unit: String,
+    /// Whether more is better (rates) or less (time, bytes).
+    pub higher_is_better: bool,
+    /// Through signals (signals-orm with the receivers named).
+    pub ours: Option<f64>,
+    /// The baseline: raw sqlx running the same SQL, or calling the receivers directly.
+    pub baseline: Option<f64>,
+    /// `raw sqlx` or `direct call`.
+    pub baseline_kind: Option<String>,
+    /// Django on the same backend and workload.
+    pub django: Option<f64>,
+    /// `ours / baseline`.
+    pub ours_over_baseline: Option<f64>,
+    /// `ours / django`.
+    pub ours_over_django: Option<f64>,
+    /// Dispatch: the heap's peak rise during the timed sends, bytes.
+    pub heap_bytes: Option<usize>,
+    /// The allocation check: bytes the heap rose over `sends` sends to sync receivers.
+    pub heap_check: Option<HeapCheck>,
+    /// ORM workloads: the process's heap during the runs (medians).
+    pub peak_heap: Option<PeakHeap>,
+    /// ORM workloads: seconds of each repetition.
+    pub secs: Option<Secs>,
+}
+
+/// The process-wide allocation check over many sends to sync receivers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HeapCheck {
+    /// Heap peak above the start over all of them, bytes.
+    pub bytes: usize,
+    /// Sends made.
+    pub sends: usize,
+}
+
+/// The process's heap during an ORM workload, medians over the repetitions, bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PeakHeap {
+    /// Our side: the process's heap peak during the run.
+    pub ours_peak: f64,
+    /// Our side: how far it rose above the heap at the run's start.
+    pub ours_growth: f64,
+    /// Raw sqlx: the process's heap peak during the run.
+    pub raw_peak: f64,
+    /// Raw sqlx: how far it rose above the heap at the run's start.
+    pub raw_growth: f64,
+}
+
+/// Seconds of each repetition of an ORM workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Secs {
+    /// Ours.
+    pub ours: Vec<f64>,
+    /// Raw sqlx.
+    pub raw: Vec<f64>,
+    /// Django (empty if it did not run this workload here).
+    pub django: Vec<f64>,
+}
+
+/// A target, met or missed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Whether it was met.
+    pub met: bool,
+    /// The target and what the run measured.
+    pub text: String,
+}
+
+#[expect(clippy::cast_precision_loss, reason = "bytes, far below 2^52")]
+fn bytes_f64(bytes: usize) -> f64 {
+    bytes as f64
+}
+
+fn finite(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
 }
 
 #[expect(clippy::cast_precision_loss, reason = "a rate")]
@@ -37,120 +208,100 @@ fn rate(ops: usize, secs: f64) -> f64 {
     ops as f64 / secs
 }
 
-struct Table {
-    out: String,
+/// What the run measured, as a [`Report`] (the date, commit and versions are the caller's).
+pub struct Measured<'a> {
+    /// The run's sizes and switches.
+    pub config: &'a Config,
+    /// Workload 1.
+    pub dispatch: &'a DispatchResults,
+    /// Workloads 2-5.
+    pub orm: &'a OrmResults,
+    /// Django's side of them.
+    pub django: &'a Django,
 }
 
-impl Table {
-    fn row(&mut self, cells: [&str; 7]) {
-        let _ = writeln!(self.out, "| {} |", cells.join(" | "));
-    }
-}
-
-/// Renders the table (Markdown) and the targets.
-pub fn render(
-    config: &Config,
-    machine: &str,
-    dispatch: &DispatchResults,
-    orm: &OrmResults,
-    django: &Django,
-) -> String {
-    let mut table = Table { out: String::new() };
-    let _ = writeln!(
-        table.out,
-        "\n## signals performance\n\nMachine: {machine}. Counts: {} saves/deletes, {} posts x {} \
-         tags; medians of {} repetitions ({} for workload 3){}.\n",
-        count(config.saves),
-        count(config.posts),
-        config.tags,
-        config.reps,
-        config.tx_each_reps,
-        if config.quick {
-            " (QUICK MODE: not the documented counts)"
-        } else if config.smoke {
-            " (SMOKE TEST: tiny counts)"
+impl Measured<'_> {
+    /// The rows, the notes and the verdicts.
+    pub fn rows(&self) -> (Vec<ReportRow>, Vec<String>, Vec<Verdict>) {
+        let mut rows = dispatch_rows(self.dispatch);
+        for row in &self.orm.rows {
+            rows.push(orm_row(self.config, row, self.django));
+        }
+        for row in &self.orm.rows {
+            if let Some(peak) = peak_row(self.config, row) {
+                rows.push(peak);
+            }
+        }
+        let notes = self
+            .orm
+            .notes
+            .iter()
+            .chain(&self.django.notes)
+            .cloned()
+            .collect();
+        let targets = if self.config.smoke {
+            Vec::new()
         } else {
-            ""
-        }
-    );
-    table.row([
-        "workload",
-        "backend",
-        "ours",
-        "raw sqlx",
-        "Django",
-        "ours/raw",
-        "ours/Django",
-    ]);
-    table.row(["---", "---", "---:", "---:", "---:", "---:", "---:"]);
-    dispatch_rows(&mut table, dispatch);
-    for row in &orm.rows {
-        orm_row(&mut table, config, row, django);
+            let mut targets = dispatch_targets(self.dispatch);
+            targets.extend(orm_targets(self.config, self.orm));
+            targets
+        };
+        (rows, notes, targets)
     }
-    for row in &orm.rows {
-        if matches!(row.case, Case::OneTx(_)) {
-            peak_row(&mut table, config, row);
-        }
-    }
-    let mut out = table.out;
-    let _ = writeln!(
-        out,
-        "\nours = through signals-orm with the receivers named; raw sqlx = the same SQL text in \
-         the same transaction shape, in the same process; dispatch rows compare with calling the \
-         receiver functions directly; peak heap is the process's heap peak during the run, and in \
-         parentheses how far it rose above the heap at the run's start. ours/raw and ours/Django \
-         divide the cells as shown: for rates higher is better, for ns and KiB lower is better."
-    );
-    if let Some(version) = &django.version {
-        let _ = writeln!(
-            out,
-            "Django {version} on Python {}.",
-            django.python.as_deref().unwrap_or("?")
-        );
-    }
-    for note in orm.notes.iter().chain(&django.note) {
-        let _ = writeln!(out, "{note}.");
-    }
-    if config.smoke {
-        let _ = writeln!(out, "\nSmoke test (no `--bench`): targets not evaluated.");
-    } else {
-        targets(&mut out, config, dispatch, orm);
-    }
-    out
 }
 
-/// Names, labels and the direct-call baseline of each dispatch row.
+fn empty_row(section: u32, workload: &str, unit: &str, higher_is_better: bool) -> ReportRow {
+    ReportRow {
+        section,
+        workload: workload.to_owned(),
+        backend: None,
+        unit: unit.to_owned(),
+        higher_is_better,
+        ours: None,
+        baseline: None,
+        baseline_kind: None,
+        django: None,
+        ours_over_baseline: None,
+        ours_over_django: None,
+        heap_bytes: None,
+        heap_check: None,
+        peak_heap: None,
+        secs: None,
+    }
+}
+
+/// Names, descriptions and the direct-call baseline of each dispatch row.
 const DISPATCH: [(&str, &str, Option<&str>); 8] = [
-    ("send_sync_0", "1. `send_sync`, 0 receivers", None),
-    ("send_await_0", "1. `send().await`, 0 receivers", None),
+    ("send_sync_0", "`send_sync`, 0 receivers", None),
+    ("send_await_0", "`send().await`, 0 receivers", None),
     (
         "send_sync_sync_1",
-        "1. `send_sync`, 1 sync receiver",
+        "`send_sync`, 1 sync receiver",
         Some("direct_sync_1"),
     ),
     (
         "send_await_sync_1",
-        "1. `send().await`, 1 sync receiver",
+        "`send().await`, 1 sync receiver",
         Some("direct_sync_1"),
     ),
     (
         "send_sync_sync_10",
-        "1. `send_sync`, 10 sync receivers",
+        "`send_sync`, 10 sync receivers",
         Some("direct_sync_10"),
     ),
     (
         "send_await_sync_10",
-        "1. `send().await`, 10 sync receivers",
+        "`send().await`, 10 sync receivers",
         Some("direct_sync_10"),
     ),
     (
         "send_await_async_1",
-        "1. `send().await`, 1 async receiver",
+        "`send().await`, 1 async receiver",
         Some("direct_async_1"),
     ),
     (
         "send_await_async_10",
-        "1. `send().await`, 10 async receivers",
+        "`send().await`, 10 async receivers",
         Some("direct_async_10"),
     ),
 ];
@@ -163,118 +314,139 @@ const SYNC_SENDS: [&str; 4] = [
     "send_await_sync_10",
 ];
 
-fn dispatch_rows(table: &mut Table, dispatch: &DispatchResults) {
-    for (name, label, direct) in DISPATCH {
-        let Some(ours) = dispatch.get(name) else {
-            table.row([label, "—", "not measured", "—", "—", "—", "—"]);
-            continue;
-        };
-        let mut ours_cell = ns(ours.ns);
-        if ours.heap_bytes > 0 {
-            let _ = write!(ours_cell, ", heap +{} B", ours.heap_bytes);
-        }
-        match direct.and_then(|d| dispatch.get(d)) {
-            Some(direct) => table.row([
-                label,
-                "—",
-                &ours_cell,
-                &format!("{} (direct call)", ns(direct.ns)),
-                "—",
-                &ratio(ours.ns / direct.ns),
-                "—",
-            ]),
-            None => table.row([label, "—", &ours_cell, "—", "—", "—", "—"]),
-        }
+fn dispatch_rows(dispatch: &DispatchResults) -> Vec<ReportRow> {
+    let mut rows = Vec::new();
+    if dispatch.benches.is_empty() {
+        return rows;
     }
-    let sync_heap = SYNC_SENDS
+    for (name, workload, direct) in DISPATCH {
+        let mut row = empty_row(1, workload, "ns/send", false);
+        if let Some(ours) = dispatch.get(name) {
+            row.ours = finite(ours.ns);
+            row.heap_bytes = Some(ours.heap_bytes);
+            if let Some(direct) = direct.and_then(|d| dispatch.get(d)) {
+                row.baseline = finite(direct.ns);
+                row.baseline_kind = Some("direct call".to_owned());
+                row.ours_over_baseline = finite(ours.ns / direct.ns);
+            }
+        }
+        rows.push(row);
+    }
+    let mut row = empty_row(
+        1,
+        "heap allocations in sends to sync receivers",
+        "bytes",
+        false,
+    );
+    row.ours = SYNC_SENDS
         .iter()
-        .filter_map(|name| dispatch.get(name))
-        .map(|m| m.heap_bytes)
-        .max()
-        .unwrap_or(0);
-    table.row([
-        "1. heap allocations in sends to sync receivers",
-        "—",
-        &format!(
-            "{sync_heap} B per send; {} B over {} sends",
-            dispatch.heap_bytes_in_sync_sends,
-            count(dispatch.sync_sends_checked)
-        ),
-        "—",
-        "—",
-        "—",
-        "—",
-    ]);
+        .map(|name| dispatch.get(name).map(|m| m.heap_bytes))
+        .try_fold(0, |most, bytes| bytes.map(|b| most.max(b)))
+        .map(bytes_f64);
+    row.heap_check = Some(HeapCheck {
+        bytes: dispatch.heap_bytes_in_sync_sends,
+        sends: dispatch.sync_sends_checked,
+    });
+    rows.push(row);
+    rows
 }
 
-fn orm_row(table: &mut Table, config: &Config, row: &Row, django: &Django) {
+/// `2. 20,000 saves, 1 tx: no receivers` as section 2 and the rest.
+fn split_label(label: &str) -> (u32, String) {
+    match label.split_once(". ") {
+        Some((number, rest)) if number.parse::<u32>().is_ok() => {
+            (number.parse().unwrap_or(0), rest.to_owned())
+        }
+        _ => (0, label.to_owned()),
+    }
+}
+
+fn orm_row(config: &Config, row: &Row, django: &Django) -> ReportRow {
     let ops = row.case.ops(config);
-    let ours = rate(ops, row.ours.median_secs());
-    let raw = rate(ops, row.raw.median_secs());
-    let django_rate = row
-        .case
-        .django_key()
-        .and_then(|key| django.median_secs(row.backend, &key))
-        .map(|secs| rate(ops, secs));
-    let unit = row.case.unit();
-    table.row([
-        &row.case.label(config),
-        backend_name(row.backend),
-        &format!("{} {unit}", thousands(ours)),
-        &format!("{} {unit}", thousands(raw)),
-        &django_rate.map_or_else(|| "—".to_owned(), |d| format!("{} {unit}", thousands(d))),
-        &ratio(ours / raw),
-        &django_rate.map_or_else(|| "—".to_owned(), |d| ratio(ours / d)),
-    ]);
+    let ours = finite(rate(ops, row.ours.median_secs()));
+    let raw = finite(rate(ops, row.raw.median_secs()));
+    let django_runs = django.runs(row.backend, row.case).unwrap_or_default();
+    let django_rate = django
+        .median_secs(row.backend, row.case)
+        .and_then(|secs| finite(rate(ops, secs)));
+    let (section, workload) = split_label(&row.case.label(config));
+    let mut out = empty_row(section, &workload, row.case.unit(), true);
+    out.backend = Some(row.backend.to_owned());
+    out.ours = ours;
+    out.baseline = raw;
+    out.baseline_kind = Some("raw sqlx".to_owned());
+    out.django = django_rate;
+    out.ours_over_baseline = ours.zip(raw).and_then(|(o, r)| finite(o / r));
+    out.ours_over_django = ours.zip(django_rate).and_then(|(o, d)| finite(o / d));
+    out.peak_heap = peak_heap(&row.ours, &row.raw);
+    out.secs = Some(Secs {
+        ours: row.ours.secs.clone(),
+        raw: row.raw.secs.clone(),
+        django: django_runs.to_vec(),
+    });
+    out
 }
 
-fn peak_row(table: &mut Table, config: &Config, row: &Row) {
+/// The heap medians, if both sides ran.
+fn peak_heap(ours: &Side, raw: &Side) -> Option<PeakHeap> {
+    let heap = PeakHeap {
+        ours_peak: ours.median_peak(),
+        ours_growth: ours.median_growth(),
+        raw_peak: raw.median_peak(),
+        raw_growth: raw.median_growth(),
+    };
+    [
+        heap.ours_peak,
+        heap.ours_growth,
+        heap.raw_peak,
+        heap.raw_growth,
+    ]
+    .iter()
+    .all(|v| v.is_finite())
+    .then_some(heap)
+}
+
+/// Workload 2's heap as a row of its own.
+fn peak_row(config: &Config, row: &Row) -> Option<ReportRow> {
     let Case::OneTx(receivers) = row.case else {
-        return;
+        return None;
     };
-    let kib = |side: &crate::workloads::Side| {
-        format!(
-            "{:.0} KiB (+{:.1})",
-            side.median_peak() / 1024.0,
-            side.median_growth() / 1024.0
-        )
-    };
-    table.row([
-        &format!(
-            "2. peak heap (growth), {} saves, 1 tx: {}",
-            count(config.saves),
-            receivers.label()
-        ),
-        backend_name(row.backend),
-        &kib(&row.ours),
-        &kib(&row.raw),
-        "—",
-        &ratio(row.ours.median_peak() / row.raw.median_peak()),
-        "—",
-    ]);
+    let heap = peak_heap(&row.ours, &row.raw)?;
+    let workload = format!(
+        "peak heap (growth), {} saves, 1 tx: {}",
+        count(config.saves),
+        receivers.label()
+    );
+    let mut out = empty_row(2, &workload, "bytes", false);
+    out.backend = Some(row.backend.to_owned());
+    out.ours = finite(heap.ours_peak);
+    out.baseline = finite(heap.raw_peak);
+    out.baseline_kind = Some("raw sqlx".to_owned());
+    out.ours_over_baseline = finite(heap.ours_peak / heap.raw_peak);
+    out.peak_heap = Some(heap);
+    Some(out)
 }
 
-fn verdict(met: bool) -> &'static str {
-    if met { "MET" } else { "MISSED" }
+fn verdict(met: bool, text: String) -> Verdict {
+    Verdict { met, text }
 }
 
-fn targets(out: &mut String, config: &Config, dispatch: &DispatchResults, orm: &OrmResults) {
-    let _ = writeln!(out, "\n### Targets\n");
-    dispatch_targets(out, dispatch);
-    orm_targets(out, config, orm);
-}
-
-fn dispatch_targets(out: &mut String, dispatch: &DispatchResults) {
+fn dispatch_targets(dispatch: &DispatchResults) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    if dispatch.benches.is_empty() {
+        return out;
+    }
     let get = |name: &str| dispatch.get(name).map_or(f64::NAN, |m| m.ns);
     let unheard = get("send_sync_0").max(get("send_await_0"));
-    let _ = writeln!(
-        out,
-        "- {}: a send with no receivers takes at most {MAX_UNHEARD_NS} ns: `send_sync` {}, \
-         `send().await` {}.",
-        verdict(unheard <= MAX_UNHEARD_NS),
-        ns(get("send_sync_0")),
-        ns(get("send_await_0"))
-    );
+    out.push(verdict(
+        unheard <= MAX_UNHEARD_NS,
+        format!(
+            "a send with no receivers takes at most {MAX_UNHEARD_NS} ns: `send_sync` {}, \
+             `send().await` {}.",
+            ns(get("send_sync_0")),
+            ns(get("send_await_0"))
+        ),
+    ));
     for (send, zero, name) in [
         ("send_sync_sync", "send_sync_0", "`send_sync`"),
         ("send_await_sync", "send_await_0", "`send().await`"),
@@ -287,37 +459,40 @@ fn dispatch_targets(out: &mut String, dispatch: &DispatchResults) {
         let (d1, d10) = (get("direct_sync_1"), get("direct_sync_10"));
         let each = ((t10 - t1) - (d10 - d1)) / 9.0;
         let fixed = t1 - t0 - d1 - each;
-        let _ = writeln!(
-            out,
-            "- {}: each sync no-op receiver adds at most {MAX_RECEIVER_NS} ns over a direct call \
-             ({name}): each receiver adds {} (from 1 to 10 receivers, direct calls subtracted); a \
-             send that has receivers also pays {} once (snapshot load, nesting frame, span \
-             check), so 1 receiver costs {} and 10 cost {}.",
-            verdict(each <= MAX_RECEIVER_NS),
-            ns(each),
-            ns(fixed),
-            ns(t1),
-            ns(t10)
-        );
+        out.push(verdict(
+            each <= MAX_RECEIVER_NS,
+            format!(
+                "each sync no-op receiver adds at most {MAX_RECEIVER_NS} ns over a direct call \
+                 ({name}): each receiver adds {} (from 1 to 10 receivers, direct calls \
+                 subtracted); a send that has receivers also pays {} once (snapshot load, \
+                 nesting frame, span check), so 1 receiver costs {} and 10 cost {}.",
+                ns(each),
+                ns(fixed),
+                ns(t1),
+                ns(t10)
+            ),
+        ));
     }
     // A workload that did not run counts as allocating.
     let heap = SYNC_SENDS
         .iter()
         .map(|name| dispatch.get(name).map(|m| m.heap_bytes))
         .try_fold(0, |most, bytes| bytes.map(|b| most.max(b)));
-    let _ = writeln!(
-        out,
-        "- {}: no heap allocation in a send to sync receivers: the process-wide byte counter \
-         rose by {} B during the timed sends (1 and 10 receivers, `send_sync` and \
-         `send().await`), and by {} B over {} such sends.",
-        verdict(heap == Some(0) && dispatch.heap_bytes_in_sync_sends == 0),
-        heap.map_or_else(|| "—".to_owned(), |b| b.to_string()),
-        dispatch.heap_bytes_in_sync_sends,
-        count(dispatch.sync_sends_checked)
-    );
+    out.push(verdict(
+        heap == Some(0) && dispatch.heap_bytes_in_sync_sends == 0,
+        format!(
+            "no heap allocation in a send to sync receivers: the process-wide byte counter \
+             rose by {} B during the timed sends (1 and 10 receivers, `send_sync` and \
+             `send().await`), and by {} B over {} such sends.",
+            heap.map_or_else(|| "—".to_owned(), |b| b.to_string()),
+            dispatch.heap_bytes_in_sync_sends,
+            count(dispatch.sync_sends_checked)
+        ),
+    ));
+    out
 }
 
-fn orm_targets(out: &mut String, config: &Config, orm: &OrmResults) {
+fn orm_targets(config: &Config, orm: &OrmResults) -> Vec<Verdict> {
     let ratios: Vec<(f64, &Row)> = orm
         .rows
         .iter()
@@ -335,17 +510,17 @@ fn orm_targets(out: &mut String, config: &Config, orm: &OrmResults) {
         })
         .collect();
     let lowest = ratios.iter().map(|(r, _)| *r).fold(f64::INFINITY, f64::min);
-    let _ = writeln!(
-        out,
-        "- {}: workloads 2-5 reach at least {MIN_THROUGHPUT_RATIO} of raw sqlx's throughput: \
-         lowest ratio {:.2}{}.",
-        verdict(missed.is_empty() && !ratios.is_empty()),
-        lowest,
-        if missed.is_empty() {
-            String::new()
-        } else {
-            format!("; below: {}", missed.join(", "))
-        }
+    let throughput = verdict(
+        missed.is_empty() && !ratios.is_empty(),
+        format!(
+            "workloads 2-5 reach at least {MIN_THROUGHPUT_RATIO} of raw sqlx's throughput: \
+             lowest ratio {lowest:.2}{}.",
+            if missed.is_empty() {
+                String::new()
+            } else {
+                format!("; below: {}", missed.join(", "))
+            }
+        ),
     );
     let peaks: Vec<(f64, &Row)> = orm
         .rows
@@ -365,16 +540,255 @@ fn orm_targets(out: &mut String, config: &Config, orm: &OrmResults) {
             )
         })
         .collect();
+    let peak = verdict(
+        over.is_empty() && !peaks.is_empty(),
+        format!(
+            "peak heap of workload 2 within 10% of raw sqlx's (the process's heap peak during \
+             the run): highest ratio {worst:.2}{}.",
+            if over.is_empty() {
+                String::new()
+            } else {
+                format!("; above: {}", over.join(", "))
+            }
+        ),
+    );
+    vec![throughput, peak]
+}
+
+// ---- Markdown, from the report alone ---------------------------------------------------------
+
+fn ns(value: f64) -> String {
+    if value < 10.0 {
+        format!("{value:.2} ns")
+    } else {
+        format!("{value:.1} ns")
+    }
+}
+
+fn ratio(value: Option<f64>) -> String {
+    value.map_or_else(|| "—".to_owned(), |v| format!("{v:.2}"))
+}
+
+fn kib(peak: f64, growth: f64) -> String {
+    format!("{:.0} KiB (+{:.1})", peak / 1024.0, growth / 1024.0)
+}
+
+/// A value of a row, as the table shows it.
+fn cell(row: &ReportRow, value: Option<f64>, side: Cell) -> String {
+    let Some(value) = value else {
+        return if side == Cell::Ours && row.section == 1 {
+            "not measured".to_owned()
+        } else {
+            "—".to_owned()
+        };
+    };
+    match row.unit.as_str() {
+        "ns/send" => {
+            let mut text = ns(value);
+            match side {
+                Cell::Ours => {
+                    if let Some(bytes) = row.heap_bytes.filter(|&b| b > 0) {
+                        let _ = write!(text, ", heap +{bytes} B");
+                    }
+                }
+                Cell::Baseline => {
+                    let _ = write!(
+                        text,
+                        " ({})",
+                        row.baseline_kind.as_deref().unwrap_or("baseline")
+                    );
+                }
+                Cell::Django => {}
+            }
+            text
+        }
+        "bytes" => match (row.peak_heap, &row.heap_check) {
+            (Some(heap), _) => match side {
+                Cell::Ours => kib(heap.ours_peak, heap.ours_growth),
+                Cell::Baseline => kib(heap.raw_peak, heap.raw_growth),
+                Cell::Django => "—".to_owned(),
+            },
+            (None, Some(check)) => format!(
+                "{value:.0} B per send; {} B over {} sends",
+                check.bytes,
+                count(check.sends)
+            ),
+            (None, None) => format!("{value:.0} B"),
+        },
+        unit => format!("{} {unit}", thousands(value)),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cell {
+    Ours,
+    Baseline,
+    Django,
+}
+
+fn table_row(out: &mut String, cells: [&str; 7]) {
+    let _ = writeln!(out, "| {} |", cells.join(" | "));
+}
+
+fn or_unknown(value: Option<&str>) -> &str {
+    value.unwrap_or("?")
+}
+
+/// The versions line and the run line.
+fn versions(out: &mut String, report: &Report) {
+    let v = &report.versions;
+    let mut versions = format!(
+        "Versions: {}; sqlx {} with SQLite {}; PostgreSQL {}",
+        or_unknown(v.rustc.as_deref()),
+        or_unknown(v.sqlx.as_deref()),
+        or_unknown(v.sqlite.as_deref()),
+        v.postgres.as_deref().unwrap_or("not run"),
+    );
+    match &v.django {
+        Some(django) => {
+            let _ = write!(
+                versions,
+                "; Django {django} on Python {} (`{}`), psycopg {}, Python's SQLite {}",
+                or_unknown(v.python.as_deref()),
+                or_unknown(v.python_executable.as_deref()),
+                v.psycopg.as_deref().unwrap_or("not used"),
+                or_unknown(v.python_sqlite.as_deref()),
+            );
+        }
+        None => versions.push_str("; Django not run"),
+    }
     let _ = writeln!(
         out,
-        "- {}: peak heap of workload 2 within 10% of raw sqlx's (the process's heap peak during \
-         the run): highest ratio {:.2}{}.",
-        verdict(over.is_empty() && !peaks.is_empty()),
-        worst,
-        if over.is_empty() {
-            String::new()
+        "{versions}.\n\nRun: {}, commit {}{}, {:.0} s.\n",
+        report.date,
+        report
+            .git_commit
+            .as_deref()
+            .map_or("unknown", |c| &c[..c.len().min(12)]),
+        if report.git_dirty == Some(true) {
+            " with local changes"
         } else {
-            format!("; above: {}", over.join(", "))
-        }
+            ""
+        },
+        report.elapsed_secs,
     );
+}
+
+/// The results as Markdown, from the report alone: the run, the table, the notes and the
+/// verdicts. The terminal shows it under a heading; `docs/performance.md` between its markers.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let m = &report.machine;
+    let c = &report.counts;
+    let _ = writeln!(
+        out,
+        "Machine: {} cores, {}, {} {}; {}. Counts: {} saves/deletes, {} posts x {} tags; medians \
+         of {} repetitions ({} for workload 3){}{}.\n",
+        m.cores,
+        m.cpu,
+        m.os,
+        m.arch,
+        m.pinned_core.map_or_else(
+            || "not pinned".to_owned(),
+            |core| format!("benchmark pinned to core {core}")
+        ),
+        count(c.saves),
+        count(c.posts),
+        c.tags,
+        c.reps,
+        c.tx_each_reps,
+        match report.mode.as_str() {
+            "quick" => " (QUICK MODE: not the documented counts)",
+            "smoke" => " (SMOKE TEST: tiny counts)",
+            _ => "",
+        },
+        report
+            .only
+            .as_ref()
+            .map_or_else(String::new, |only| format!(
+                " (only the workloads matching `{only}`)"
+            )),
+    );
+    versions(&mut out, report);
+    table_row(
+        &mut out,
+        [
+            "workload",
+            "backend",
+            "ours",
+            "raw sqlx",
+            "Django",
+            "ours/raw",
+            "ours/Django",
+        ],
+    );
+    table_row(
+        &mut out,
+        ["---", "---", "---:", "---:", "---:", "---:", "---:"],
+    );
+    for row in &report.rows {
+        table_row(
+            &mut out,
+            [
+                &format!("{}. {}", row.section, row.workload),
+                row.backend.as_deref().map_or("—", backend_name),
+                &cell(row, row.ours, Cell::Ours),
+                &cell(row, row.baseline, Cell::Baseline),
+                &cell(row, row.django, Cell::Django),
+                &ratio(row.ours_over_baseline),
+                &ratio(row.ours_over_django),
+            ],
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nours = through signals-orm with the receivers named; raw sqlx = the same SQL text in \
+         the same transaction shape, in the same process; Django = the same workload through \
+         Django's ORM on the same backend (workload 3: Django's autocommit, `save()` outside any \
+         atomic block); dispatch rows compare with calling the receiver functions directly; \
+         peak heap is the process's heap peak during the run, and in parentheses how far it rose \
+         above the heap at the run's start. ours/raw and ours/Django divide the cells as shown: \
+         for rates higher is better, for ns and KiB lower is better."
+    );
+    for note in &report.notes {
+        let _ = writeln!(out, "{note}.");
+    }
+    if report.targets.is_empty() {
+        let _ = writeln!(out, "\nTargets not evaluated ({} run).", report.mode);
+    } else {
+        let _ = writeln!(out, "\nThe targets, as this run measured them:\n");
+        for target in &report.targets {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                if target.met { "MET" } else { "MISSED" },
+                target.text
+            );
+        }
+    }
+    out
+}
+
+/// `doc` with the text between its [`BEGIN`] and [`END`] lines (each a line of its own: the
+/// markers may also be quoted in the text) replaced by `results`.
+pub fn splice(doc: &str, results: &str) -> Result<String, String> {
+    let line_at = |marker: &str, from: usize| {
+        let mut offset = 0;
+        doc.split_inclusive('\n')
+            .find_map(|line| {
+                let start = offset;
+                offset += line.len();
+                (start >= from && line.trim() == marker).then_some((start, offset))
+            })
+            .ok_or_else(|| format!("no `{marker}` line"))
+    };
+    let (_, after_begin) = line_at(BEGIN, 0)?;
+    let (end, _) = line_at(END, after_begin)?;
+    Ok(format!(
+        "{}<!-- Generated from the benchmark's JSON (see \"Regenerating this page\"); edits \
+         between these markers are overwritten. -->\n\n{}\n\n{}",
+        &doc[..after_begin],
+        results.trim_end(),
+        &doc[end..]
+    ))
 }

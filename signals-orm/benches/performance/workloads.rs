@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use peak_alloc::PeakAlloc;
@@ -18,7 +19,8 @@ use sqlx::{AssertSqlSafe, Executor as _, PgPool, Pool, Postgres, Row as _, Sqlit
 
 use crate::Config;
 use crate::models::{
-    CapitalizedUser, NewUser, NoopUser, Post, PostTags, Profile, ProfiledUser, User, capitalize,
+    CapitalizedUser, NewUser, NoopUser, Post, PostTags, Profile, ProfiledUser, QuietPostTags, User,
+    capitalize,
 };
 
 /// The benchmark's tables (shared with Django).
@@ -29,8 +31,30 @@ const INSERT_USER: &str = r#"INSERT INTO "users" ("name") VALUES ($1) RETURNING 
 const INSERT_PROFILE: &str =
     r#"INSERT INTO "profiles" ("user_id", "bio") VALUES ($1, $2) RETURNING "id""#;
 const DELETE_USER: &str = r#"DELETE FROM "users" WHERE "id" = $1"#;
-const INSERT_LINK: &str =
-    r#"INSERT INTO "post_tags" ("post_id", "tag_id") VALUES ($1, $2) ON CONFLICT DO NOTHING"#;
+
+/// Workload 5's raw INSERT: every tag of one post in one statement, `rows` rows, as a sqlx user
+/// writes it (`INSERT INTO "post_tags" ("post_id", "tag_id") VALUES ($1, $2), ($3, $4), ...
+/// ON CONFLICT DO NOTHING`); built once per process, checked against the ORM's.
+fn insert_links(rows: usize) -> &'static str {
+    static SQL: OnceLock<(usize, String)> = OnceLock::new();
+    let (built_for, sql) = SQL.get_or_init(|| {
+        let values: Vec<String> = (0..rows)
+            .map(|row| format!("(${}, ${})", 2 * row + 1, 2 * row + 2))
+            .collect();
+        let sql = format!(
+            r#"INSERT INTO "post_tags" ("post_id", "tag_id") VALUES {} ON CONFLICT DO NOTHING"#,
+            values.join(", ")
+        );
+        // Raw sqlx runs the very statement the ORM runs.
+        assert_eq!(
+            QuietPostTags::sql().insert_links(rows, signals_orm::__private::Returning::Nothing),
+            sql
+        );
+        (rows, sql)
+    });
+    assert_eq!(*built_for, rows, "one tag count per process");
+    sql
+}
 
 /// Which `users` receivers a save workload runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,15 +107,28 @@ pub enum Case {
     TxPerSave(Receivers),
     /// Workload 4: deletes one by one in one transaction, `post_delete` receiver.
     Deletes,
-    /// Workload 5: `add` of the tags to each post in one transaction, `m2m_changed` receiver.
-    M2mAdd,
+    /// Workload 5: `add` of the tags to each post in one transaction.
+    M2mAdd(M2mReceivers),
+}
+
+/// Which `m2m_changed` receivers workload 5 runs with (one relation type each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum M2mReceivers {
+    /// None (`QuietPostTags`): the add is its INSERT alone.
+    None,
+    /// One no-op receiver (`PostTags`): the add reads the current links for `pre_add`.
+    Noop,
 }
 
 impl Case {
     fn all() -> Vec<Case> {
         let mut cases: Vec<Case> = Receivers::ALL.into_iter().map(Case::OneTx).collect();
         cases.extend(Receivers::ALL.into_iter().map(Case::TxPerSave));
-        cases.extend([Case::Deletes, Case::M2mAdd]);
+        cases.extend([
+            Case::Deletes,
+            Case::M2mAdd(M2mReceivers::None),
+            Case::M2mAdd(M2mReceivers::Noop),
+        ]);
         cases
     }
 
@@ -102,10 +139,14 @@ impl Case {
             Case::OneTx(r) => format!("2. {n} saves, 1 tx: {}", r.label()),
             Case::TxPerSave(r) => format!("3. {n} saves, tx each: {}", r.label()),
             Case::Deletes => format!("4. {n} deletes, 1 tx: no-op post_delete"),
-            Case::M2mAdd => format!(
-                "5. add {} tags to {} posts, 1 tx: no-op m2m_changed",
+            Case::M2mAdd(receivers) => format!(
+                "5. add {} tags to {} posts, 1 tx: {}",
                 config.tags,
-                count(config.posts)
+                count(config.posts),
+                match receivers {
+                    M2mReceivers::None => "no receivers",
+                    M2mReceivers::Noop => "no-op m2m_changed",
+                }
             ),
         }
     }
@@ -116,7 +157,8 @@ impl Case {
             Case::OneTx(r) => Some(format!("save-{}", r.key())),
             Case::TxPerSave(_) => None,
             Case::Deletes => Some("delete".to_owned()),
-            Case::M2mAdd => Some("m2m-add".to_owned()),
+            Case::M2mAdd(M2mReceivers::None) => Some("m2m-add-none".to_owned()),
+            Case::M2mAdd(M2mReceivers::Noop) => Some("m2m-add".to_owned()),
         }
     }
 
@@ -124,7 +166,7 @@ impl Case {
     pub fn ops(self, config: &Config) -> usize {
         match self {
             Case::OneTx(_) | Case::TxPerSave(_) | Case::Deletes => config.saves,
-            Case::M2mAdd => config.posts,
+            Case::M2mAdd(_) => config.posts,
         }
     }
 
@@ -133,7 +175,7 @@ impl Case {
         match self {
             Case::OneTx(_) | Case::TxPerSave(_) => "saves/s",
             Case::Deletes => "deletes/s",
-            Case::M2mAdd => "adds/s",
+            Case::M2mAdd(_) => "adds/s",
         }
     }
 }
@@ -248,7 +290,6 @@ fn runtime() -> tokio::runtime::Runtime {
     assert_eq!(<User as Model>::sql().insert, INSERT_USER);
     assert_eq!(<Profile as Model>::sql().insert, INSERT_PROFILE);
     assert_eq!(<User as Model>::sql().delete, DELETE_USER);
-    assert_eq!(<PostTags as Through>::sql().insert, INSERT_LINK);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -445,7 +486,8 @@ trait BenchDb: Backend {
         bio: &str,
     ) -> Result<i64, sqlx::Error>;
     async fn delete_user(conn: &mut Self::Connection, id: i64) -> Result<u64, sqlx::Error>;
-    async fn link(conn: &mut Self::Connection, post: i64, tag: i64) -> Result<u64, sqlx::Error>;
+    async fn link(conn: &mut Self::Connection, post: i64, tags: &[i64])
+    -> Result<u64, sqlx::Error>;
 }
 
 macro_rules! bench_db {
@@ -522,14 +564,13 @@ macro_rules! bench_db {
             async fn link(
                 conn: &mut Self::Connection,
                 post: i64,
-                tag: i64,
+                tags: &[i64],
             ) -> Result<u64, sqlx::Error> {
-                Ok(sqlx::query(INSERT_LINK)
-                    .bind(post)
-                    .bind(tag)
-                    .execute(conn)
-                    .await?
-                    .rows_affected())
+                let mut query = sqlx::query(insert_links(tags.len()));
+                for &tag in tags {
+                    query = query.bind(post).bind(tag);
+                }
+                Ok(query.execute(conn).await?.rows_affected())
             }
         }
     };
@@ -568,7 +609,8 @@ async fn prepare<DB: BenchDb>(case: Case, pool: &Pool<DB>, config: &Config) -> P
                 ..Prepared::default()
             }
         }
-        Case::M2mAdd => {
+        Case::M2mAdd(_) => {
+            insert_links(config.tags); // built and checked outside the timed part
             DB::exec(pool, bulk_insert("tags", "name", "tag", config.tags)).await;
             DB::exec(pool, bulk_insert("posts", "title", "post", config.posts)).await;
             Prepared {
@@ -600,7 +642,7 @@ async fn check<DB: BenchDb>(case: Case, pool: &Pool<DB>, config: &Config) {
             assert_eq!(DB::first_user_name(pool).await, first, "{case:?}");
         }
         Case::Deletes => assert_eq!(DB::count(pool, "users").await, 0),
-        Case::M2mAdd => assert_eq!(
+        Case::M2mAdd(_) => assert_eq!(
             DB::count(pool, "post_tags").await,
             i64::try_from(config.posts * config.tags).expect("count fits")
         ),
@@ -670,12 +712,14 @@ where
             tx.commit().await?;
             Ok(())
         }
-        Case::M2mAdd => {
+        Case::M2mAdd(receivers) => {
             let mut tx = Tx::begin(pool).await?;
             for post in &prepared.posts {
-                PostTags::of(post)
-                    .add(&mut tx, prepared.tags.iter().copied())
-                    .await?;
+                let tags = prepared.tags.iter().copied();
+                match receivers {
+                    M2mReceivers::None => QuietPostTags::of(post).add(&mut tx, tags).await?,
+                    M2mReceivers::Noop => PostTags::of(post).add(&mut tx, tags).await?,
+                };
             }
             tx.commit().await?;
             Ok(())
@@ -739,13 +783,12 @@ async fn raw<DB: BenchDb>(
             }
             tx.commit().await
         }
-        Case::M2mAdd => {
+        // What a sqlx user without signals writes, receivers or not: one INSERT per post.
+        Case::M2mAdd(_) => {
             let mut tx = pool.begin_with(DB::RAW_BEGIN).await?;
             for post in &prepared.posts {
                 let post = post.id.expect("loaded posts have keys");
-                for &tag in &prepared.tags {
-                    DB::link(&mut tx, post, tag).await?;
-                }
+                DB::link(&mut tx, post, &prepared.tags).await?;
             }
             tx.commit().await
         }

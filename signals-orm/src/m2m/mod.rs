@@ -4,9 +4,10 @@
 //! A relation is a type implementing [`Through`] (declared with [`many_to_many!`]); it is the
 //! signal's sender, as Django's `through` model is. Its managers (`PostTags::of(&post)` from
 //! the declaring side, `PostTags::of_target(&tag)` from the other; [`Through::of`] and
-//! [`Through::of_target`] through the trait) add, remove, clear and set links, each
-//! in one transaction, and fetch the related objects. Receivers take [`M2mChanged`] (one
-//! relation) or [`AnyM2mChanged`] (every relation).
+//! [`Through::of_target`] through the trait) add, remove, clear and set links, each all or
+//! nothing (in one transaction, or, for an add nobody listens to, its one statement), and fetch
+//! the related objects. Receivers take [`M2mChanged`] (one relation) or [`AnyM2mChanged`]
+//! (every relation).
 //!
 //! [`many_to_many!`]: crate::many_to_many
 
@@ -16,6 +17,7 @@ mod signal;
 use crate::model::Model;
 use crate::sql::ThroughSql;
 
+pub use crate::sql::LINKS_PER_INSERT;
 pub use related::{Direction, Forward, Related, Reverse};
 pub use signal::{AnyM2mChanged, M2mAction, M2mChanged, M2mChangedSignal, M2mSide};
 

@@ -14,7 +14,7 @@ use super::signal::{M2mAction, M2mChangedSignal, M2mEvent, keys_json};
 use crate::backend::Backend;
 use crate::error::{Context as _, Operation, OrmError};
 use crate::model::{Model, Persist};
-use crate::sql::ThroughSql;
+use crate::sql::{LINKS_PER_INSERT, Returning, ThroughSql};
 use crate::tx::{Db, IntoDb, Tx};
 
 /// From the declaring side (`reverse = false`).
@@ -36,12 +36,16 @@ pub trait Direction<T: Through>: Send + Sync + 'static {
     fn select_others(sql: &'static ThroughSql) -> &'static str;
     #[doc(hidden)]
     fn clear(sql: &'static ThroughSql) -> &'static str;
+    /// The link table's column holding the related model's keys, which an add returns.
+    #[doc(hidden)]
+    const OTHER_COLUMN: Returning;
 }
 
 impl<T: Through> Direction<T> for Forward {
     type Own = T::Source;
     type Other = T::Target;
     const REVERSE: bool = false;
+    const OTHER_COLUMN: Returning = Returning::Target;
     fn select_others(sql: &'static ThroughSql) -> &'static str {
         &sql.targets_of
     }
@@ -54,6 +58,7 @@ impl<T: Through> Direction<T> for Reverse {
     type Own = T::Target;
     type Other = T::Source;
     const REVERSE: bool = true;
+    const OTHER_COLUMN: Returning = Returning::Source;
     fn select_others(sql: &'static ThroughSql) -> &'static str {
         &sql.sources_of
     }
@@ -145,6 +150,11 @@ where
     /// concurrent `add` may have linked some in between); both fire even when that is none, and
     /// no keys at all sends nothing. Returns the links inserted.
     ///
+    /// When no `m2m_changed` receiver is linked or connected for the relation (none for it,
+    /// none for every relation), nothing is read and nothing is sent: the add is its INSERT
+    /// alone, in autocommit when given a pool and that is one statement (see `docs/orm.md`,
+    /// Many-to-many).
+    ///
     /// # Errors
     ///
     /// [`OrmError::NoPrimaryKey`] for an unsaved instance, the database's error (a key that
@@ -165,11 +175,30 @@ where
         }
         let own = self.own_pk()?;
         let db = db.into_db();
-        atomically!(db, |tx| async {
-            let current = self.keys(&mut *tx).await?;
-            let missing = wanted.difference(&current).cloned().collect();
-            self.add_in(tx, &own, missing).await
+        if heard::<T>() {
+            return atomically!(db, |tx| async {
+                let current = self.keys(&mut *tx).await?;
+                let missing = wanted.difference(&current).cloned().collect();
+                self.add_in(tx, &own, missing, true).await
+            }
+            .await);
         }
+        // Nobody listens: no SELECT (the INSERT skips what is linked already) and no sends. One
+        // statement needs no transaction of its own; a symmetrical add (its mirror rows) or more
+        // than one chunk of keys is several, atomic together.
+        if let Some(pool) = db.pool()
+            && !T::SYMMETRICAL
+            && wanted.len() <= LINKS_PER_INSERT
+        {
+            let operation = Operation::on_table("acquire a connection for a write", T::TABLE);
+            let mut conn = crate::writes::autocommit(pool, operation).await?;
+            return Self::link_unheard::<DB>(&mut conn, &own, &wanted).await;
+        }
+        atomically!(db, |tx| Self::link_unheard::<DB>(
+            tx.own_conn(),
+            &own,
+            &wanted
+        )
         .await)
     }
 
@@ -233,6 +262,7 @@ where
         let wanted: BTreeSet<_> = keys.into_iter().collect();
         let own = self.own_pk()?;
         let db = db.into_db();
+        let heard = heard::<T>();
         atomically!(db, |tx| async {
             let current = self.keys(&mut *tx).await?;
             let gone: BTreeSet<_> = current.difference(&wanted).cloned().collect();
@@ -242,7 +272,7 @@ where
             }
             if !new.is_empty() {
                 // `new` is already add's candidate set: no second SELECT.
-                self.add_in(tx, &own, new).await?;
+                self.add_in(tx, &own, new, heard).await?;
             }
             Ok::<(), OrmError>(())
         }
@@ -267,11 +297,12 @@ where
         let wanted: BTreeSet<_> = keys.into_iter().collect();
         let own = self.own_pk()?;
         let db = db.into_db();
+        let heard = heard::<T>();
         atomically!(db, |tx| async {
             self.clear_in(tx, &own).await?;
             if !wanted.is_empty() {
                 // Nothing is linked after the clear, so every key is a candidate: no SELECT.
-                self.add_in(tx, &own, wanted).await?;
+                self.add_in(tx, &own, wanted, heard).await?;
             }
             Ok::<(), OrmError>(())
         }
@@ -301,53 +332,151 @@ where
     }
 
     /// Sends `pre_add` with `candidates`, inserts what the receivers left, and sends
-    /// `post_add` with the keys actually inserted.
+    /// `post_add` with the keys actually inserted; or, when nobody listens (`heard` false, read
+    /// once by the operation), only inserts.
     async fn add_in<DB: Backend>(
         &self,
         tx: &mut Tx<DB>,
         own: &<D::Own as Model>::Pk,
         mut candidates: BTreeSet<OtherPk<T, D>>,
+        heard: bool,
     ) -> Result<usize, OrmError>
     where
         D::Own: Persist<DB>,
         D::Other: Persist<DB>,
     {
+        if !heard {
+            return Self::link_unheard::<DB>(tx.own_conn(), own, &candidates).await;
+        }
         self.send(tx, M2mAction::PreAdd, Some(&mut candidates))
             .await?;
-        // The candidates were read without a lock, so a concurrent add may have linked some of
-        // them since; `ON CONFLICT DO NOTHING` then affects no row (on PostgreSQL, after waiting
-        // for that add to commit or roll back). The rows affected say which links are ours, at
-        // no extra statement. Keys go in ascending order, so two adds from the same side lock
-        // in the same order.
-        let mut inserted = BTreeSet::new();
-        for other in candidates {
-            let rows = DB::execute(
-                tx.own_conn(),
-                Self::bind_pair::<DB>(own, &other, T::sql().insert.as_str()),
-            )
-            .await
-            .during(Operation::on_table("add links", T::TABLE))?;
-            if rows > 0 {
-                inserted.insert(other);
-            }
-        }
+        let mut inserted = Self::insert_returning::<DB>(tx.own_conn(), own, &candidates).await?;
+        let count = inserted.len();
+        // The mirror rows come after post_add, as in Django, and only for the links this call
+        // inserted, whatever a post_add receiver does to its pk_set.
+        let mirrors = T::SYMMETRICAL.then(|| inserted.clone());
         self.send(tx, M2mAction::PostAdd, Some(&mut inserted))
             .await?;
-        if T::SYMMETRICAL {
-            // The mirror rows come after post_add, as in Django, and only for the links this
-            // call inserted: an add that lost the race leaves both rows to the winner. (So
-            // `a.add(b)` racing `b.add(a)` can deadlock on PostgreSQL, each holding the row the
-            // other's mirror needs; the database aborts one, which is undone whole.)
-            for other in &inserted {
-                DB::execute(
-                    tx.own_conn(),
-                    Self::bind_mirror::<DB>(own, other, T::sql().insert.as_str()),
-                )
-                .await
-                .during(Operation::on_table("add links", T::TABLE))?;
+        if let Some(mirrors) = mirrors {
+            Self::insert_counted::<DB>(tx.own_conn(), own, &mirrors, true).await?;
+        }
+        Ok(count)
+    }
+
+    /// Links `others` without signals (nobody listens); returns the links inserted. A
+    /// symmetrical relation then also writes the mirror rows of those links.
+    async fn link_unheard<DB: Backend>(
+        conn: &mut DB::Connection,
+        own: &<D::Own as Model>::Pk,
+        others: &BTreeSet<OtherPk<T, D>>,
+    ) -> Result<usize, OrmError>
+    where
+        D::Own: Persist<DB>,
+        D::Other: Persist<DB>,
+    {
+        if !T::SYMMETRICAL {
+            // The rows affected are the count; which keys they were is nobody's business.
+            let count = Self::insert_counted::<DB>(conn, own, others, false).await?;
+            return Ok(usize::try_from(count).unwrap_or(usize::MAX));
+        }
+        let inserted = Self::insert_returning::<DB>(conn, own, others).await?;
+        Self::insert_counted::<DB>(conn, own, &inserted, true).await?;
+        Ok(inserted.len())
+    }
+
+    /// Inserts the links of own to `others` and returns the keys whose link this call
+    /// inserted: one `INSERT .. ON CONFLICT DO NOTHING RETURNING other` per chunk of
+    /// [`LINKS_PER_INSERT`] keys.
+    ///
+    /// A concurrent add may have linked some keys since the caller chose them; `ON CONFLICT DO
+    /// NOTHING` skips those rows (on PostgreSQL, after waiting for that add to commit or roll
+    /// back) and `RETURNING` leaves them out, so the keys returned are exactly the links this
+    /// statement wrote, at no extra statement. Keys go in ascending order, so two adds from the
+    /// same side lock in the same order.
+    async fn insert_returning<DB: Backend>(
+        conn: &mut DB::Connection,
+        own: &<D::Own as Model>::Pk,
+        others: &BTreeSet<OtherPk<T, D>>,
+    ) -> Result<BTreeSet<OtherPk<T, D>>, OrmError>
+    where
+        D::Own: Persist<DB>,
+        D::Other: Persist<DB>,
+    {
+        let operation = Operation::on_table("add links", T::TABLE);
+        let mut inserted = BTreeSet::new();
+        let mut keys = others.iter();
+        let mut left = others.len();
+        while left > 0 {
+            let rows = left.min(LINKS_PER_INSERT);
+            left -= rows;
+            let query = Self::insert_query::<DB>(own, &mut keys, rows, D::OTHER_COLUMN, false);
+            for row in DB::fetch_all(&mut *conn, query).await.during(operation)? {
+                inserted.insert(<D::Other as Persist<DB>>::pk_from_row(&row).during(operation)?);
             }
         }
-        Ok(inserted.len())
+        Ok(inserted)
+    }
+
+    /// Inserts the links of own to `others` (their mirrors, `(other, own)`, when `mirror`) and
+    /// returns how many rows this call inserted: one `INSERT .. ON CONFLICT DO NOTHING` per
+    /// chunk of [`LINKS_PER_INSERT`] keys, in ascending order.
+    async fn insert_counted<DB: Backend>(
+        conn: &mut DB::Connection,
+        own: &<D::Own as Model>::Pk,
+        others: &BTreeSet<OtherPk<T, D>>,
+        mirror: bool,
+    ) -> Result<u64, OrmError>
+    where
+        D::Own: Persist<DB>,
+        D::Other: Persist<DB>,
+    {
+        let mut inserted = 0;
+        let mut keys = others.iter();
+        let mut left = others.len();
+        while left > 0 {
+            let rows = left.min(LINKS_PER_INSERT);
+            left -= rows;
+            let query = Self::insert_query::<DB>(own, &mut keys, rows, Returning::Nothing, mirror);
+            inserted += DB::execute(&mut *conn, query)
+                .await
+                .during(Operation::on_table("add links", T::TABLE))?;
+        }
+        Ok(inserted)
+    }
+
+    /// The link INSERT of the next `rows` keys of `others`, each bound as `(source, target)`
+    /// of own's link to it, or of its mirror.
+    fn insert_query<'q, 'k, DB: Backend>(
+        own: &<D::Own as Model>::Pk,
+        others: &mut impl Iterator<Item = &'k OtherPk<T, D>>,
+        rows: usize,
+        returning: Returning,
+        mirror: bool,
+    ) -> sqlx::query::Query<'q, DB, DB::Arguments>
+    where
+        D::Own: Persist<DB>,
+        D::Other: Persist<DB>,
+        OtherPk<T, D>: 'k,
+    {
+        let sql = T::sql().insert_links(rows, returning);
+        let mut query = DB::query_with_room(sql, 2 * rows);
+        // The link is (own, other) from the source's side, (other, own) from the target's; a
+        // mirror swaps them.
+        let own_first = D::REVERSE == mirror;
+        for other in others.take(rows) {
+            query = if own_first {
+                <D::Other as Persist<DB>>::bind_pk(
+                    other,
+                    <D::Own as Persist<DB>>::bind_pk(own, query),
+                )
+            } else {
+                <D::Own as Persist<DB>>::bind_pk(
+                    own,
+                    <D::Other as Persist<DB>>::bind_pk(other, query),
+                )
+            };
+        }
+        query
     }
 
     /// Sends `pre_remove` with `keys`, deletes what the receivers left, and sends `post_remove`
@@ -427,22 +556,6 @@ where
             <D::Other as Persist<DB>>::bind_pk(other, <D::Own as Persist<DB>>::bind_pk(own, query))
         }
     }
-
-    /// The mirror link `(other, own)` of a symmetrical self-relation.
-    fn bind_mirror<'q, DB: Backend>(
-        own: &<D::Own as Model>::Pk,
-        other: &OtherPk<T, D>,
-        sql: &'static str,
-    ) -> sqlx::query::Query<'q, DB, DB::Arguments>
-    where
-        D::Own: Persist<DB>,
-        D::Other: Persist<DB>,
-    {
-        <D::Own as Persist<DB>>::bind_pk(
-            own,
-            <D::Other as Persist<DB>>::bind_pk(other, sqlx::query(sql)),
-        )
-    }
 }
 
 impl<T: Through, D: Direction<T>> fmt::Debug for Related<'_, T, D> {
@@ -452,4 +565,17 @@ impl<T: Through, D: Direction<T>> fmt::Debug for Related<'_, T, D> {
             .field("reverse", &D::REVERSE)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether an `m2m_changed` receiver would hear the operations of relation `T`: one linked or
+/// connected for `T`, or for every relation. Muted receivers count as heard (the send then
+/// delivers nothing), as for a model's writes. When none would, the send skipped still counts
+/// as the program's first for the unlinked-receivers check.
+fn heard<T: Through>() -> bool {
+    let sender = Sender::of::<T>();
+    if M2mChangedSignal::registry().has_listeners(sender) {
+        return true;
+    }
+    signals_core::__private::unheard_send::<M2mChangedSignal>(sender);
+    false
 }

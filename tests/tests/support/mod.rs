@@ -25,6 +25,10 @@ pub trait TestBackend: signals_orm::Backend {
     fn strings(pool: &Pool<Self>, sql: &'static str) -> impl Future<Output = Vec<String>> + Send;
     /// Runs a statement.
     fn exec(pool: &Pool<Self>, sql: &'static str) -> impl Future<Output = ()> + Send;
+    /// The first column of every row, as integers, of a query built at run time.
+    fn integers(pool: &Pool<Self>, sql: String) -> impl Future<Output = Vec<i64>> + Send;
+    /// Runs a statement built at run time.
+    fn run(pool: &Pool<Self>, sql: String) -> impl Future<Output = ()> + Send;
     /// Runs a statement that fails, inside `tx`, and ignores the error as a careless caller would.
     fn fail_in(tx: &mut signals_orm::Tx<Self>) -> impl Future<Output = ()> + Send;
 }
@@ -47,6 +51,18 @@ macro_rules! test_backend {
             }
             async fn exec(pool: &Pool<Self>, sql: &'static str) {
                 sqlx::query(sql)
+                    .execute(pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            async fn integers(pool: &Pool<Self>, sql: String) -> Vec<i64> {
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.as_str()))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+            async fn run(pool: &Pool<Self>, sql: String) {
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                     .execute(pool)
                     .await
                     .unwrap_or_else(|e| panic!("{sql}: {e}"));
