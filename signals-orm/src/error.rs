@@ -102,7 +102,7 @@ pub enum OrmError {
     NoPrimaryKey {
         /// The model's type name.
         model: &'static str,
-        /// `"deleted"` or `"updated with update_fields"`.
+        /// `"deleted"`, `"updated with update_fields"` or `"updated with bulk_update"`.
         action: &'static str,
     },
     /// A save with `update_fields` matched no row (Django's `NotUpdated`).
@@ -112,6 +112,20 @@ pub enum OrmError {
     },
     /// `release_savepoint` or `rollback_to_savepoint` without an open savepoint.
     NoSavepoint,
+    /// `get_or_create` or `update_or_create` found more than one row matching its query
+    /// (Django's `MultipleObjectsReturned`).
+    MultipleRows {
+        /// The model's type name.
+        model: &'static str,
+    },
+    /// A query with a limit or an offset was given to a set-based write (`delete`, `update`),
+    /// as Django refuses: which rows a slice holds can change while the write runs.
+    Sliced {
+        /// The model's type name.
+        model: &'static str,
+        /// `"delete"` or `"update"`.
+        write: &'static str,
+    },
     /// A write was given the pool inside a receiver of a write that holds a connection of that
     /// same pool in a transaction. It would wait for the lock or the connection that write
     /// holds, which waits for the receiver: a deadlock, so it fails at once instead.
@@ -187,6 +201,14 @@ impl OrmError {
                 "save of `{model}` with update_fields did not affect any rows (no row has that primary key)"
             ),
             OrmError::NoSavepoint => f.write_str("no savepoint is open in this transaction"),
+            OrmError::MultipleRows { model } => write!(
+                f,
+                "more than one `{model}` row matches the query, so it does not name one row; narrow the condition (a unique column is the usual key)"
+            ),
+            OrmError::Sliced { model, write } => write!(
+                f,
+                "cannot {write} a query of `{model}` that has a limit or an offset; narrow it with a condition instead (for example on the keys of the rows to {write})"
+            ),
             OrmError::PoolInReceiver => f.write_str(
                 "a receiver wrote through the pool while the write that sent its signal holds a connection of that pool in a transaction, which would deadlock: write through the transaction given to the receiver (a `tx: &mut Tx<..>` or `AnyTx` parameter)",
             ),

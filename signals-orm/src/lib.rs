@@ -39,6 +39,12 @@
 //! assert_eq!(User::get(&pool, &user.id.unwrap()).await?.unwrap().name, "ADA");
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
+//!
+//! Rows are chosen with the typed columns `derive(Model)` generates
+//! (`User::filter(User::columns().name.like("A%"))`, see [`query`]), and every write path sends
+//! its signals, the set-based ones too: [`ModelExt::bulk_insert`], [`ModelExt::bulk_update`],
+//! [`query::Query::update`], [`query::Query::delete`], [`query::Query::get_or_create`]
+//! (`docs/orm.md`, "Set-based writes").
 
 #[macro_use]
 mod tx;
@@ -48,6 +54,7 @@ mod error;
 pub mod m2m;
 mod model;
 pub mod model_signals;
+pub mod query;
 mod sql;
 mod writes;
 
@@ -55,7 +62,7 @@ pub use backend::Backend;
 pub use error::{Operation, OrmError};
 pub use model::{AnyModel, Model, ModelMeta, Persist};
 pub use model_signals::on_commit::{Committed, ModelSnapshot};
-pub use model_signals::payload::{PostDelete, PostSave, PreDelete, PreSave};
+pub use model_signals::payload::{Origin, PostDelete, PostSave, PreDelete, PreSave, QueryOrigin};
 /// A signal: the trait behind [`derive(Signal)`](derive@Signal) and the model signals
 /// ([`model_signals`], [`m2m::M2mChangedSignal`]). What follows is the dispatcher's own
 /// documentation: every name it uses is also at the root of this crate (`signals_orm::Signal`
@@ -272,8 +279,10 @@ pub mod __private {
     pub use crate::model_signals::on_commit::{FromCommitted, OwnedModel, defer_on_commit};
     pub use crate::model_signals::payload::ModelRef;
     pub use crate::model_signals::senders::{SenderOf, TxParam, payload_and_tx, tx_param};
+    pub use crate::query::{Column, expect_value, take_value};
     pub use crate::sql::{ModelSql, Returning, ThroughSql};
     pub use crate::tx::{Hook, TxHandle};
+    pub use std::boxed::Box;
     /// What `derive(Model)` checks on a model's fields and row type.
     pub mod checks {
         pub use crate::checks::*;

@@ -1,4 +1,4 @@
-//! The writes of a model, each sending its signals: `save`, `insert`, `save_fields`, `save_raw`, `delete`, and `get`.
+//! The writes of a model, each sending its signals: `save`, `insert`, `save_fields`, `save_raw`, `delete`, `bulk_insert`, `bulk_update`, and `get`.
 //!
 //! A write given a pool opens its own transaction and commits it (running `on_commit`
 //! callbacks) or rolls it back. A write given a transaction runs inside it; if the write or a
@@ -6,6 +6,7 @@
 //! committed (no savepoint per write: it would cost two statements; open one yourself with
 //! `Tx::savepoint` or `Tx::atomic` to recover and carry on).
 
+use std::collections::HashSet;
 use std::future::Future;
 
 use signals_core::{Sender, Signal};
@@ -13,10 +14,11 @@ use signals_core::{Sender, Signal};
 use crate::backend::Backend;
 use crate::error::{Context as _, Operation, OrmError};
 use crate::model::{AnyModel, Model, Persist};
+use crate::model_signals::payload::Origin;
 use crate::model_signals::{
     DeleteEvent, PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal, SaveEvent,
 };
-use crate::sql::ModelSql;
+use crate::sql::{ModelSql, UPDATE_ROWS, bulk_rows};
 use crate::tx::{Db, IntoDb, Tx};
 
 /// What a save did.
@@ -224,6 +226,125 @@ pub trait ModelExt: Model {
                 .transpose()
                 .during(operation)
         }
+    }
+
+    /// Inserts `instances` with one multi-row `INSERT` per chunk (Django's `bulk_create`), and,
+    /// unlike Django, sends `pre_save` and `post_save` for every one of them. Returns the rows
+    /// inserted, `instances.len()`.
+    ///
+    /// Order: `pre_save` for each instance, first to last, as an INSERT's (`adding` true,
+    /// `raw` false, `update_fields` `None`); a receiver may change the instance, and what it
+    /// changed is inserted. Then the statements, then `post_save` for each instance, first to
+    /// last, with `created = true` and its key set. An empty slice runs and sends nothing.
+    ///
+    /// Instances without a key (a generated key still `None`) are inserted with
+    /// `INSERT INTO t (columns) VALUES (..), (..) RETURNING key`, and each gets the key of the
+    /// row returned in its place: PostgreSQL and SQLite return a multi-row INSERT's rows in
+    /// `VALUES` order. Django's `bulk_create` relies on that too; neither database documents it,
+    /// and `tests/tests/bulk.rs` checks it on both. Instances with a key (an application-given
+    /// one, or a generated one already set) are inserted with it, in statements of their own
+    /// that run first, as in Django.
+    ///
+    /// One statement binds at most [`Backend::MAX_BIND_PARAMETERS`] values, so it takes that
+    /// many divided by the columns of a row (a model of one column besides its generated key:
+    /// 32,766 rows on SQLite, 65,535 on PostgreSQL); more instances take more statements.
+    ///
+    /// Atomic with its receivers, as [`save`](ModelExt::save) is: given `&pool`, in a
+    /// transaction of its own (its `on_commit` receivers run after the COMMIT); given `&mut tx`,
+    /// in the caller's, which a failure marks rollback-only. Given `&pool`, for a model no
+    /// `pre_save` or `post_save` receiver listens to, instances that fit one statement are
+    /// inserted by that statement alone in autocommit (`docs/orm.md`, Transactions).
+    ///
+    /// # Errors
+    ///
+    /// The database's error (a duplicate key) or the first failing receiver's. Nothing is
+    /// inserted (the own transaction rolled back; the caller's can only roll back), and every
+    /// generated key is given back the value it had before the call, so a retry inserts the
+    /// instances again instead of updating rows that are not theirs. Fields a `pre_save`
+    /// receiver changed keep their new values, as with `save`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use signals_orm::{Model, ModelExt};
+    ///
+    /// #[derive(Model, sqlx::FromRow)]
+    /// #[model(table = "tags")]
+    /// struct Tag {
+    ///     #[model(primary_key)]
+    ///     id: Option<i64>,
+    ///     name: String,
+    /// }
+    ///
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+    /// sqlx::raw_sql("CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    ///     .execute(&pool)
+    ///     .await?;
+    /// let mut tags: Vec<Tag> = ["rust", "sql", "django"]
+    ///     .into_iter()
+    ///     .map(|name| Tag { id: None, name: name.into() })
+    ///     .collect();
+    /// assert_eq!(Tag::bulk_insert(&pool, &mut tags).await?, 3); // one INSERT .. RETURNING
+    /// assert_eq!(tags.iter().map(|t| t.id).collect::<Vec<_>>(), [Some(1), Some(2), Some(3)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    fn bulk_insert<'a, DB: Backend>(
+        db: impl IntoDb<'a, DB>,
+        instances: &'a mut [Self],
+    ) -> impl Future<Output = Result<usize, OrmError>> + Send + 'a
+    where
+        Self: Persist<DB>,
+    {
+        bulk_insert(db.into_db(), instances)
+    }
+
+    /// Saves `fields` of every instance of `instances` with one `UPDATE` per chunk (Django's
+    /// `bulk_update`), and, unlike Django, sends `pre_save` and `post_save` for them. Returns
+    /// the rows updated.
+    ///
+    /// Order: `pre_save` for each instance, first to last, with `update_fields` the fields
+    /// (`adding` false, `raw` false; a receiver may change the instance, and what it changes in
+    /// those fields is saved). Then one statement per chunk, Django's form:
+    ///
+    /// ```text
+    /// UPDATE t SET a = CASE key WHEN $1 THEN $2 WHEN $3 THEN $4 END, .. WHERE key IN ($5, $6)
+    /// ```
+    ///
+    /// each value bound with its Rust type, so PostgreSQL needs none of the casts Django adds.
+    /// Then `post_save` for each instance whose row the statement updated (`created` false,
+    /// the same `update_fields`), first to last: an instance whose key matches no row gets
+    /// `pre_save` only, and is not counted (Django skips it too, and counts only the rows
+    /// matched). List each row once: of two instances with one key in the same statement, the
+    /// first one's values are written.
+    ///
+    /// A statement sets at most 500 rows: each `CASE` lists every row of its statement and the
+    /// databases try its `WHEN`s one by one, so a statement's work grows with the square of its
+    /// rows (32,767 rows in one statement took minutes on PostgreSQL). Each row binds its key
+    /// once per field and once more, and its values, within [`Backend::MAX_BIND_PARAMETERS`].
+    ///
+    /// Duplicate names in `fields` count once. An empty `instances` or `fields` updates and
+    /// sends nothing and returns 0, as `save_fields(&[])` does nothing (Django raises
+    /// `ValueError` for empty `fields`). Atomicity and the autocommit rule are those of
+    /// [`bulk_insert`](ModelExt::bulk_insert): one chunk that nobody hears, given `&pool`, is
+    /// its one statement in autocommit.
+    ///
+    /// # Errors
+    ///
+    /// [`OrmError::UnknownField`] for a name that is not a saved non-key field (as
+    /// [`save_fields`](ModelExt::save_fields)), and [`OrmError::NoPrimaryKey`] when an instance
+    /// has no key, both before any signal; then the database's error or the first failing
+    /// receiver's, and nothing is updated (the own transaction rolled back; the caller's can
+    /// only roll back).
+    fn bulk_update<'a, DB: Backend>(
+        db: impl IntoDb<'a, DB>,
+        instances: &'a mut [Self],
+        fields: &'a [&'a str],
+    ) -> impl Future<Output = Result<u64, OrmError>> + Send + 'a
+    where
+        Self: Persist<DB>,
+    {
+        bulk_update(db.into_db(), instances, fields)
     }
 }
 
@@ -511,6 +632,7 @@ async fn delete_in<M: Persist<DB>, DB: Backend>(
             sender,
             DeleteEvent {
                 instance: model,
+                origin: Origin::Instance(model),
                 tx,
             },
         )
@@ -521,9 +643,334 @@ async fn delete_in<M: Persist<DB>, DB: Backend>(
             sender,
             DeleteEvent {
                 instance: model,
+                origin: Origin::Instance(model),
                 tx,
             },
         )
         .await?;
     Ok(deleted)
+}
+
+// ==== bulk writes: `bulk_insert` and `bulk_update` =========================================
+
+/// [`ModelExt::bulk_insert`]: the instances' `pre_save`s, INSERTs and `post_save`s, atomic
+/// together; generated keys given back on failure.
+async fn bulk_insert<M: Persist<DB>, DB: Backend>(
+    db: Db<'_, DB>,
+    models: &mut [M],
+) -> Result<usize, OrmError> {
+    if models.is_empty() {
+        return Ok(0);
+    }
+    let mut guard = KeysGuard::new(models);
+    // Nobody listening, one statement: it needs no transaction (`unheard`).
+    let unheard = if insert_statements::<M, DB>(guard.models()) == 1 {
+        unheard::<M, PreSaveSignal, PostSaveSignal, DB>(db.pool()).await
+    } else {
+        Ok(None)
+    };
+    let result = match unheard {
+        Ok(Some(mut conn)) => insert_rows(guard.models(), &mut conn).await,
+        Err(error) => Err(error),
+        // In a block of its own, as in `write`: the keys go back also when `atomically!`
+        // returns early (a failed BEGIN or COMMIT).
+        Ok(None) => {
+            async {
+                atomically!(db, |tx| {
+                    let inserted = bulk_insert_in(guard.models(), tx).await;
+                    // The COMMIT may happen from here even if this future is dropped.
+                    if inserted.is_ok() {
+                        guard.keep();
+                    }
+                    inserted
+                })
+            }
+            .await
+        }
+    };
+    if result.is_ok() {
+        guard.keep();
+    } else {
+        guard.give_back();
+    }
+    result.map(|()| guard.models().len())
+}
+
+/// The instances' `pre_save`s, INSERTs and `post_save`s in `tx`.
+async fn bulk_insert_in<M: Persist<DB>, DB: Backend>(
+    models: &mut [M],
+    tx: &mut Tx<DB>,
+) -> Result<(), OrmError> {
+    let sender = Sender::of::<M>();
+    for model in models.iter_mut() {
+        let pre = SaveEvent {
+            instance: model as &mut dyn AnyModel,
+            created: true,
+            raw: false,
+            update_fields: None,
+            tx,
+        };
+        PreSaveSignal::registry().send(sender, pre).await?;
+    }
+    insert_rows(models, tx.own_conn()).await?;
+    for model in models.iter_mut() {
+        let post = SaveEvent {
+            instance: model as &mut dyn AnyModel,
+            created: true,
+            raw: false,
+            update_fields: None,
+            tx,
+        };
+        PostSaveSignal::registry().send(sender, post).await?;
+    }
+    Ok(())
+}
+
+/// Whether an instance is inserted with its key: every instance of a model whose key the
+/// application gives, and one whose generated key is set already.
+fn keyed<M: Model>(model: &M) -> bool {
+    !M::META.pk_generated || model.pk().is_some()
+}
+
+/// How many statements [`insert_rows`] runs for `models`.
+fn insert_statements<M: Model, DB: Backend>(models: &[M]) -> usize {
+    let columns = M::META.columns.len();
+    let keyed = models.iter().filter(|m| keyed(*m)).count();
+    keyed.div_ceil(bulk_rows(DB::MAX_BIND_PARAMETERS, columns + 1))
+        + (models.len() - keyed).div_ceil(bulk_rows(DB::MAX_BIND_PARAMETERS, columns))
+}
+
+/// The INSERTs of `models`, [`bulk_rows`] rows each: first those with their key, then those
+/// whose key the database generates, which get them from `RETURNING` in `VALUES` order.
+async fn insert_rows<M: Persist<DB>, DB: Backend>(
+    models: &mut [M],
+    conn: &mut DB::Connection,
+) -> Result<(), OrmError> {
+    let operation = Operation::on::<M>("bulk insert");
+    let columns = M::META.columns.len();
+    // Given keys first, as Django does: on SQLite the keys generated next then come after them.
+    let (with_key, without): (Vec<usize>, Vec<usize>) =
+        (0..models.len()).partition(|&i| keyed(&models[i]));
+    for chunk in with_key.chunks(bulk_rows(DB::MAX_BIND_PARAMETERS, columns + 1)) {
+        let sql = ModelSql::bulk_insert(M::META, chunk.len(), true, DB::ANONYMOUS_PLACEHOLDERS);
+        let mut query = DB::query_with_room(sql.into(), chunk.len() * (columns + 1));
+        for &i in chunk {
+            let model = &models[i];
+            if let Some(pk) = model.pk() {
+                query = model.bind_fields(M::bind_pk(&pk, query));
+            }
+        }
+        DB::execute(&mut *conn, query).await.during(operation)?;
+    }
+    for chunk in without.chunks(bulk_rows(DB::MAX_BIND_PARAMETERS, columns)) {
+        let sql = ModelSql::bulk_insert(M::META, chunk.len(), false, DB::ANONYMOUS_PLACEHOLDERS);
+        let mut query = DB::query_with_room(sql.into(), chunk.len() * columns);
+        for &i in chunk {
+            query = models[i].bind_fields(query);
+        }
+        let rows = DB::fetch_all(&mut *conn, query).await.during(operation)?;
+        if rows.len() != chunk.len() {
+            let returned = format!("{} keys returned for {} rows", rows.len(), chunk.len());
+            return Err(sqlx::Error::Protocol(returned)).during(operation);
+        }
+        for (&i, row) in chunk.iter().zip(&rows) {
+            models[i].set_pk(Some(M::pk_from_row(row).during(operation)?));
+        }
+    }
+    Ok(())
+}
+
+/// [`KeyGuard`] for the instances of a bulk insert: every generated key goes back to its value
+/// from before the call when the insert fails or is cancelled before its statements and
+/// receivers finished.
+struct KeysGuard<'m, M: Model> {
+    models: &'m mut [M],
+    /// Whether to give the keys back on drop: generated keys only, until the insert succeeded.
+    restore: bool,
+    /// The keys before the call, in order (empty for application-given keys).
+    before: Vec<Option<M::Pk>>,
+}
+
+impl<'m, M: Model> KeysGuard<'m, M> {
+    fn new(models: &'m mut [M]) -> Self {
+        let restore = M::META.pk_generated;
+        let before = if restore {
+            models.iter().map(Model::pk).collect()
+        } else {
+            Vec::new()
+        };
+        KeysGuard {
+            models,
+            restore,
+            before,
+        }
+    }
+
+    fn models(&mut self) -> &mut [M] {
+        self.models
+    }
+
+    /// The statements succeeded: the keys stand unless `give_back` is called.
+    fn keep(&mut self) {
+        self.restore = false;
+    }
+
+    /// The insert failed after all (its COMMIT, say): the keys go back now.
+    fn give_back(&mut self) {
+        self.restore = M::META.pk_generated;
+        self.restore_keys();
+    }
+
+    fn restore_keys(&mut self) {
+        if std::mem::take(&mut self.restore) {
+            for (model, pk) in self.models.iter_mut().zip(self.before.drain(..)) {
+                model.set_pk(pk);
+            }
+        }
+    }
+}
+
+impl<M: Model> Drop for KeysGuard<'_, M> {
+    fn drop(&mut self) {
+        self.restore_keys();
+    }
+}
+
+/// [`ModelExt::bulk_update`]: checks, then the instances' `pre_save`s, UPDATEs and
+/// `post_save`s, atomic together.
+async fn bulk_update<M: Persist<DB>, DB: Backend>(
+    db: Db<'_, DB>,
+    models: &mut [M],
+    fields: &[&str],
+) -> Result<u64, OrmError> {
+    let fields = checked_fields::<M>(fields)?;
+    if fields.is_empty() || models.is_empty() {
+        return Ok(0);
+    }
+    if models.iter().any(|m| m.pk().is_none()) {
+        return Err(OrmError::NoPrimaryKey {
+            model: M::META.name,
+            action: "updated with bulk_update",
+        });
+    }
+    let indexes: Vec<usize> = fields
+        .iter()
+        .filter_map(|f| M::META.fields.iter().position(|k| k == f))
+        .collect();
+    if models.len() <= update_rows_per_statement::<DB>(indexes.len())
+        && let Some(mut conn) = unheard::<M, PreSaveSignal, PostSaveSignal, DB>(db.pool()).await?
+    {
+        return update_rows(models, &indexes, &mut conn, None).await;
+    }
+    atomically!(db, |tx| bulk_update_in(models, &fields, &indexes, tx).await)
+}
+
+/// The instances' `pre_save`s, UPDATEs and `post_save`s (for the rows updated) in `tx`.
+async fn bulk_update_in<M: Persist<DB>, DB: Backend>(
+    models: &mut [M],
+    fields: &[&'static str],
+    indexes: &[usize],
+    tx: &mut Tx<DB>,
+) -> Result<u64, OrmError> {
+    let sender = Sender::of::<M>();
+    for model in models.iter_mut() {
+        let pre = SaveEvent {
+            instance: model as &mut dyn AnyModel,
+            created: false,
+            raw: false,
+            update_fields: Some(fields),
+            tx,
+        };
+        PreSaveSignal::registry().send(sender, pre).await?;
+    }
+    // Which rows were updated matters only to `post_save` receivers.
+    let mut updated = PostSaveSignal::registry()
+        .has_listeners(sender)
+        .then(HashSet::new);
+    let count = update_rows(models, indexes, tx.own_conn(), updated.as_mut()).await?;
+    let Some(updated) = updated else {
+        return Ok(count);
+    };
+    for model in models.iter_mut() {
+        if !model
+            .pk()
+            .is_some_and(|pk| updated.contains(&key_text(&pk)))
+        {
+            continue;
+        }
+        let post = SaveEvent {
+            instance: model as &mut dyn AnyModel,
+            created: false,
+            raw: false,
+            update_fields: Some(fields),
+            tx,
+        };
+        PostSaveSignal::registry().send(sender, post).await?;
+    }
+    Ok(count)
+}
+
+/// A key as JSON text, to match the keys an UPDATE returned with the instances'.
+fn key_text<K: serde::Serialize>(pk: &K) -> String {
+    crate::model::json(pk).to_string()
+}
+
+/// The rows of one `bulk_update` statement setting `fields` columns: [`UPDATE_ROWS`] at
+/// most, and within the backend's parameter limit (each row binds its key once per column and
+/// once in the `IN` list, and its values).
+fn update_rows_per_statement<DB: Backend>(fields: usize) -> usize {
+    UPDATE_ROWS.min(bulk_rows(DB::MAX_BIND_PARAMETERS, 2 * fields + 1))
+}
+
+/// The UPDATEs of fields `indexes` of `models`, [`update_rows_per_statement`] rows each;
+/// returns the rows updated. With `updated`, each statement returns its rows' keys, collected
+/// there.
+async fn update_rows<M: Persist<DB>, DB: Backend>(
+    models: &[M],
+    indexes: &[usize],
+    conn: &mut DB::Connection,
+    mut updated: Option<&mut HashSet<String>>,
+) -> Result<u64, OrmError> {
+    let operation = Operation::on::<M>("bulk update");
+    let per_row = 2 * indexes.len() + 1;
+    let mut count = 0;
+    for chunk in models.chunks(update_rows_per_statement::<DB>(indexes.len())) {
+        let keys = chunk
+            .iter()
+            .map(Model::pk)
+            .collect::<Option<Vec<M::Pk>>>()
+            // Checked before `pre_save`; a receiver may have unset one since.
+            .ok_or(OrmError::NoPrimaryKey {
+                model: M::META.name,
+                action: "updated with bulk_update",
+            })?;
+        let sql = ModelSql::case_update(
+            M::META,
+            indexes,
+            chunk.len(),
+            updated.is_some(),
+            DB::ANONYMOUS_PLACEHOLDERS,
+        );
+        let mut query = DB::query_with_room(sql.into(), chunk.len() * per_row);
+        // In the text's order: each column's `WHEN key THEN value`s, then the `IN` list.
+        for &i in indexes {
+            for (model, pk) in chunk.iter().zip(&keys) {
+                query = model.bind_field(i, M::bind_pk(pk, query));
+            }
+        }
+        for pk in &keys {
+            query = M::bind_pk(pk, query);
+        }
+        match updated.as_deref_mut() {
+            Some(keys) => {
+                let rows = DB::fetch_all(&mut *conn, query).await.during(operation)?;
+                count += rows.len() as u64;
+                for row in &rows {
+                    keys.insert(key_text(&M::pk_from_row(row).during(operation)?));
+                }
+            }
+            None => count += DB::execute(&mut *conn, query).await.during(operation)?,
+        }
+    }
+    Ok(count)
 }

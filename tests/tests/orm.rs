@@ -286,7 +286,7 @@ async fn doc_pre_delete(
 ) -> Result<(), signals_orm::BoxError> {
     let id = ev.instance.id.ok_or("pre_delete sees the key")?;
     let rows = doc_rows(tx.reborrow(), id).await?;
-    let same = std::ptr::addr_eq(ev.origin, ev.instance as &dyn signals_orm::AnyModel);
+    let same = ev.origin.is(ev.instance);
     log(
         tx,
         format!(

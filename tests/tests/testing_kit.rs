@@ -333,8 +333,12 @@ fn post_save_and_delete_payloads_reach_receivers_of_every_model() {
 
     let pre = PreDelete::new(&draft);
     assert_eq!(
-        (pre.origin.meta().name, pre.origin.pk_value(), pre.using),
-        ("Draft", serde_json::json!(5), "sqlite"),
+        (
+            pre.origin.meta().name,
+            pre.origin.instance().map(AnyModel::pk_value),
+            pre.using
+        ),
+        ("Draft", Some(serde_json::json!(5)), "sqlite"),
         "origin is the instance, as `delete` sends it"
     );
     let post = Post {

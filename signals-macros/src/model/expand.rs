@@ -17,7 +17,6 @@ pub fn model(model: &Model) -> TokenStream {
     let field_names: Vec<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
     let field_idents: Vec<&syn::Ident> = model.fields.iter().map(|f| &f.ident).collect();
     let field_types: Vec<&syn::Type> = model.fields.iter().map(|f| &f.ty).collect();
-    let indexes: Vec<usize> = (0..model.fields.len()).collect();
     let (pk, set_pk) = if model.key_generated {
         (
             quote!(::core::clone::Clone::clone(&self.#key)),
@@ -40,17 +39,31 @@ pub fn model(model: &Model) -> TokenStream {
         .map(|ty| quote_spanned!(ty.span()=> #private::checks::column::<#ty>();));
     let row_check = quote_spanned!(ident.span()=> #private::checks::row::<#ident>(););
     let meta = meta(model);
-    let sqlx = quote!(#private::sqlx);
-    let query = quote!(#sqlx::query::Query<'q, DB, <DB as #sqlx::Database>::Arguments>);
+    let columns = columns(model);
+    let columns_ident = quote::format_ident!("{}Columns", ident);
+    let value_indexes: Vec<usize> = (1..=model.fields.len()).collect();
+    let set_key = if model.key_generated {
+        quote!(::core::option::Option::Some(#private::take_value::<#key_type>(value)))
+    } else {
+        quote!(#private::take_value::<#key_type>(value))
+    };
+    let persist = persist(model);
     quote! {
         const _: () = {
             #(#column_checks)*
             #row_check
         };
 
+        const _: () = {
+        #columns
+
         #[automatically_derived]
         impl #private::Model for #ident {
             type Pk = #key_type;
+            type Columns = #columns_ident;
+            fn columns() -> #columns_ident {
+                #columns_ident::NEW
+            }
             const META: &'static #private::ModelMeta = &#meta;
             fn sql() -> &'static #private::ModelSql {
                 static SQL: #private::OnceLock<#private::ModelSql> = #private::OnceLock::new();
@@ -58,6 +71,17 @@ pub fn model(model: &Model) -> TokenStream {
             }
             fn pk(&self) -> ::core::option::Option<Self::Pk> {
                 #pk
+            }
+            fn set_value(
+                &mut self,
+                column: usize,
+                value: #private::Box<dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync>,
+            ) {
+                match column {
+                    0 => self.#key = #set_key,
+                    #(#value_indexes => self.#field_idents = #private::take_value::<#field_types>(value),)*
+                    _ => {}
+                }
             }
             fn set_pk(&mut self, pk: ::core::option::Option<Self::Pk>) {
                 #set_pk
@@ -69,7 +93,24 @@ pub fn model(model: &Model) -> TokenStream {
                 ]
             }
         }
+        };
 
+        #persist
+    }
+}
+
+/// The `Persist<DB>` impl: binding and decoding for every backend whose types fit the fields.
+fn persist(model: &Model) -> TokenStream {
+    let private = model.root.private();
+    let ident = &model.ident;
+    let key_type = &model.key_type;
+    let field_idents: Vec<&syn::Ident> = model.fields.iter().map(|f| &f.ident).collect();
+    let field_types: Vec<&syn::Type> = model.fields.iter().map(|f| &f.ty).collect();
+    let indexes: Vec<usize> = (0..model.fields.len()).collect();
+    let value_indexes: Vec<usize> = (1..=model.fields.len()).collect();
+    let sqlx = quote!(#private::sqlx);
+    let query = quote!(#sqlx::query::Query<'q, DB, <DB as #sqlx::Database>::Arguments>);
+    quote! {
         #[automatically_derived]
         impl<DB: #private::Backend> #private::Persist<DB> for #ident
         where
@@ -90,12 +131,63 @@ pub fn model(model: &Model) -> TokenStream {
             fn bind_pk<'q>(pk: &Self::Pk, query: #query) -> #query {
                 query.bind(pk)
             }
+            fn bind_value<'q>(
+                column: usize,
+                value: &'q (dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync),
+                query: #query,
+            ) -> #query {
+                match column {
+                    0 => query.bind(#private::expect_value::<#key_type>(value)),
+                    #(#value_indexes => query.bind(#private::expect_value::<#field_types>(value)),)*
+                    _ => query,
+                }
+            }
             fn pk_from_row(row: &<DB as #sqlx::Database>::Row) -> ::core::result::Result<Self::Pk, #sqlx::Error> {
                 #sqlx::Row::try_get::<Self::Pk, usize>(row, 0)
             }
             fn from_row(row: &<DB as #sqlx::Database>::Row) -> ::core::result::Result<Self, #sqlx::Error> {
                 <Self as #sqlx::FromRow<'_, <DB as #sqlx::Database>::Row>>::from_row(row)
             }
+        }
+    }
+}
+
+/// The struct of typed columns (`User::columns()`): a `Column` per saved field, named like it,
+/// and the key's.
+fn columns(model: &Model) -> TokenStream {
+    let private = model.root.private();
+    let ident = &model.ident;
+    let vis = &model.vis;
+    let columns_ident = quote::format_ident!("{}Columns", ident);
+    let key = &model.key.ident;
+    let key_type = &model.key_type;
+    let key_doc = format!("The key column, `{}`.", model.key.column);
+    let idents: Vec<&syn::Ident> = model.fields.iter().map(|f| &f.ident).collect();
+    let types: Vec<&syn::Type> = model.fields.iter().map(|f| &f.ty).collect();
+    let docs: Vec<String> = model
+        .fields
+        .iter()
+        .map(|f| format!("The column `{}`.", f.column))
+        .collect();
+    let indexes: Vec<usize> = (1..=model.fields.len()).collect();
+    let doc = format!("The typed columns of [`{ident}`], from `{ident}::columns()`.");
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone, Copy, Debug)]
+        #vis struct #columns_ident {
+            #[doc = #key_doc]
+            pub #key: #private::Column<#ident, #key_type>,
+            #(
+                #[doc = #docs]
+                pub #idents: #private::Column<#ident, #types>,
+            )*
+        }
+
+        impl #columns_ident {
+            const NEW: Self = #columns_ident {
+                #key: #private::Column::new(0),
+                #(#idents: #private::Column::new(#indexes),)*
+            };
         }
     }
 }

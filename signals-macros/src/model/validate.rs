@@ -12,6 +12,8 @@ use crate::root::Root;
 pub struct Model {
     pub root: Root,
     pub ident: syn::Ident,
+    /// The struct's visibility, given to its generated columns.
+    pub vis: syn::Visibility,
     pub table: String,
     pub key: Field,
     /// Whether the key is an `Option<T>` the database fills in.
@@ -56,6 +58,7 @@ pub fn model(input: Input<'_>, errors: &mut Vec<syn::Error>) -> Option<Model> {
     Some(Model {
         root: input.root,
         ident: item.ident.clone(),
+        vis: item.vis.clone(),
         table,
         key,
         key_generated,

@@ -2,6 +2,7 @@
 //! transaction as `dyn TxHandle`, narrowed per receiver by `payload.rs` and `on_commit.rs`.
 
 use crate::model::AnyModel;
+use crate::model_signals::payload::Origin;
 use crate::tx::TxHandle;
 
 /// The event behind `pre_save` and `post_save`.
@@ -17,5 +18,6 @@ pub struct SaveEvent<'e> {
 /// The event behind `pre_delete` and `post_delete`.
 pub struct DeleteEvent<'e> {
     pub(crate) instance: &'e dyn AnyModel,
+    pub(crate) origin: Origin<'e>,
     pub(crate) tx: &'e mut dyn TxHandle,
 }

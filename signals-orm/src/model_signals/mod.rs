@@ -57,10 +57,10 @@ model_signal!(
     /// Sent before a model row is deleted, inside the delete's transaction (Django's
     /// `pre_delete`).
     PreDeleteSignal, "pre_delete", DeleteEvent,
-    |ev| DeleteEvent { instance: ev.instance, tx: &mut *ev.tx }
+    |ev| DeleteEvent { instance: ev.instance, origin: ev.origin, tx: &mut *ev.tx }
 );
 model_signal!(
     /// Sent after a model row is deleted, in the same transaction (Django's `post_delete`).
     PostDeleteSignal, "post_delete", DeleteEvent,
-    |ev| DeleteEvent { instance: ev.instance, tx: &mut *ev.tx }
+    |ev| DeleteEvent { instance: ev.instance, origin: ev.origin, tx: &mut *ev.tx }
 );

@@ -3,6 +3,7 @@
 //! write's transaction (`&mut Tx<Sqlite>`, `&mut Tx<Postgres>` or `AnyTx`).
 
 use std::any::Any;
+use std::fmt;
 
 use signals_core::__private::AnySender;
 use signals_core::BoxError;
@@ -10,7 +11,7 @@ use signals_core::BoxError;
 use super::{
     DeleteEvent, PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal, SaveEvent,
 };
-use crate::model::{AnyModel, Model};
+use crate::model::{AnyModel, Model, ModelMeta};
 use crate::tx::TxHandle;
 
 /// What a receiver's payload is about: one model type (with `sender = M`) or any model
@@ -225,6 +226,73 @@ impl<'e, M: ?Sized> PostSave<'e, M> {
     }
 }
 
+/// What `delete` was called on: Django's `origin`, given to `pre_delete` and `post_delete`.
+///
+/// An instance's [`delete`](crate::ModelExt::delete) sends the instance itself; a query's
+/// [`delete`](crate::query::Query::delete) sends the query, for every row it deletes.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub enum Origin<'e> {
+    /// `instance.delete(..)` was called on this instance.
+    Instance(&'e dyn AnyModel),
+    /// A query's `delete(..)`: its model and condition.
+    Query(&'e dyn QueryOrigin),
+}
+
+impl<'e> Origin<'e> {
+    /// The model of the instance or of the query.
+    #[must_use]
+    pub fn meta(&self) -> &'static ModelMeta {
+        match self {
+            Origin::Instance(instance) => instance.meta(),
+            Origin::Query(query) => query.meta(),
+        }
+    }
+
+    /// The instance whose `delete` was called, if it was an instance's.
+    #[must_use]
+    pub fn instance(&self) -> Option<&'e dyn AnyModel> {
+        match self {
+            Origin::Instance(instance) => Some(*instance),
+            Origin::Query(_) => None,
+        }
+    }
+
+    /// Whether the delete was called on `instance` itself (the same object, not an equal one).
+    #[must_use]
+    pub fn is(&self, instance: &dyn AnyModel) -> bool {
+        self.instance()
+            .is_some_and(|origin| std::ptr::addr_eq(origin, instance))
+    }
+}
+
+impl<'e> From<&'e dyn AnyModel> for Origin<'e> {
+    fn from(instance: &'e dyn AnyModel) -> Self {
+        Origin::Instance(instance)
+    }
+}
+
+impl<'e, M: Model> From<&'e M> for Origin<'e> {
+    fn from(instance: &'e M) -> Self {
+        Origin::Instance(instance)
+    }
+}
+
+impl fmt::Debug for Origin<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Instance(instance) => f.debug_tuple("Instance").field(instance).finish(),
+            Origin::Query(query) => f.debug_tuple("Query").field(query).finish(),
+        }
+    }
+}
+
+/// A query as an `origin`: its model, and `Debug` showing its condition without values.
+pub trait QueryOrigin: fmt::Debug + Send + Sync {
+    /// The query's model.
+    fn meta(&self) -> &'static ModelMeta;
+}
+
 /// `pre_delete`'s payload: Django's `instance`, `origin`, `using`.
 ///
 /// Built by the ORM for its receivers, and by [`PreDelete::new`] for a unit test:
@@ -253,9 +321,9 @@ impl<'e, M: ?Sized> PostSave<'e, M> {
 pub struct PreDelete<'e, M: ?Sized> {
     /// The instance about to be deleted.
     pub instance: &'e M,
-    /// What `delete` was called on (the instance itself for a single delete), Django's
-    /// `origin`.
-    pub origin: &'e dyn AnyModel,
+    /// What `delete` was called on (the instance itself for a single delete, the query for a
+    /// filtered one), Django's `origin`.
+    pub origin: Origin<'e>,
     /// The backend.
     pub using: &'static str,
 }
@@ -270,7 +338,7 @@ pub struct PostDelete<'e, M: ?Sized> {
     /// The deleted instance (its key is still set).
     pub instance: &'e M,
     /// What `delete` was called on, Django's `origin`.
-    pub origin: &'e dyn AnyModel,
+    pub origin: Origin<'e>,
     /// The backend.
     pub using: &'static str,
 }
@@ -287,17 +355,18 @@ macro_rules! delete_payload_constructors {
             pub fn new(instance: &'e M) -> Self {
                 $payload {
                     instance,
-                    origin: instance.erased(),
+                    origin: Origin::Instance(instance.erased()),
                     using: DEFAULT_USING,
                 }
             }
         }
 
         impl<'e, M: ?Sized> $payload<'e, M> {
-            /// Sets Django's `origin`, what `delete` was called on.
+            /// Sets Django's `origin`, what `delete` was called on: an instance
+            /// (`&dyn AnyModel`) or an [`Origin`].
             #[must_use]
-            pub fn with_origin(mut self, origin: &'e dyn AnyModel) -> Self {
-                self.origin = origin;
+            pub fn with_origin(mut self, origin: impl Into<Origin<'e>>) -> Self {
+                self.origin = origin.into();
                 self
             }
 
@@ -437,13 +506,17 @@ fn post_save<T: ModelRef + ?Sized>(ev: SaveEvent<'_>) -> Split<'_, PostSave<'_, 
 }
 
 /// The parts of both delete payloads: the typed instance, Django's `origin`, `using`.
-type DeleteParts<'e, T> = (&'e T, &'e dyn AnyModel, &'static str);
+type DeleteParts<'e, T> = (&'e T, Origin<'e>, &'static str);
 
 fn delete_parts<T: ModelRef + ?Sized>(
     ev: DeleteEvent<'_>,
 ) -> Result<(DeleteParts<'_, T>, &mut dyn TxHandle), BoxError> {
-    let DeleteEvent { instance, tx } = ev;
-    Ok(((narrow::<T>(instance)?, instance, tx.backend()), tx))
+    let DeleteEvent {
+        instance,
+        origin,
+        tx,
+    } = ev;
+    Ok(((narrow::<T>(instance)?, origin, tx.backend()), tx))
 }
 
 fn pre_delete<T: ModelRef + ?Sized>(ev: DeleteEvent<'_>) -> Split<'_, PreDelete<'_, T>> {
