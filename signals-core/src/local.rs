@@ -7,9 +7,13 @@
 //! declared beside its registry) holding the last snapshot this thread used and its number,
 //! behind an `Rc`. A send compares the number (one load) and clones the `Rc` ([`Lent`]): a
 //! plain increment, no locked instruction, no lock. A send that finds no copy (the first on
-//! this thread, a thread being torn down) or an old one loads the registry's snapshot as before
-//! and keeps it for the next send. Sends nested in a receiver share the copy; one that replaces
-//! it does not affect the sends below it, which hold their own `Rc`.
+//! this thread, a thread being torn down) or an old one lets go of the old one first (its
+//! closures' `Drop` may send, connect or disconnect), then loads the registry's snapshot as
+//! before and keeps it for the next send. Sends nested in a receiver share the copy; one that
+//! replaces it does not affect the sends below it, which hold their own `Rc`.
+//!
+//! Nothing here runs user code inside a borrow of the copy or under the registry's writer lock:
+//! every list or closure let go of is dropped after both are released.
 //!
 //! What it keeps alive: one snapshot per thread and signal. A disconnected receiver is never
 //! called again, but its callable is dropped only when no thread holds an old list: the thread
@@ -79,7 +83,6 @@ impl<S: Signal> Generation<S> {
     /// (then kept as this thread's copy).
     #[inline]
     pub(crate) fn lend(&self, load: impl FnOnce() -> Arc<Snapshot<S>>) -> Lent<S> {
-        // Read before loading, so a copy is never filed under a newer number than its own.
         let generation = self.current.load(Ordering::Acquire);
         let held = self
             .local
@@ -91,7 +94,7 @@ impl<S: Signal> Generation<S> {
             .flatten();
         match held {
             Some(held) => Lent { held },
-            None => self.refresh(generation, load()),
+            None => self.refresh(load),
         }
     }
 
@@ -104,15 +107,24 @@ impl<S: Signal> Generation<S> {
             .flatten()
     }
 
+    /// Lets go of this thread's old copy, then loads the current snapshot and keeps it.
+    ///
+    /// The old copy goes first, outside any borrow: it may hold the last reference to a
+    /// disconnected receiver's closure, whose `Drop` is user code that may send this signal,
+    /// connect or disconnect. The list this send uses is chosen after that code ran, so it is
+    /// never older than a change that code made (nor than what a send it made used).
     #[cold]
     #[inline(never)]
-    fn refresh(&self, generation: u64, snapshot: Arc<Snapshot<S>>) -> Lent<S> {
+    fn refresh(&self, load: impl FnOnce() -> Arc<Snapshot<S>>) -> Lent<S> {
+        drop(self.forget_local());
+        // Read before loading, so a copy is never filed under a newer number than its own.
+        let generation = self.current.load(Ordering::Acquire);
         let held = Rc::new(Held {
             generation,
-            snapshot,
+            snapshot: load(),
         });
-        // The copy replaced is dropped after the borrow ends: dropping a receiver's closure may
-        // run code that sends.
+        // A copy kept meanwhile (by a send made from that `Drop`) is dropped after the borrow
+        // ends, for the same reason.
         let _replaced = self
             .local
             .try_with(|copy| copy.held.borrow_mut().replace(Rc::clone(&held)));

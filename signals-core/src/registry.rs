@@ -323,6 +323,11 @@ impl<S: Signal> Registry<S> {
         };
         let current = inner.snapshot.load();
         if current.entries.iter().any(|e| e.same_key(&entry)) {
+            // The duplicate's closure is dropped after the lock is released: its `Drop` is user
+            // code, which may connect or disconnect.
+            drop(current);
+            drop(next);
+            drop(entry);
             return Connection {
                 registry: self,
                 id: None,
@@ -333,13 +338,17 @@ impl<S: Signal> Registry<S> {
         let mut entries = current.entries.clone();
         let at = entries.partition_point(|e| e.dispatch_order(&entry) != Ordering::Greater);
         entries.insert(at, entry);
+        drop(current);
         let stale = inner.publish(entries);
         drop(next);
-        drop(stale);
-        Connection {
+        // The guard exists before the old list is let go of: a closure's `Drop` run by that may
+        // panic, and the receiver must not then stay connected with nobody holding its guard.
+        let connection = Connection {
             registry: self,
             id: Some(id),
-        }
+        };
+        drop(stale);
+        connection
     }
 
     /// Disconnects a function receiver connected (at link time or at runtime) for `sender`.

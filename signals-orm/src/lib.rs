@@ -275,6 +275,7 @@ pub mod __private {
     pub use std::vec::Vec;
 
     pub use crate::__stub_model as stub_model;
+    pub use crate::m2m::{LinkRows, column_of};
     pub use crate::model::json;
     pub use crate::model_signals::on_commit::{FromCommitted, OwnedModel, defer_on_commit};
     pub use crate::model_signals::payload::ModelRef;
@@ -282,6 +283,7 @@ pub mod __private {
     pub use crate::query::{Column, expect_value, take_value};
     pub use crate::sql::{ModelSql, Returning, ThroughSql};
     pub use crate::tx::{Hook, TxHandle};
+    pub use futures_util::future::BoxFuture;
     pub use std::boxed::Box;
     /// What `derive(Model)` checks on a model's fields and row type.
     pub mod checks {

@@ -546,14 +546,13 @@ impl<M: Model> Query<M> {
         M: Persist<DB>,
     {
         let operation = Operation::on::<M>("fetch");
-        let (text, args) = sql::select(
+        let query = built::<M, DB>(sql::select(
             M::META,
             sql::param_prefix::<DB>(),
             M::sql(),
             self,
             sql::Selected::Rows,
-        );
-        let query = bind_args::<M, DB>(DB::query_with_room(text.into(), args.len()), &args);
+        ));
         let rows = db.into_db().fetch_all(query, operation).await?;
         rows.iter()
             .map(M::from_row)
@@ -575,14 +574,13 @@ impl<M: Model> Query<M> {
         M: Persist<DB>,
     {
         let operation = Operation::on::<M>("fetch");
-        let (text, args) = sql::select(
+        let query = built::<M, DB>(sql::select(
             M::META,
             sql::param_prefix::<DB>(),
             M::sql(),
             self,
             sql::Selected::First,
-        );
-        let query = bind_args::<M, DB>(DB::query_with_room(text.into(), args.len()), &args);
+        ));
         let row = db.into_db().fetch_optional(query, operation).await?;
         row.as_ref().map(M::from_row).transpose().during(operation)
     }
@@ -597,14 +595,13 @@ impl<M: Model> Query<M> {
         M: Persist<DB>,
     {
         let operation = Operation::on::<M>("count");
-        let (text, args) = sql::select(
+        let query = built::<M, DB>(sql::select(
             M::META,
             sql::param_prefix::<DB>(),
             M::sql(),
             self,
             sql::Selected::Count,
-        );
-        let query = bind_args::<M, DB>(DB::query_with_room(text.into(), args.len()), &args);
+        ));
         let row = db.into_db().fetch_optional(query, operation).await?;
         let count = match row {
             Some(row) => DB::first_i64(&row).during(operation)?,
@@ -623,14 +620,13 @@ impl<M: Model> Query<M> {
         M: Persist<DB>,
     {
         let operation = Operation::on::<M>("fetch");
-        let (text, args) = sql::select(
+        let query = built::<M, DB>(sql::select(
             M::META,
             sql::param_prefix::<DB>(),
             M::sql(),
             self,
             sql::Selected::Exists,
-        );
-        let query = bind_args::<M, DB>(DB::query_with_room(text.into(), args.len()), &args);
+        ));
         Ok(db
             .into_db()
             .fetch_optional(query, operation)
@@ -716,8 +712,7 @@ impl<M: Model> Query<M> {
         let operation = Operation::on::<M>("delete");
         let rows = if !pre && !post {
             signals_core::__private::unheard_send::<PreDeleteSignal>(sender);
-            let (text, args) = sql::delete_where(M::META, sql::param_prefix::<DB>(), self);
-            let query = bind_args::<M, DB>(DB::query_with_room(text.into(), args.len()), &args);
+            let query = built::<M, DB>(sql::delete_where(M::META, sql::param_prefix::<DB>(), self));
             match db.pool() {
                 Some(pool) => {
                     let mut conn = crate::writes::autocommit(pool, operation).await?;
@@ -751,15 +746,14 @@ impl<M: Model> Query<M> {
             // Each chunk's rows are deleted before the next is selected, so the next SELECT
             // finds the rows after them.
             let (deleted, last) = if pre {
-                let (text, args) = sql::select_chunk(
+                let query = built::<M, DB>(sql::select_chunk(
                     M::META,
                     sql::param_prefix::<DB>(),
                     M::sql(),
                     self,
                     ROWS_PER_CHUNK,
                     lock,
-                );
-                let query = bind_args::<M, DB>(DB::query_with_room(text.into(), args.len()), &args);
+                ));
                 let rows = DB::fetch_all(tx.own_conn(), query)
                     .await
                     .during(operation)?;
@@ -786,14 +780,13 @@ impl<M: Model> Query<M> {
                     selected.len() < ROWS_PER_CHUNK,
                 )
             } else {
-                let (text, args) = sql::delete_chunk_returning(
+                let query = built::<M, DB>(sql::delete_chunk_returning(
                     M::META,
                     sql::param_prefix::<DB>(),
                     self,
                     ROWS_PER_CHUNK,
                     lock,
-                );
-                let query = bind_args::<M, DB>(DB::query_with_room(text.into(), args.len()), &args);
+                ));
                 let rows = DB::fetch_all(tx.own_conn(), query)
                     .await
                     .during(operation)?;
@@ -867,9 +860,13 @@ impl<M: Model> Query<M> {
         let operation = Operation::on::<M>("update");
         if !pre && !post {
             signals_core::__private::unheard_send::<PreSaveSignal>(sender);
-            let (text, args) =
-                sql::update_where(M::META, sql::param_prefix::<DB>(), self, &assigned, false);
-            let query = bind_args::<M, DB>(DB::query_with_room(text.into(), args.len()), &args);
+            let query = built::<M, DB>(sql::update_where(
+                M::META,
+                sql::param_prefix::<DB>(),
+                self,
+                &assigned,
+                false,
+            ));
             return match db.pool() {
                 Some(pool) => {
                     let mut conn = crate::writes::autocommit(pool, operation).await?;
@@ -883,9 +880,13 @@ impl<M: Model> Query<M> {
         atomically!(db, |tx| if pre {
             self.update_chunks(tx, &assigned, &fields).await
         } else {
-            let (text, args) =
-                sql::update_where(M::META, sql::param_prefix::<DB>(), self, &assigned, true);
-            let query = bind_args::<M, DB>(DB::query_with_room(text.into(), args.len()), &args);
+            let query = built::<M, DB>(sql::update_where(
+                M::META,
+                sql::param_prefix::<DB>(),
+                self,
+                &assigned,
+                true,
+            ));
             let rows = DB::fetch_all(tx.own_conn(), query)
                 .await
                 .during(operation)?;
@@ -1084,14 +1085,13 @@ impl<M: Model> Query<M> {
     {
         let operation = Operation::on::<M>("fetch");
         let lock = lock && <DB as Backend>::NAME == "postgres";
-        let (text, args) = sql::select(
+        let query = built::<M, DB>(sql::select(
             M::META,
             sql::param_prefix::<DB>(),
             M::sql(),
             self,
             sql::Selected::UpToTwo(lock),
-        );
-        let query = bind_args::<M, DB>(DB::query_with_room(text.into(), args.len()), &args);
+        ));
         let rows = Db::Tx(tx).fetch_all(query, operation).await?;
         let mut found = decode::<M, DB>(&rows, operation)?;
         if found.len() > 1 {
@@ -1194,6 +1194,13 @@ fn decode<M: Persist<DB>, DB: Backend>(
         .map(M::from_row)
         .collect::<Result<_, _>>()
         .during(operation)
+}
+
+/// A statement built by `sql.rs`, with its values bound.
+fn built<M: Persist<DB>, DB: Backend>(
+    (text, args): (String, Vec<sql::Bound<'_>>),
+) -> sqlx::query::Query<'_, DB, DB::Arguments> {
+    bind_args::<M, DB>(DB::query_with_room(text.into(), args.len()), &args)
 }
 
 /// Binds `args` in order: typed values through the model, text as text.

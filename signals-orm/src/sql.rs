@@ -233,20 +233,25 @@ impl ThroughSql {
     /// pair may each insert a row.
     ///
     /// Texts of up to `CACHED_INSERT_ROWS` rows are built once and kept.
-    pub fn insert_links(&self, rows: usize, returning: Returning) -> Cow<'_, str> {
+    ///
+    /// `prefix` is the backend's placeholder prefix ([`param_prefix`]) for the texts built per
+    /// statement: on SQLite a long text of `$N`, named parameters it looks up one by one, took
+    /// time in the square of its length (`?N` does not); the short texts kept use `$N`, which
+    /// both backends read.
+    pub fn insert_links(&self, rows: usize, returning: Returning, prefix: char) -> Cow<'_, str> {
         debug_assert!(
             (1..=LINKS_PER_INSERT).contains(&rows),
             "{rows} rows in one link INSERT"
         );
         match self.inserts[returning as usize].get(rows.wrapping_sub(1)) {
             Some(cached) => {
-                Cow::Borrowed(cached.get_or_init(|| self.build_insert(rows, returning).into()))
+                Cow::Borrowed(cached.get_or_init(|| self.build_insert(rows, returning, '$').into()))
             }
-            None => Cow::Owned(self.build_insert(rows, returning)),
+            None => Cow::Owned(self.build_insert(rows, returning, prefix)),
         }
     }
 
-    fn build_insert(&self, rows: usize, returning: Returning) -> String {
+    fn build_insert(&self, rows: usize, returning: Returning, p: char) -> String {
         let tail = match returning {
             Returning::Nothing => ON_CONFLICT,
             Returning::Source => &self.returning_source,
@@ -259,7 +264,7 @@ impl ThroughSql {
             if row > 0 {
                 sql.push_str(", ");
             }
-            let _ = write!(sql, "(${}, ${})", 2 * row + 1, 2 * row + 2);
+            let _ = write!(sql, "({p}{}, {p}{})", 2 * row + 1, 2 * row + 2);
         }
         sql.push_str(tail);
         sql
@@ -979,7 +984,7 @@ mod tests {
             r#"SELECT "post_id" FROM "post_tags" WHERE "tag_id" = $1 ORDER BY "post_id""#
         );
         assert_eq!(
-            links.insert_links(1, Returning::Nothing),
+            links.insert_links(1, Returning::Nothing, '$'),
             r#"INSERT INTO "post_tags" ("post_id", "tag_id") VALUES ($1, $2) ON CONFLICT DO NOTHING"#
         );
         assert_eq!(
@@ -1020,11 +1025,11 @@ mod tests {
         assert_eq!(sql.delete, r#"DELETE FROM "odd""table" WHERE "i""d" = $1"#);
         let links = ThroughSql::new(r#"post"tags"#, r#"po"st"#, "tag");
         assert_eq!(
-            links.insert_links(1, Returning::Nothing),
+            links.insert_links(1, Returning::Nothing, '$'),
             r#"INSERT INTO "post""tags" ("po""st", "tag") VALUES ($1, $2) ON CONFLICT DO NOTHING"#
         );
         assert_eq!(
-            links.insert_links(2, Returning::Source),
+            links.insert_links(2, Returning::Source, '$'),
             r#"INSERT INTO "post""tags" ("po""st", "tag") VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING RETURNING "po""st""#
         );
         assert_eq!(
@@ -1037,13 +1042,13 @@ mod tests {
     fn a_link_insert_writes_every_row_and_returns_the_other_side_of_those_inserted() {
         let links = ThroughSql::new("post_tags", "post_id", "tag_id");
         let head = r#"INSERT INTO "post_tags" ("post_id", "tag_id") VALUES ($1, $2), ($3, $4), ($5, $6) ON CONFLICT DO NOTHING"#;
-        assert_eq!(links.insert_links(3, Returning::Nothing), head);
+        assert_eq!(links.insert_links(3, Returning::Nothing, '$'), head);
         assert_eq!(
-            links.insert_links(3, Returning::Target),
+            links.insert_links(3, Returning::Target, '$'),
             format!(r#"{head} RETURNING "tag_id""#)
         );
         assert_eq!(
-            links.insert_links(3, Returning::Source),
+            links.insert_links(3, Returning::Source, '$'),
             format!(r#"{head} RETURNING "post_id""#)
         );
     }
@@ -1052,8 +1057,8 @@ mod tests {
     fn short_link_inserts_are_built_once_and_long_ones_per_call() {
         let links = ThroughSql::new("post_tags", "post_id", "tag_id");
         for rows in [1, 5, CACHED_INSERT_ROWS] {
-            let first = links.insert_links(rows, Returning::Target);
-            let again = links.insert_links(rows, Returning::Target);
+            let first = links.insert_links(rows, Returning::Target, '$');
+            let again = links.insert_links(rows, Returning::Target, '$');
             assert!(
                 matches!((&first, &again), (Cow::Borrowed(a), Cow::Borrowed(b)) if std::ptr::eq(*a, *b)),
                 "{rows} rows: one kept text"
@@ -1061,10 +1066,10 @@ mod tests {
             assert_eq!(first.matches("), (").count(), rows - 1);
         }
         assert!(matches!(
-            links.insert_links(CACHED_INSERT_ROWS + 1, Returning::Target),
+            links.insert_links(CACHED_INSERT_ROWS + 1, Returning::Target, '$'),
             Cow::Owned(_)
         ));
-        let longest = links.insert_links(LINKS_PER_INSERT, Returning::Nothing);
+        let longest = links.insert_links(LINKS_PER_INSERT, Returning::Nothing, '$');
         assert!(
             longest.contains(&format!(
                 "(${}, ${}) ON CONFLICT DO NOTHING",

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use signals_orm::m2m::{AnyM2mChanged, M2mAction, M2mChanged, M2mSide};
-use signals_orm::{AnyTx, Model, ModelExt, OrmError, Persist, PostSave, receiver};
+use signals_orm::{
+    AnyTx, Model, ModelExt, OrmError, Persist, PostDelete, PostSave, PreDelete, receiver,
+};
 use sqlx::Pool;
 use support::{Log, TestBackend, log, logged};
 
@@ -526,7 +528,32 @@ struct Membership {
     role: String,
 }
 
-signals_orm::many_to_many! { impl Membership => (Person => "person_id", Club => "club_id") in "memberships"; }
+signals_orm::many_to_many! { impl Membership => (Person => person_id, Club => club_id); }
+
+#[receiver(pre_delete, sender = Membership)]
+async fn membership_leaving(ev: PreDelete<'_, Membership>, tx: AnyTx<'_>) -> Result<(), OrmError> {
+    let origin = match ev.origin {
+        signals_orm::Origin::Query(query) => format!("{query:?}"),
+        _ => "not a query".to_owned(),
+    };
+    log(
+        tx,
+        format!("membership pre_delete {} ({origin})", ev.instance.role),
+    )
+    .await
+}
+
+#[receiver(post_delete, sender = Membership)]
+async fn membership_left(ev: PostDelete<'_, Membership>, tx: AnyTx<'_>) -> Result<(), OrmError> {
+    log(
+        tx,
+        format!(
+            "membership post_delete person={} club={}",
+            ev.instance.person_id, ev.instance.club_id
+        ),
+    )
+    .await
+}
 
 #[receiver(m2m_changed, sender = Membership)]
 async fn membership_changed(ev: M2mChanged<'_, Membership>, tx: AnyTx<'_>) -> Result<(), OrmError> {
@@ -608,7 +635,55 @@ where
     );
     assert_eq!(
         Membership::of_target(&chess).all(&pool).await.unwrap(),
-        [ann]
+        [ann.clone()]
+    );
+
+    // `remove` and `clear` delete link rows through the link model's filtered delete, so its
+    // pre_delete and post_delete receivers hear each row, as Django's do for a custom through.
+    let mut go = Club {
+        id: None,
+        name: "go".into(),
+    };
+    go.save(&pool).await.unwrap();
+    let (ann_id, go_id) = (ann.id.unwrap(), go.id.unwrap());
+    Membership::of(&ann).add(&pool, [go_id]).await.unwrap();
+    let before = logged(&pool).await.len();
+    assert_eq!(
+        Membership::of(&ann)
+            .remove(&pool, [club, 999])
+            .await
+            .unwrap(),
+        1,
+        "one link removed, the unknown key ignored"
+    );
+    assert_eq!(
+        logged(&pool).await[before..],
+        [
+            "membership pre_remove reverse=false".to_owned(),
+            format!("any Membership pre_remove Person Some(\"[{club},999]\")"),
+            "membership pre_delete captain (Membership WHERE (person_id = ? AND club_id = ?))"
+                .to_owned(),
+            format!("membership post_delete person={ann_id} club={club}"),
+            "membership post_remove reverse=false".to_owned(),
+            format!("any Membership post_remove Person Some(\"[{club}]\")"),
+        ]
+    );
+    let before = logged(&pool).await.len();
+    assert_eq!(Membership::of_target(&go).clear(&pool).await.unwrap(), 1);
+    assert_eq!(
+        logged(&pool).await[before..],
+        [
+            "membership pre_clear reverse=true".to_owned(),
+            "any Membership pre_clear Club None".to_owned(),
+            "membership pre_delete member (Membership WHERE club_id = ?)".to_owned(),
+            format!("membership post_delete person={ann_id} club={go_id}"),
+            "membership post_clear reverse=true".to_owned(),
+            "any Membership post_clear Club None".to_owned(),
+        ]
+    );
+    assert_eq!(
+        DB::scalar(&pool, "SELECT COUNT(*) FROM memberships").await,
+        0
     );
 }
 

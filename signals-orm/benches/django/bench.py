@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Django's side of the signals benchmark: workloads 2-5 on SQLite and PostgreSQL.
+"""Django's side of the signals benchmark: workloads 2-5 and 7 on SQLite and PostgreSQL.
 
 Finds the newest Python it can (``DJANGO_BENCH_PYTHON`` if set; otherwise the newest of
 ``python3.14``, ``python3.13``, ``python3.12`` on ``PATH`` or under ``$PYENV_ROOT/versions/*/bin``
@@ -28,7 +28,17 @@ Workloads (keys of the result): ``save-<receivers>`` (2: the saves inside one
 block, Django's default autocommit, as a view saving one object per request does),
 ``delete`` (4: deletes one by one inside one ``atomic()``), ``m2m-add-none`` and ``m2m-add``
 (5: ``post.tags.add`` for each post inside one ``atomic()``, without ``m2m_changed`` receivers
-and with the no-op one).
+and with the no-op one), and workload 7's set-based writes of ``--saves`` rows, each inside one
+``atomic()``: ``set-<write>-none`` runs Django's own set-based call with no receiver connected
+(``bulk-insert``: ``bulk_create``; ``bulk-update``: ``bulk_update`` of one field in batches of
+``UPDATE_BATCH`` rows, see there; ``update``:
+``QuerySet.update`` of a filter selecting every row; ``delete``: ``QuerySet.delete`` of the same
+filter, Django's fast path of one DELETE), and ``set-<write>-signals`` the path that sends
+signals, with the no-op receiver connected (``post_save`` for the first three: a ``save()``
+loop over the new instances, a ``save(update_fields=["name"])`` loop over the loaded ones, and
+the same loop over the filtered ``QuerySet``, read inside the timed part; ``post_delete`` for
+``QuerySet.delete``, which then collects the rows and sends ``pre_delete`` and ``post_delete``
+for each).
 
 Prints one JSON line on stdout: ``{"django": version, "python": version, "python_executable":
 path, "psycopg": version or null, "sqlite": Python's SQLite version, "postgres": server version
@@ -63,6 +73,13 @@ SERIAL = {
 # Interpreters tried, newest first, when `DJANGO_BENCH_PYTHON` is not set.
 PREFERRED = ("python3.14", "python3.13", "python3.12")
 PG_TABLES = "users, profiles, posts, tags, post_tags"
+# Rows per UPDATE of workload 7's `bulk_update`: the Rust ORM's statement size. Django's default
+# batch is every row on PostgreSQL (client-side binding sets no parameter limit) and 10,922 rows
+# on SQLite (32,766 parameters, 3 a row); each batch is one `CASE` that the database tries
+# `WHEN` by `WHEN` for every row, so a batch costs the square of its rows: 10,000 rows took 5 s
+# on PostgreSQL and 20,000 more than 150 s. Django's documentation advises a `batch_size` for
+# large updates.
+UPDATE_BATCH = 500
 
 
 def log(message):
@@ -482,6 +499,82 @@ def run_backend(args):
     m2m_changed.connect(noop_m2m_changed, sender=Post.tags.through)
     measure("m2m-add", posts_and_tags, adds, links_made, args.reps)
     m2m_changed.disconnect(noop_m2m_changed, sender=Post.tags.through)
+
+    # Workload 7: set-based writes of `saves` rows, Django's set-based call without receivers,
+    # then its signalled path with one no-op receiver; the Rust side's data and checks.
+    def new_users():
+        return [User(name=f"user {i}") for i in range(args.saves)]
+
+    def renamed_users():
+        setup_sql(bulk_insert("users", "name", "user", args.saves))
+        users = list(User.objects.order_by("id"))
+        for i, user in enumerate(users):
+            user.name = f"renamed {i}"
+        return users
+
+    def stored_users():
+        setup_sql(bulk_insert("users", "name", "user", args.saves))
+
+    every_row = {"id__gt": 0}
+
+    def bulk_create(users):
+        with transaction.atomic():
+            User.objects.bulk_create(users)
+
+    def save_new(users):
+        with transaction.atomic():
+            for user in users:
+                user.save()
+
+    def bulk_update(users):
+        with transaction.atomic():
+            User.objects.bulk_update(users, ["name"], batch_size=UPDATE_BATCH)
+
+    def save_renamed(users):
+        with transaction.atomic():
+            for user in users:
+                user.save(update_fields=["name"])
+
+    def update_filtered(_):
+        with transaction.atomic():
+            User.objects.filter(**every_row).update(name="renamed")
+
+    def save_filtered(_):
+        with transaction.atomic():
+            for user in User.objects.filter(**every_row):
+                user.name = "renamed"
+                user.save(update_fields=["name"])
+
+    def delete_filtered(_):
+        with transaction.atomic():
+            User.objects.filter(**every_row).delete()
+
+    def inserted():
+        assert count("users") == args.saves
+        assert User.objects.order_by("id").first().name == "user 0"
+
+    def updated_each():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM users WHERE name LIKE 'renamed %'")
+            assert cursor.fetchone()[0] == args.saves
+        assert User.objects.order_by("id").first().name == "renamed 0"
+
+    def updated_all():
+        assert User.objects.filter(name="renamed").count() == args.saves
+
+    for write, prepare, quiet, signalled, check, signal, receiver in (
+        ("bulk-insert", new_users, bulk_create, save_new, inserted, post_save, noop_post_save),
+        ("bulk-update", renamed_users, bulk_update, save_renamed, updated_each, post_save,
+         noop_post_save),
+        ("update", stored_users, update_filtered, save_filtered, updated_all, post_save,
+         noop_post_save),
+        ("delete", stored_users, delete_filtered, delete_filtered, all_deleted, post_delete,
+         noop_post_delete),
+    ):
+        measure(f"set-{write}-none", prepare, quiet, check, args.reps)
+        signal.connect(receiver, sender=User)
+        measure(f"set-{write}-signals", prepare, signalled, check, args.reps)
+        signal.disconnect(receiver, sender=User)
 
     out = {"results": results}
     if postgres:

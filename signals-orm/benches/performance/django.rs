@@ -1,4 +1,4 @@
-//! Workload 6: Django's numbers for workloads 2-5 on every backend, from
+//! Workload 6: Django's numbers for workloads 2-5 and 7 on every backend, from
 //! `benches/django/bench.py`, which finds the newest Python it can, installs Django's current
 //! release (and psycopg 3) in a virtual environment of its own, and prints its results as JSON.
 

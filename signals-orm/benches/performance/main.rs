@@ -13,7 +13,9 @@
 //!
 //! - `SIGNALS_BENCH_QUICK=1` divides the counts by 10 (a quick look, not the documented
 //!   numbers); `SIGNALS_BENCH_REPS=N` sets the repetitions (default 5, and 3 for workload 3;
-//!   medians are reported); `SIGNALS_BENCH_SAVES` and `SIGNALS_BENCH_POSTS` set the counts.
+//!   medians are reported); `SIGNALS_BENCH_SAVES` (also the rows of each set-based write of
+//!   workload 7) and `SIGNALS_BENCH_POSTS` set the counts. Workload 7's peak-heap delete
+//!   removes 1,000,000 rows (100,000 in QUICK mode, none in the smoke test).
 //! - `SIGNALS_BENCH_ONLY=text` runs only the database workloads whose `backend: workload`
 //!   contains `text` (no dispatch, no Django); `SIGNALS_BENCH_DJANGO=0` skips Django;
 //!   `SIGNALS_BENCH_PIN=0` leaves the process unpinned (see `pin`).
@@ -38,7 +40,9 @@
 //!
 //! Without `--bench` (`cargo test --benches`) everything but Django runs once with tiny counts,
 //! as a smoke test; it writes `performance-smoke.json` and checks that it reads back to the same
-//! table and that the page has its markers.
+//! table and that the page has its markers. It also checks that workload 7's raw side runs the
+//! statements the ORM runs, from sqlx's statement log (`statements`; a measuring run does not
+//! record it).
 //!
 //! Memory is the process-wide heap: the global allocator counts the bytes allocated by every
 //! thread (sqlx's SQLite worker threads too) and keeps the peak. SQLite's own C allocations
@@ -47,6 +51,7 @@
 mod dispatch;
 mod django;
 mod models;
+mod statements;
 mod table;
 mod workloads;
 
@@ -65,8 +70,10 @@ static ALLOC: PeakAlloc = PeakAlloc;
 /// Sizes and switches of one run.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Saves of workloads 2 and 3, deletes of workload 4.
+    /// Saves of workloads 2 and 3, deletes of workload 4, rows of each write of workload 7.
     pub saves: usize,
+    /// Rows of workload 7's filtered delete measured for its peak heap (0: not run).
+    pub heap_delete_rows: usize,
     /// Posts of workload 5.
     pub posts: usize,
     /// Tags added to each post.
@@ -106,6 +113,7 @@ impl Config {
         if smoke {
             Config {
                 saves: 40,
+                heap_delete_rows: 0,
                 posts: 10,
                 tags: 5,
                 reps: 1,
@@ -121,6 +129,7 @@ impl Config {
             let divisor = if quick { 10 } else { 1 };
             Config {
                 saves: count("SIGNALS_BENCH_SAVES").unwrap_or(20_000 / divisor),
+                heap_delete_rows: 1_000_000 / divisor,
                 posts: count("SIGNALS_BENCH_POSTS").unwrap_or(5_000 / divisor),
                 tags: 5,
                 reps: reps.unwrap_or(if quick { 3 } else { 5 }),
@@ -526,6 +535,13 @@ fn main() {
     let mut orm = workloads::OrmResults::default();
     workloads::run_sqlite(&config, &mut orm);
     workloads::run_postgres(&config, &mut orm);
+    if config.smoke {
+        eprintln!("\n== 7. the raw side's statements against the ORM's");
+        if let Err(why) = workloads::check_statements(&config) {
+            orm.notes
+                .push(format!("Workload 7's statements not checked: {why}"));
+        }
+    }
     let django = if config.django {
         eprintln!("\n== 6. Django");
         django::run(&config)

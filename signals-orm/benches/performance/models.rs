@@ -8,13 +8,22 @@
 //! without receivers still filters the others out, as it would in an application. Likewise
 //! workload 5 has two relations on the `post_tags` table: `PostTags` (a no-op `m2m_changed`)
 //! and `QuietPostTags` (no receiver).
+//!
+//! Workload 7 (set-based writes) uses, on the same `users` table: `PlainUser` (no receiver of any
+//! model signal: its rows without receivers), `NoopUser` (its one no-op `post_save`: the
+//! `bulk_insert`, `bulk_update` and filtered `update` rows with a receiver), `User` (its one
+//! no-op `post_delete`: the filtered `delete` row with a receiver) and `PreDeleteUser` (one no-op
+//! `pre_delete`: the peak heap of a large filtered delete).
 
 use std::hint::black_box;
 
 use signals_orm::m2m::M2mChanged;
-use signals_orm::{AnyTx, BoxError, Model, ModelExt, PostDelete, PostSave, PreSave, receiver};
+use signals_orm::query::Column;
+use signals_orm::{
+    AnyTx, BoxError, Model, ModelExt, PostDelete, PostSave, PreDelete, PreSave, receiver,
+};
 
-/// A user with no save receivers; its `post_delete` has a no-op receiver (workload 4).
+/// A user with no save receivers; its `post_delete` has a no-op receiver (workloads 4 and 7).
 #[derive(Model, sqlx::FromRow, Clone, Debug)]
 #[model(table = "users")]
 pub struct User {
@@ -45,6 +54,24 @@ pub struct ProfiledUser {
 #[derive(Model, sqlx::FromRow, Clone, Debug)]
 #[model(table = "users")]
 pub struct CapitalizedUser {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+/// A user no model-signal receiver listens to (workload 7 without receivers).
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "users")]
+pub struct PlainUser {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+/// A user whose `pre_delete` has one no-op receiver (workload 7's peak heap of a large delete).
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "users")]
+pub struct PreDeleteUser {
     #[model(primary_key)]
     pub id: Option<i64>,
     pub name: String,
@@ -89,10 +116,14 @@ signals_orm::many_to_many! {
     pub struct QuietPostTags(Post => "post_id", Tag => "tag_id") in "post_tags";
 }
 
-/// The user types of workload 2, built the same way.
-pub trait NewUser: Model + Send {
+/// The user types of workloads 2 and 7, built the same way.
+pub trait NewUser: Model + Send + Sync {
     /// An unsaved user.
     fn named(name: String) -> Self;
+    /// Its key column, `id`.
+    fn id_column() -> Column<Self, i64>;
+    /// Its `name` column.
+    fn name_column() -> Column<Self, String>;
 }
 
 macro_rules! new_user {
@@ -101,11 +132,24 @@ macro_rules! new_user {
             fn named(name: String) -> Self {
                 $ty { id: None, name }
             }
+            fn id_column() -> Column<Self, i64> {
+                $ty::columns().id
+            }
+            fn name_column() -> Column<Self, String> {
+                $ty::columns().name
+            }
         }
     )*};
 }
 
-new_user!(User, NoopUser, ProfiledUser, CapitalizedUser);
+new_user!(
+    User,
+    NoopUser,
+    ProfiledUser,
+    CapitalizedUser,
+    PlainUser,
+    PreDeleteUser
+);
 
 /// Python's `str.capitalize` (what the Django receiver calls): first character upper case,
 /// the rest lower case.
@@ -149,6 +193,11 @@ fn capitalize_name(ev: PreSave<'_, CapitalizedUser>) {
 
 #[receiver(post_delete, sender = User)]
 fn noop_post_delete(ev: PostDelete<'_, User>) {
+    black_box(ev.instance.id);
+}
+
+#[receiver(pre_delete, sender = PreDeleteUser)]
+fn noop_pre_delete(ev: PreDelete<'_, PreDeleteUser>) {
     black_box(ev.instance.id);
 }
 

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::Config;
 use crate::dispatch::DispatchResults;
 use crate::django::Django;
-use crate::workloads::{Case, OrmResults, Row, Side, backend_name, count, thousands};
+use crate::workloads::{
+    Case, HeapDelete, OrmResults, Row, Side, backend_name, count, heap_delete_label, thousands,
+};
 
 /// A throughput ratio below this misses the target.
 const MIN_THROUGHPUT_RATIO: f64 = 0.9;
@@ -19,6 +21,15 @@ const MAX_PEAK_RATIO: f64 = 1.1;
 const MAX_UNHEARD_NS: f64 = 2.0;
 /// Nanoseconds a sync no-op receiver may add over a direct call.
 const MAX_RECEIVER_NS: f64 = 5.0;
+/// Workload 7 without receivers: the lowest throughput ratio to raw sqlx.
+const MIN_SET_RATIO_UNHEARD: f64 = 0.95;
+/// Workload 7 with one no-op receiver: the lowest throughput ratio to raw sqlx.
+const MIN_SET_RATIO_HEARD: f64 = 0.8;
+/// Workload 7 with one no-op receiver: the lowest throughput ratio to Django's signalled path,
+/// on SQLite.
+const MIN_SET_OVER_DJANGO_SQLITE: f64 = 10.0;
+/// The same, on PostgreSQL.
+const MIN_SET_OVER_DJANGO_POSTGRES: f64 = 3.0;
 
 /// The version of the JSON layout below; raised when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -119,24 +130,25 @@ pub struct Counts {
 /// One row of the table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportRow {
-    /// The workload's number (1 dispatch, 2-5 the ORM workloads).
+    /// The workload's number (1 dispatch, 2-5 and 7 the ORM workloads).
     pub section: u32,
     /// What it does, as the table says after the number.
     pub workload: String,
     /// `sqlite-memory`, `sqlite-file` or `postgres`; `None` for dispatch.
     pub backend: Option<String>,
     /// Unit of `ours`, `baseline` and `django`: `ns/send`, `bytes`, `saves/s`, `deletes/s`,
-    /// `adds/s`.
+    /// `adds/s`, `rows/s`.
     pub unit: String,
     /// Whether more is better (rates) or less (time, bytes).
     pub higher_is_better: bool,
     /// Through signals (signals-orm with the receivers named).
     pub ours: Option<f64>,
-    /// The baseline: raw sqlx running the same SQL, or calling the receivers directly.
+    /// The baseline: raw sqlx running the same SQL (workload 7: what a sqlx user without
+    /// signals runs for the same job), or calling the receivers directly.
     pub baseline: Option<f64>,
     /// `raw sqlx` or `direct call`.
     pub baseline_kind: Option<String>,
-    /// Django on the same backend and workload.
+    /// Django on the same backend and workload (workload 7: the Django path the label names).
     pub django: Option<f64>,
     /// `ours / baseline`.
     pub ours_over_baseline: Option<f64>,
@@ -214,7 +226,7 @@ pub struct Measured<'a> {
     pub config: &'a Config,
     /// Workload 1.
     pub dispatch: &'a DispatchResults,
-    /// Workloads 2-5.
+    /// Workloads 2-5 and 7.
     pub orm: &'a OrmResults,
     /// Django's side of them.
     pub django: &'a Django,
@@ -232,6 +244,9 @@ impl Measured<'_> {
                 rows.push(peak);
             }
         }
+        if let Some(heap) = &self.orm.heap_delete {
+            rows.extend(heap_delete_row(heap));
+        }
         let notes = self
             .orm
             .notes
@@ -244,6 +259,7 @@ impl Measured<'_> {
         } else {
             let mut targets = dispatch_targets(self.dispatch);
             targets.extend(orm_targets(self.config, self.orm));
+            targets.extend(set_based_targets(self.config, self.orm, self.django));
             targets
         };
         (rows, notes, targets)
@@ -427,6 +443,25 @@ fn peak_row(config: &Config, row: &Row) -> Option<ReportRow> {
     Some(out)
 }
 
+/// Workload 7's large delete as a row: the process's heap, ours and raw sqlx's (no ratio: the
+/// raw `DELETE .. WHERE` holds no row, so the ratio would only restate the ORM's chunk).
+fn heap_delete_row(heap: &HeapDelete) -> Option<ReportRow> {
+    let peak = peak_heap(&heap.ours, &heap.raw)?;
+    let (section, workload) = split_label(&heap_delete_label(heap.rows));
+    let mut out = empty_row(section, &workload, "bytes", false);
+    out.backend = Some("sqlite-memory".to_owned());
+    out.ours = finite(peak.ours_peak);
+    out.baseline = finite(peak.raw_peak);
+    out.baseline_kind = Some("raw sqlx".to_owned());
+    out.peak_heap = Some(peak);
+    out.secs = Some(Secs {
+        ours: heap.ours.secs.clone(),
+        raw: heap.raw.secs.clone(),
+        django: Vec::new(),
+    });
+    Some(out)
+}
+
 fn verdict(met: bool, text: String) -> Verdict {
     Verdict { met, text }
 }
@@ -496,8 +531,10 @@ fn orm_targets(config: &Config, orm: &OrmResults) -> Vec<Verdict> {
     let ratios: Vec<(f64, &Row)> = orm
         .rows
         .iter()
+        .filter(|row| !row.case.is_set_based())
         .map(|row| (row.raw.median_secs() / row.ours.median_secs(), row))
         .collect();
+    let mut out = Vec::new();
     let missed: Vec<String> = ratios
         .iter()
         .filter(|(r, _)| *r < MIN_THROUGHPUT_RATIO)
@@ -511,7 +548,7 @@ fn orm_targets(config: &Config, orm: &OrmResults) -> Vec<Verdict> {
         .collect();
     let lowest = ratios.iter().map(|(r, _)| *r).fold(f64::INFINITY, f64::min);
     let throughput = verdict(
-        missed.is_empty() && !ratios.is_empty(),
+        missed.is_empty(),
         format!(
             "workloads 2-5 reach at least {MIN_THROUGHPUT_RATIO} of raw sqlx's throughput: \
              lowest ratio {lowest:.2}{}.",
@@ -541,7 +578,7 @@ fn orm_targets(config: &Config, orm: &OrmResults) -> Vec<Verdict> {
         })
         .collect();
     let peak = verdict(
-        over.is_empty() && !peaks.is_empty(),
+        over.is_empty(),
         format!(
             "peak heap of workload 2 within 10% of raw sqlx's (the process's heap peak during \
              the run): highest ratio {worst:.2}{}.",
@@ -552,7 +589,122 @@ fn orm_targets(config: &Config, orm: &OrmResults) -> Vec<Verdict> {
             }
         ),
     );
-    vec![throughput, peak]
+    // Workloads a narrowed run left out are not judged.
+    if !ratios.is_empty() {
+        out.push(throughput);
+    }
+    if !peaks.is_empty() {
+        out.push(peak);
+    }
+    out
+}
+
+/// `label on backend (ratio)` for the rows a verdict lists.
+fn listed(config: &Config, rows: &[(f64, &Row)]) -> String {
+    rows.iter()
+        .map(|(r, row)| {
+            format!(
+                "{} on {} ({r:.2})",
+                row.case.label(config),
+                backend_name(row.backend)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The lowest of some ratios, as text.
+fn lowest(ratios: &[(f64, &Row)]) -> String {
+    ratios
+        .iter()
+        .map(|(r, _)| *r)
+        .min_by(f64::total_cmp)
+        .map_or_else(|| "—".to_owned(), |r| format!("{r:.2}"))
+}
+
+/// Workload 7's targets: against raw sqlx without and with a receiver, and against Django's
+/// signalled path with a receiver.
+fn set_based_targets(config: &Config, orm: &OrmResults, django: &Django) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for (heard, min, what) in [
+        (false, MIN_SET_RATIO_UNHEARD, "without receivers"),
+        (
+            true,
+            MIN_SET_RATIO_HEARD,
+            "with one no-op post_save / post_delete receiver",
+        ),
+    ] {
+        let ratios: Vec<(f64, &Row)> = orm
+            .rows
+            .iter()
+            .filter(|row| matches!(row.case, Case::SetBased(_, h) if h == heard))
+            .map(|row| (row.raw.median_secs() / row.ours.median_secs(), row))
+            .collect();
+        if ratios.is_empty() {
+            continue;
+        }
+        let below: Vec<(f64, &Row)> = ratios.iter().copied().filter(|(r, _)| *r < min).collect();
+        out.push(verdict(
+            below.is_empty(),
+            format!(
+                "workload 7 {what} reaches at least {min} of raw sqlx's throughput (raw sqlx \
+                 running what a user without signals writes): lowest ratio {}{}.",
+                lowest(&ratios),
+                if below.is_empty() {
+                    String::new()
+                } else {
+                    format!("; below: {}", listed(config, &below))
+                }
+            ),
+        ));
+    }
+    // Against Django's signalled path: the rows with a receiver, where Django ran.
+    let mut sqlite = Vec::new();
+    let mut postgres = Vec::new();
+    for row in &orm.rows {
+        let Case::SetBased(_, true) = row.case else {
+            continue;
+        };
+        let Some(django_secs) = django.median_secs(row.backend, row.case) else {
+            continue;
+        };
+        let ratio = django_secs / row.ours.median_secs();
+        if row.backend == "postgres" {
+            postgres.push((ratio, row));
+        } else {
+            sqlite.push((ratio, row));
+        }
+    }
+    if !sqlite.is_empty() || !postgres.is_empty() {
+        let below: Vec<(f64, &Row)> = sqlite
+            .iter()
+            .copied()
+            .filter(|(r, _)| *r < MIN_SET_OVER_DJANGO_SQLITE)
+            .chain(
+                postgres
+                    .iter()
+                    .copied()
+                    .filter(|(r, _)| *r < MIN_SET_OVER_DJANGO_POSTGRES),
+            )
+            .collect();
+        out.push(verdict(
+            below.is_empty(),
+            format!(
+                "workload 7 with one no-op receiver is at least {MIN_SET_OVER_DJANGO_SQLITE}x \
+                 Django's signalled path (a `save()` loop, or `QuerySet.delete` with a \
+                 `post_delete` receiver) on SQLite and {MIN_SET_OVER_DJANGO_POSTGRES}x on \
+                 PostgreSQL: lowest {} on SQLite, {} on PostgreSQL{}.",
+                lowest(&sqlite),
+                lowest(&postgres),
+                if below.is_empty() {
+                    String::new()
+                } else {
+                    format!("; below: {}", listed(config, &below))
+                }
+            ),
+        ));
+    }
+    out
 }
 
 // ---- Markdown, from the report alone ---------------------------------------------------------
@@ -745,10 +897,16 @@ pub fn render(report: &Report) -> String {
         "\nours = through signals-orm with the receivers named; raw sqlx = the same SQL text in \
          the same transaction shape, in the same process; Django = the same workload through \
          Django's ORM on the same backend (workload 3: Django's autocommit, `save()` outside any \
-         atomic block); dispatch rows compare with calling the receiver functions directly; \
-         peak heap is the process's heap peak during the run, and in parentheses how far it rose \
-         above the heap at the run's start. ours/raw and ours/Django divide the cells as shown: \
-         for rates higher is better, for ns and KiB lower is better."
+         atomic block); workload 7: raw sqlx = the statements the ORM runs for that row (without \
+         receivers what a sqlx user writes; with one, in a transaction and with the `RETURNING` \
+         its receivers need, the rows fetched), and Django = the path the row names, inside \
+         `transaction.atomic()` (its bulk or QuerySet call for the rows without receivers, its \
+         signalled path for the rows with one); its peak-heap row compares the ORM's chunked \
+         delete with raw sqlx's single `DELETE .. WHERE`, which holds no rows; dispatch rows \
+         compare with calling the receiver functions directly; peak heap is the process's heap \
+         peak during the run, and in parentheses how far it rose above the heap at the run's \
+         start. ours/raw and ours/Django divide the cells as shown: for rates higher is better, \
+         for ns and KiB lower is better."
     );
     for note in &report.notes {
         let _ = writeln!(out, "{note}.");

@@ -1,9 +1,20 @@
-//! Workloads 2-5: ORM writes that send signals against raw sqlx running the same SQL text in
-//! the same transaction shape, on each backend, in the same process and run.
+//! Workloads 2-5 and 7: ORM writes that send signals against raw sqlx running the same SQL
+//! text in the same transaction shape, on each backend, in the same process and run; and
+//! workload 7's peak heap of a large filtered delete.
 //!
 //! Each repetition measures both sides, alternating which goes first, each on a fresh database
 //! (a new in-memory database, a new WAL file, or truncated PostgreSQL tables) prepared outside
 //! the timed part; after each run the rows written are checked, also outside it.
+//!
+//! Workload 7 (set-based writes) compares each write, with no receiver and with one no-op
+//! receiver, against what a sqlx user without signals writes for the same job: the statements
+//! the ORM runs when nobody listens (a multi-row `INSERT .. RETURNING "id"` per chunk, an
+//! `UPDATE .. CASE` per chunk, one `UPDATE .. WHERE`, one `DELETE .. WHERE`), chunked as the ORM
+//! chunks, alone in autocommit when one statement does the job and in one transaction
+//! otherwise, as the ORM does; not the `RETURNING` forms the ORM runs when a receiver needs the
+//! rows. So both rows of a write have the same raw side. The ORM builds these texts per call and
+//! does not expose them: the smoke test checks them against the statements sqlx reports
+//! ([`check_statements`]).
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
@@ -19,8 +30,8 @@ use sqlx::{AssertSqlSafe, Executor as _, PgPool, Pool, Postgres, Row as _, Sqlit
 
 use crate::Config;
 use crate::models::{
-    CapitalizedUser, NewUser, NoopUser, Post, PostTags, Profile, ProfiledUser, QuietPostTags, User,
-    capitalize,
+    CapitalizedUser, NewUser, NoopUser, PlainUser, Post, PostTags, PreDeleteUser, Profile,
+    ProfiledUser, QuietPostTags, User, capitalize,
 };
 
 /// The benchmark's tables (shared with Django).
@@ -31,6 +42,54 @@ const INSERT_USER: &str = r#"INSERT INTO "users" ("name") VALUES ($1) RETURNING 
 const INSERT_PROFILE: &str =
     r#"INSERT INTO "profiles" ("user_id", "bio") VALUES ($1, $2) RETURNING "id""#;
 const DELETE_USER: &str = r#"DELETE FROM "users" WHERE "id" = $1"#;
+/// The value workload 7's filtered update assigns.
+const RENAMED: &str = "renamed";
+
+/// The most rows of one `bulk_update` statement: the ORM's (`CASE` costs each row a test of
+/// every `WHEN` before its own, so larger statements cost more per row).
+const UPDATE_ROWS: usize = 500;
+
+/// Placeholders `from..from + n`: `$from, ..` on PostgreSQL, `?, ..` on SQLite (`anonymous`),
+/// where a `$N` is looked up by name, which makes a statement of thousands of them slow to
+/// prepare and bind.
+fn placeholders(from: usize, n: usize, anonymous: bool) -> impl Iterator<Item = String> {
+    (from..from + n).map(move |i| {
+        if anonymous {
+            "?".to_owned()
+        } else {
+            format!("${i}")
+        }
+    })
+}
+
+/// Workload 7's multi-row INSERT of `rows` users, as `ModelExt::bulk_insert` runs it:
+/// `INSERT INTO "users" ("name") VALUES ($1), ($2), .. RETURNING "id"`.
+fn insert_users(rows: usize, anonymous: bool) -> String {
+    let values: Vec<String> = placeholders(1, rows, anonymous)
+        .map(|p| format!("({p})"))
+        .collect();
+    format!(
+        r#"INSERT INTO "users" ("name") VALUES {} RETURNING "id""#,
+        values.join(", ")
+    )
+}
+
+/// Workload 7's UPDATE of the names of `rows` users, as `ModelExt::bulk_update` runs it
+/// (Django's form): `UPDATE "users" SET "name" = CASE "id" WHEN $1 THEN $2 WHEN $3 THEN $4 END
+/// WHERE "id" IN ($5, $6)`, binding each row's key and name, then the keys again.
+fn update_users(rows: usize, anonymous: bool) -> String {
+    let mut bound = placeholders(1, 3 * rows, anonymous);
+    let mut next = || bound.next().expect("3 placeholders a row");
+    let whens: Vec<String> = (0..rows)
+        .map(|_| format!("WHEN {} THEN {}", next(), next()))
+        .collect();
+    let keys: Vec<String> = (0..rows).map(|_| next()).collect();
+    format!(
+        r#"UPDATE "users" SET "name" = CASE "id" {} END WHERE "id" IN ({})"#,
+        whens.join(" "),
+        keys.join(", ")
+    )
+}
 
 /// Workload 5's raw INSERT: every tag of one post in one statement, `rows` rows, as a sqlx user
 /// writes it (`INSERT INTO "post_tags" ("post_id", "tag_id") VALUES ($1, $2), ($3, $4), ...
@@ -47,7 +106,11 @@ fn insert_links(rows: usize) -> &'static str {
         );
         // Raw sqlx runs the very statement the ORM runs.
         assert_eq!(
-            QuietPostTags::sql().insert_links(rows, signals_orm::__private::Returning::Nothing),
+            QuietPostTags::sql().insert_links(
+                rows,
+                signals_orm::__private::Returning::Nothing,
+                '$'
+            ),
             sql
         );
         (rows, sql)
@@ -98,6 +161,38 @@ impl Receivers {
     }
 }
 
+/// A set-based write of workload 7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetWrite {
+    /// `ModelExt::bulk_insert` of new users.
+    BulkInsert,
+    /// `ModelExt::bulk_update` of every user's name.
+    BulkUpdate,
+    /// `Query::update` of every user's name, by a condition selecting every row.
+    Update,
+    /// `Query::delete` by a condition selecting every row.
+    Delete,
+}
+
+impl SetWrite {
+    const ALL: [SetWrite; 4] = [
+        SetWrite::BulkInsert,
+        SetWrite::BulkUpdate,
+        SetWrite::Update,
+        SetWrite::Delete,
+    ];
+
+    /// Django's key for it (`bench.py`).
+    fn key(self) -> &'static str {
+        match self {
+            SetWrite::BulkInsert => "bulk-insert",
+            SetWrite::BulkUpdate => "bulk-update",
+            SetWrite::Update => "update",
+            SetWrite::Delete => "delete",
+        }
+    }
+}
+
 /// One measured workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Case {
@@ -109,6 +204,9 @@ pub enum Case {
     Deletes,
     /// Workload 5: `add` of the tags to each post in one transaction.
     M2mAdd(M2mReceivers),
+    /// Workload 7: a set-based write given the pool, without receivers (`false`) or with one
+    /// no-op `post_save` (`post_delete` for the delete).
+    SetBased(SetWrite, bool),
 }
 
 /// Which `m2m_changed` receivers workload 5 runs with (one relation type each).
@@ -129,7 +227,15 @@ impl Case {
             Case::M2mAdd(M2mReceivers::None),
             Case::M2mAdd(M2mReceivers::Noop),
         ]);
+        for write in SetWrite::ALL {
+            cases.extend([Case::SetBased(write, false), Case::SetBased(write, true)]);
+        }
         cases
+    }
+
+    /// Whether it is workload 7.
+    pub fn is_set_based(self) -> bool {
+        matches!(self, Case::SetBased(..))
     }
 
     /// The workload's number and description.
@@ -148,6 +254,39 @@ impl Case {
                     M2mReceivers::Noop => "no-op m2m_changed",
                 }
             ),
+            Case::SetBased(write, heard) => {
+                let (what, receiver, django_quiet, django_heard) = match write {
+                    SetWrite::BulkInsert => (
+                        format!("bulk_insert {n} rows"),
+                        "no-op post_save",
+                        "bulk_create",
+                        "save() loop",
+                    ),
+                    SetWrite::BulkUpdate => (
+                        format!("bulk_update {n} rows, 1 field"),
+                        "no-op post_save",
+                        "bulk_update, batches of 500",
+                        "save(update_fields) loop",
+                    ),
+                    SetWrite::Update => (
+                        format!("filtered update {n} rows, 1 field"),
+                        "no-op post_save",
+                        "QuerySet.update",
+                        "save(update_fields) loop over the QuerySet",
+                    ),
+                    SetWrite::Delete => (
+                        format!("filtered delete {n} rows"),
+                        "no-op post_delete",
+                        "QuerySet.delete, fast path",
+                        "QuerySet.delete, signals sent",
+                    ),
+                };
+                if heard {
+                    format!("7. {what}: {receiver} (vs Django {django_heard})")
+                } else {
+                    format!("7. {what}: no receivers (vs Django {django_quiet})")
+                }
+            }
         }
     }
 
@@ -159,13 +298,20 @@ impl Case {
             Case::Deletes => Some("delete".to_owned()),
             Case::M2mAdd(M2mReceivers::None) => Some("m2m-add-none".to_owned()),
             Case::M2mAdd(M2mReceivers::Noop) => Some("m2m-add".to_owned()),
+            Case::SetBased(write, heard) => Some(format!(
+                "set-{}-{}",
+                write.key(),
+                if heard { "signals" } else { "none" }
+            )),
         }
     }
 
     /// Operations per run: saves, deletes, or `add` calls.
     pub fn ops(self, config: &Config) -> usize {
         match self {
-            Case::OneTx(_) | Case::TxPerSave(_) | Case::Deletes => config.saves,
+            Case::OneTx(_) | Case::TxPerSave(_) | Case::Deletes | Case::SetBased(..) => {
+                config.saves
+            }
             Case::M2mAdd(_) => config.posts,
         }
     }
@@ -176,8 +322,18 @@ impl Case {
             Case::OneTx(_) | Case::TxPerSave(_) => "saves/s",
             Case::Deletes => "deletes/s",
             Case::M2mAdd(_) => "adds/s",
+            Case::SetBased(..) => "rows/s",
         }
     }
+}
+
+/// The name of workload 7's peak-heap measurement of a filtered delete of `rows` rows.
+pub fn heap_delete_label(rows: usize) -> String {
+    format!(
+        "7. peak heap (growth), filtered delete of {} rows: no-op pre_delete, chunks of {} rows",
+        count(rows),
+        count(signals_orm::query::ROWS_PER_CHUNK)
+    )
 }
 
 /// `12,345` for a rate.
@@ -261,11 +417,25 @@ pub struct Row {
     pub raw: Side,
 }
 
+/// Workload 7's peak heap of a large filtered delete with a `pre_delete` receiver (SQLite in
+/// memory), against raw sqlx's `DELETE .. WHERE` of the same rows.
+#[derive(Debug, Clone)]
+pub struct HeapDelete {
+    /// Rows deleted.
+    pub rows: usize,
+    /// Through the ORM.
+    pub ours: Side,
+    /// Raw sqlx.
+    pub raw: Side,
+}
+
 /// Every workload on every backend that ran, and why others did not.
 #[derive(Debug, Default)]
 pub struct OrmResults {
     /// In run order.
     pub rows: Vec<Row>,
+    /// Workload 7's large delete, if it ran.
+    pub heap_delete: Option<HeapDelete>,
     /// Backends skipped, and why.
     pub notes: Vec<String>,
 }
@@ -290,21 +460,40 @@ fn runtime() -> tokio::runtime::Runtime {
     assert_eq!(<User as Model>::sql().insert, INSERT_USER);
     assert_eq!(<Profile as Model>::sql().insert, INSERT_PROFILE);
     assert_eq!(<User as Model>::sql().delete, DELETE_USER);
+    // Workload 7's statements are built inside the ORM per call and not exposed; the one-row
+    // form of its multi-row INSERT is the single INSERT's text, which is.
+    assert_eq!(insert_users(1, false), <User as Model>::sql().insert);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime")
 }
 
-/// Runs workloads 2-5 on SQLite, in memory and on a WAL file.
+/// Whether `SIGNALS_BENCH_ONLY` lets the workload named `name` run.
+fn selected(config: &Config, name: &str) -> bool {
+    config
+        .only
+        .as_ref()
+        .is_none_or(|only| name.contains(only.as_str()))
+}
+
+/// Runs workloads 2-5 and 7 on SQLite, in memory and on a WAL file, then workload 7's large
+/// delete in memory.
 pub fn run_sqlite(config: &Config, results: &mut OrmResults) {
     runtime().block_on(async {
-        eprintln!("\n== 2-5. ORM workloads: SQLite in memory");
-        run_backend(config, &mut SqliteMemory(None), results).await;
+        eprintln!("\n== 2-5, 7. ORM workloads: SQLite in memory");
+        let mut memory = SqliteMemory(None);
+        run_backend(config, &mut memory, results).await;
+        let rows = config.heap_delete_rows;
+        let name = format!("{}: {}", SqliteMemory::KEY, heap_delete_label(rows));
+        if rows > 0 && selected(config, &name) {
+            results.heap_delete = Some(heap_delete(rows, &mut memory).await);
+        }
+        memory.close().await;
         let dir = bench_dir();
         std::fs::create_dir_all(&dir).expect("bench directory");
         eprintln!(
-            "\n== 2-5. ORM workloads: SQLite WAL file in {}",
+            "\n== 2-5, 7. ORM workloads: SQLite WAL file in {}",
             dir.display()
         );
         let mut file = SqliteFile {
@@ -316,7 +505,7 @@ pub fn run_sqlite(config: &Config, results: &mut OrmResults) {
     });
 }
 
-/// Runs workloads 2-5 on PostgreSQL, if `DATABASE_URL` is set.
+/// Runs workloads 2-5 and 7 on PostgreSQL, if `DATABASE_URL` is set.
 pub fn run_postgres(config: &Config, results: &mut OrmResults) {
     let Ok(url) = std::env::var("DATABASE_URL") else {
         results
@@ -325,7 +514,7 @@ pub fn run_postgres(config: &Config, results: &mut OrmResults) {
         return;
     };
     runtime().block_on(async {
-        eprintln!("\n== 2-5. ORM workloads: PostgreSQL");
+        eprintln!("\n== 2-5, 7. ORM workloads: PostgreSQL");
         let mut pg = Pg::connect(&url).await;
         run_backend(config, &mut pg, results).await;
         pg.drop_schema().await;
@@ -341,12 +530,18 @@ trait Source<DB: BenchDb> {
 /// A new in-memory database per run (one connection: each is its own database).
 struct SqliteMemory(Option<SqlitePool>);
 
-impl Source<Sqlite> for SqliteMemory {
-    const KEY: &'static str = "sqlite-memory";
-    async fn fresh(&mut self) -> SqlitePool {
+impl SqliteMemory {
+    async fn close(&mut self) {
         if let Some(old) = self.0.take() {
             old.close().await;
         }
+    }
+}
+
+impl Source<Sqlite> for SqliteMemory {
+    const KEY: &'static str = "sqlite-memory";
+    async fn fresh(&mut self) -> SqlitePool {
+        self.close().await;
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect("sqlite::memory:")
@@ -469,12 +664,22 @@ trait BenchDb: Backend {
     const SERIAL: &'static str;
     /// What the raw side begins its transactions with: the ORM's `Tx::begin` statement.
     const RAW_BEGIN: &'static str;
+    /// Whether workload 7's multi-row statements take `?` placeholders rather than `$N`.
+    const ANONYMOUS: bool;
+    /// Workload 7's filtered update nobody hears, as `Query::update` runs it: one statement,
+    /// the condition `id > 0` selecting every row (`?N` placeholders on SQLite, `$N` on
+    /// PostgreSQL).
+    const UPDATE_ALL: &'static str;
+    /// Workload 7's filtered delete nobody hears, as `Query::delete` runs it.
+    const DELETE_ALL: &'static str;
 
     fn schema() -> String {
         SCHEMA.replace("{serial}", Self::SERIAL)
     }
     async fn exec(pool: &Pool<Self>, sql: String);
     async fn count(pool: &Pool<Self>, table: &str) -> i64;
+    /// The users whose name is `name`, or starts with `name` when it ends with `%`.
+    async fn count_named(pool: &Pool<Self>, name: &str) -> i64;
     async fn first_user_name(pool: &Pool<Self>) -> String;
     async fn users(pool: &Pool<Self>) -> Vec<User>;
     async fn posts(pool: &Pool<Self>) -> Vec<Post>;
@@ -488,13 +693,49 @@ trait BenchDb: Backend {
     async fn delete_user(conn: &mut Self::Connection, id: i64) -> Result<u64, sqlx::Error>;
     async fn link(conn: &mut Self::Connection, post: i64, tags: &[i64])
     -> Result<u64, sqlx::Error>;
+    /// Workload 7: one multi-row INSERT of `users`, each given its key.
+    async fn insert_users(
+        conn: &mut Self::Connection,
+        users: &mut [User],
+    ) -> Result<(), sqlx::Error>;
+    /// Workload 7: one `UPDATE .. CASE` of the names of `users`.
+    async fn update_users(conn: &mut Self::Connection, users: &[User]) -> Result<u64, sqlx::Error>;
+    /// Workload 7: `UPDATE .. WHERE` of every user's name.
+    async fn update_all(conn: &mut Self::Connection, name: &str) -> Result<u64, sqlx::Error>;
+    /// Workload 7: `DELETE .. WHERE` of every user.
+    async fn delete_all(conn: &mut Self::Connection) -> Result<u64, sqlx::Error>;
+    /// Workload 7 with a receiver: `update_users` returning the keys updated.
+    async fn update_users_returning(
+        conn: &mut Self::Connection,
+        users: &[User],
+    ) -> Result<u64, sqlx::Error>;
+    /// Workload 7 with a receiver: `update_all` returning every row, decoded.
+    async fn update_all_returning(
+        conn: &mut Self::Connection,
+        name: &str,
+    ) -> Result<Vec<User>, sqlx::Error>;
+    /// Workload 7 with a receiver: the next chunk of `rows` users deleted and returned.
+    async fn delete_chunk_returning(
+        conn: &mut Self::Connection,
+        rows: usize,
+    ) -> Result<Vec<User>, sqlx::Error>;
 }
 
 macro_rules! bench_db {
-    ($db:ty, $serial:literal, $begin:literal) => {
+    (
+        $db:ty,
+        $serial:literal,
+        $begin:literal,
+        $anonymous:literal,
+        $update_all:literal,
+        $delete_all:literal
+    ) => {
         impl BenchDb for $db {
             const SERIAL: &'static str = $serial;
             const RAW_BEGIN: &'static str = $begin;
+            const ANONYMOUS: bool = $anonymous;
+            const UPDATE_ALL: &'static str = $update_all;
+            const DELETE_ALL: &'static str = $delete_all;
 
             async fn exec(pool: &Pool<Self>, sql: String) {
                 sqlx::raw_sql(AssertSqlSafe(sql))
@@ -504,6 +745,13 @@ macro_rules! bench_db {
             }
             async fn count(pool: &Pool<Self>, table: &str) -> i64 {
                 sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(pool)
+                    .await
+                    .expect("count")
+            }
+            async fn count_named(pool: &Pool<Self>, name: &str) -> i64 {
+                sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE name LIKE $1")
+                    .bind(name)
                     .fetch_one(pool)
                     .await
                     .expect("count")
@@ -572,23 +820,153 @@ macro_rules! bench_db {
                 }
                 Ok(query.execute(conn).await?.rows_affected())
             }
+            async fn insert_users(
+                conn: &mut Self::Connection,
+                users: &mut [User],
+            ) -> Result<(), sqlx::Error> {
+                let sql = insert_users(users.len(), Self::ANONYMOUS);
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for user in &*users {
+                    query = query.bind(user.name.as_str());
+                }
+                let rows = query.fetch_all(conn).await?;
+                assert_eq!(rows.len(), users.len(), "a key per row");
+                for (user, row) in users.iter_mut().zip(&rows) {
+                    user.id = Some(row.try_get(0)?);
+                }
+                Ok(())
+            }
+            async fn update_users(
+                conn: &mut Self::Connection,
+                users: &[User],
+            ) -> Result<u64, sqlx::Error> {
+                let sql = update_users(users.len(), Self::ANONYMOUS);
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                let key = |user: &User| user.id.expect("loaded users have keys");
+                for user in users {
+                    query = query.bind(key(user)).bind(user.name.as_str());
+                }
+                for user in users {
+                    query = query.bind(key(user));
+                }
+                Ok(query.execute(conn).await?.rows_affected())
+            }
+            async fn update_all(
+                conn: &mut Self::Connection,
+                name: &str,
+            ) -> Result<u64, sqlx::Error> {
+                Ok(sqlx::query(Self::UPDATE_ALL)
+                    .bind(name)
+                    .bind(0_i64)
+                    .execute(conn)
+                    .await?
+                    .rows_affected())
+            }
+            async fn delete_all(conn: &mut Self::Connection) -> Result<u64, sqlx::Error> {
+                Ok(sqlx::query(Self::DELETE_ALL)
+                    .bind(0_i64)
+                    .execute(conn)
+                    .await?
+                    .rows_affected())
+            }
+            async fn update_users_returning(
+                conn: &mut Self::Connection,
+                users: &[User],
+            ) -> Result<u64, sqlx::Error> {
+                let sql = format!(
+                    r#"{} RETURNING "id""#,
+                    update_users(users.len(), Self::ANONYMOUS)
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                let key = |user: &User| user.id.expect("loaded users have keys");
+                for user in users {
+                    query = query.bind(key(user)).bind(user.name.as_str());
+                }
+                for user in users {
+                    query = query.bind(key(user));
+                }
+                Ok(query.fetch_all(conn).await?.len() as u64)
+            }
+            async fn update_all_returning(
+                conn: &mut Self::Connection,
+                name: &str,
+            ) -> Result<Vec<User>, sqlx::Error> {
+                let sql = format!(r#"{} RETURNING "id", "name""#, Self::UPDATE_ALL);
+                sqlx::query_as::<_, User>(AssertSqlSafe(sql))
+                    .bind(name)
+                    .bind(0_i64)
+                    .fetch_all(conn)
+                    .await
+            }
+            async fn delete_chunk_returning(
+                conn: &mut Self::Connection,
+                rows: usize,
+            ) -> Result<Vec<User>, sqlx::Error> {
+                let p = if Self::ANONYMOUS { '?' } else { '$' };
+                let lock = if Self::ANONYMOUS { "" } else { " FOR UPDATE" };
+                let sql = format!(
+                    r#"DELETE FROM "users" WHERE "id" IN (SELECT "id" FROM "users" WHERE "id" > {p}1 ORDER BY "id" LIMIT {p}2{lock}) AND "id" > {p}3 RETURNING "id", "name""#
+                );
+                sqlx::query_as::<_, User>(AssertSqlSafe(sql))
+                    .bind(0_i64)
+                    .bind(i64::try_from(rows).expect("chunk fits"))
+                    .bind(0_i64)
+                    .fetch_all(conn)
+                    .await
+            }
         }
     };
 }
 
-bench_db!(Sqlite, "INTEGER PRIMARY KEY", "BEGIN IMMEDIATE");
+bench_db!(
+    Sqlite,
+    "INTEGER PRIMARY KEY",
+    "BEGIN IMMEDIATE",
+    true,
+    r#"UPDATE "users" SET "name" = ?1 WHERE "id" > ?2"#,
+    r#"DELETE FROM "users" WHERE "id" > ?1"#
+);
 bench_db!(
     Postgres,
     "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
-    "BEGIN"
+    "BEGIN",
+    false,
+    r#"UPDATE "users" SET "name" = $1 WHERE "id" > $2"#,
+    r#"DELETE FROM "users" WHERE "id" > $1"#
 );
 
 /// Rows a workload reads, made before the timed part.
 #[derive(Default)]
 struct Prepared {
+    /// Workload 4's users to delete; workload 7's users to insert or update (the raw side's).
     users: Vec<User>,
     posts: Vec<Post>,
     tags: Vec<i64>,
+    /// Workload 7's users to insert or update, for the ORM without receivers.
+    plain: Vec<PlainUser>,
+    /// The same, for the ORM with the no-op `post_save`.
+    noop: Vec<NoopUser>,
+}
+
+impl Prepared {
+    /// Workload 7's `users`, as each side writes them.
+    fn set_based(users: Vec<User>) -> Self {
+        let typed = |user: &User| (user.id, user.name.clone());
+        Prepared {
+            plain: users
+                .iter()
+                .map(typed)
+                .map(|(id, name)| PlainUser { id, name })
+                .collect(),
+            noop: users
+                .iter()
+                .map(typed)
+                .map(|(id, name)| NoopUser { id, name })
+                .collect(),
+            users,
+            ..Prepared::default()
+        }
+    }
 }
 
 /// `count` rows `{prefix} 1` ... in `table` in one statement (the same on both backends).
@@ -619,6 +997,26 @@ async fn prepare<DB: BenchDb>(case: Case, pool: &Pool<DB>, config: &Config) -> P
                 ..Prepared::default()
             }
         }
+        Case::SetBased(SetWrite::BulkInsert, _) => Prepared::set_based(
+            (0..config.saves)
+                .map(|i| User {
+                    id: None,
+                    name: format!("user {i}"),
+                })
+                .collect(),
+        ),
+        Case::SetBased(SetWrite::BulkUpdate, _) => {
+            DB::exec(pool, bulk_insert("users", "name", "user", config.saves)).await;
+            let mut users = DB::users(pool).await;
+            for (i, user) in users.iter_mut().enumerate() {
+                user.name = format!("{RENAMED} {i}");
+            }
+            Prepared::set_based(users)
+        }
+        Case::SetBased(SetWrite::Update | SetWrite::Delete, _) => {
+            DB::exec(pool, bulk_insert("users", "name", "user", config.saves)).await;
+            Prepared::default()
+        }
     }
 }
 
@@ -641,11 +1039,25 @@ async fn check<DB: BenchDb>(case: Case, pool: &Pool<DB>, config: &Config) {
             };
             assert_eq!(DB::first_user_name(pool).await, first, "{case:?}");
         }
-        Case::Deletes => assert_eq!(DB::count(pool, "users").await, 0),
+        Case::Deletes | Case::SetBased(SetWrite::Delete, _) => {
+            assert_eq!(DB::count(pool, "users").await, 0, "{case:?}");
+        }
         Case::M2mAdd(_) => assert_eq!(
             DB::count(pool, "post_tags").await,
             i64::try_from(config.posts * config.tags).expect("count fits")
         ),
+        Case::SetBased(SetWrite::BulkInsert, _) => {
+            assert_eq!(DB::count(pool, "users").await, saves, "{case:?}");
+            assert_eq!(DB::first_user_name(pool).await, "user 0", "{case:?}");
+        }
+        Case::SetBased(SetWrite::BulkUpdate, _) => {
+            let renamed = DB::count_named(pool, &format!("{RENAMED} %")).await;
+            assert_eq!(renamed, saves, "{case:?}");
+            assert_eq!(DB::first_user_name(pool).await, "renamed 0", "{case:?}");
+        }
+        Case::SetBased(SetWrite::Update, _) => {
+            assert_eq!(DB::count_named(pool, RENAMED).await, saves, "{case:?}");
+        }
     }
 }
 
@@ -675,6 +1087,29 @@ async fn saves_given_the_pool<DB: Backend, M: NewUser + Persist<DB>>(
     Ok(())
 }
 
+/// Workload 7 through the ORM, given the pool, as model `M` (whose receivers the case names);
+/// returns the rows written.
+async fn set_based<DB: Backend, M: NewUser + Persist<DB>>(
+    write: SetWrite,
+    pool: &Pool<DB>,
+    users: &mut [M],
+) -> Result<u64, OrmError> {
+    let every_row = || M::filter(M::id_column().gt(0));
+    Ok(match write {
+        SetWrite::BulkInsert => {
+            let inserted = M::bulk_insert(pool, users).await?;
+            u64::try_from(inserted).expect("count fits")
+        }
+        SetWrite::BulkUpdate => M::bulk_update(pool, users, &["name"]).await?,
+        SetWrite::Update => {
+            every_row()
+                .update(pool, [M::name_column().set(RENAMED)])
+                .await?
+        }
+        SetWrite::Delete => every_row().delete(pool).await?.total(),
+    })
+}
+
 /// Our side of a case.
 async fn ours<DB: BenchDb>(
     case: Case,
@@ -687,6 +1122,7 @@ where
     NoopUser: Persist<DB>,
     ProfiledUser: Persist<DB>,
     CapitalizedUser: Persist<DB>,
+    PlainUser: Persist<DB>,
     Post: Persist<DB>,
     crate::models::Tag: Persist<DB>,
 {
@@ -724,6 +1160,15 @@ where
             tx.commit().await?;
             Ok(())
         }
+        Case::SetBased(write, heard) => {
+            let rows = match (write, heard) {
+                (_, false) => set_based(write, pool, &mut prepared.plain).await?,
+                (SetWrite::Delete, true) => set_based::<DB, User>(write, pool, &mut []).await?,
+                (_, true) => set_based(write, pool, &mut prepared.noop).await?,
+            };
+            assert_eq!(rows, u64::try_from(n).expect("count fits"), "{case:?}");
+            Ok(())
+        }
     }
 }
 
@@ -744,11 +1189,91 @@ async fn raw_user<DB: BenchDb>(
     Ok(())
 }
 
+/// Workload 7 as a sqlx user without signals writes it (the same for both receiver
+/// configurations): the ORM's statements without `RETURNING` where only receivers need the
+/// rows, in its chunks, alone in autocommit when one statement does the job, else in one
+/// transaction; returns the rows written.
+async fn raw_set_based<DB: BenchDb>(
+    write: SetWrite,
+    pool: &Pool<DB>,
+    users: &mut [User],
+) -> Result<u64, sqlx::Error> {
+    // Rows per statement: an INSERT binds each row's name; an UPDATE .. CASE its key twice
+    // and its name, and takes at most `UPDATE_ROWS`.
+    let per_statement = match write {
+        SetWrite::BulkInsert => DB::MAX_BIND_PARAMETERS,
+        SetWrite::BulkUpdate => UPDATE_ROWS.min(DB::MAX_BIND_PARAMETERS / 3),
+        SetWrite::Update | SetWrite::Delete => usize::MAX,
+    };
+    if users.len() > per_statement {
+        let mut tx = pool.begin_with(DB::RAW_BEGIN).await?;
+        let mut rows = 0;
+        for chunk in users.chunks_mut(per_statement) {
+            rows += match write {
+                SetWrite::BulkInsert => {
+                    DB::insert_users(&mut tx, chunk).await?;
+                    chunk.len() as u64
+                }
+                _ => DB::update_users(&mut tx, chunk).await?,
+            };
+        }
+        tx.commit().await?;
+        return Ok(rows);
+    }
+    let mut conn = pool.acquire().await?;
+    Ok(match write {
+        SetWrite::BulkInsert => {
+            DB::insert_users(&mut conn, users).await?;
+            users.len() as u64
+        }
+        SetWrite::BulkUpdate => DB::update_users(&mut conn, users).await?,
+        SetWrite::Update => DB::update_all(&mut conn, RENAMED).await?,
+        SetWrite::Delete => DB::delete_all(&mut conn).await?,
+    })
+}
+
+/// Workload 7 with a receiver, as raw sqlx running the statements the ORM runs then: the
+/// same texts with their `RETURNING`, the rows fetched (and decoded into `User` where the ORM
+/// decodes them for its receivers), in one transaction as the ORM's; returns the rows written.
+/// What the receivers cost beyond the rows they need is the difference from the ORM's time.
+async fn raw_set_based_returning<DB: BenchDb>(
+    write: SetWrite,
+    pool: &Pool<DB>,
+    users: &mut [User],
+) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin_with(DB::RAW_BEGIN).await?;
+    let mut rows = 0;
+    match write {
+        SetWrite::BulkInsert => {
+            for chunk in users.chunks_mut(DB::MAX_BIND_PARAMETERS) {
+                DB::insert_users(&mut tx, chunk).await?;
+                rows += chunk.len() as u64;
+            }
+        }
+        SetWrite::BulkUpdate => {
+            for chunk in users.chunks(UPDATE_ROWS.min(DB::MAX_BIND_PARAMETERS / 3)) {
+                rows += DB::update_users_returning(&mut tx, chunk).await?;
+            }
+        }
+        SetWrite::Update => rows = DB::update_all_returning(&mut tx, RENAMED).await?.len() as u64,
+        SetWrite::Delete => loop {
+            let chunk = signals_orm::query::ROWS_PER_CHUNK;
+            let deleted = DB::delete_chunk_returning(&mut tx, chunk).await?;
+            rows += deleted.len() as u64;
+            if deleted.len() < chunk {
+                break;
+            }
+        },
+    }
+    tx.commit().await?;
+    Ok(rows)
+}
+
 /// The raw sqlx side of a case.
 async fn raw<DB: BenchDb>(
     case: Case,
     pool: &Pool<DB>,
-    prepared: &Prepared,
+    prepared: &mut Prepared,
     config: &Config,
 ) -> Result<(), sqlx::Error> {
     match case {
@@ -792,6 +1317,15 @@ async fn raw<DB: BenchDb>(
             }
             tx.commit().await
         }
+        Case::SetBased(write, heard) => {
+            let rows = if heard {
+                raw_set_based_returning(write, pool, &mut prepared.users).await?
+            } else {
+                raw_set_based(write, pool, &mut prepared.users).await?
+            };
+            assert_eq!(rows, config.saves as u64, "{case:?}");
+            Ok(())
+        }
     }
 }
 
@@ -816,16 +1350,13 @@ async fn run_backend<DB: BenchDb, S: Source<DB>>(
     NoopUser: Persist<DB>,
     ProfiledUser: Persist<DB>,
     CapitalizedUser: Persist<DB>,
+    PlainUser: Persist<DB>,
     Post: Persist<DB>,
     crate::models::Tag: Persist<DB>,
 {
     for case in Case::all() {
         let name = format!("{}: {}", S::KEY, case.label(config));
-        if config
-            .only
-            .as_ref()
-            .is_some_and(|only| !name.contains(only.as_str()))
-        {
+        if !selected(config, &name) {
             continue;
         }
         let mut row = Row {
@@ -857,7 +1388,7 @@ async fn run_backend<DB: BenchDb, S: Source<DB>>(
                     .await
                 } else {
                     timed(async {
-                        raw(case, &pool, &prepared, config)
+                        raw(case, &pool, &mut prepared, config)
                             .await
                             .expect("raw workload");
                     })
@@ -884,4 +1415,166 @@ async fn run_backend<DB: BenchDb, S: Source<DB>>(
         );
         results.rows.push(row);
     }
+}
+
+/// Workload 7's peak heap: a filtered delete of `rows` rows (every row of `users`) with a no-op
+/// `pre_delete` receiver, which the ORM reads and deletes `ROWS_PER_CHUNK` rows at a time, and
+/// raw sqlx's `DELETE .. WHERE` of the same rows; one run each (the heap's peak barely moves
+/// between runs), on a fresh in-memory database.
+async fn heap_delete(rows: usize, source: &mut SqliteMemory) -> HeapDelete {
+    let label = heap_delete_label(rows);
+    let mut out = HeapDelete {
+        rows,
+        ours: Side::default(),
+        raw: Side::default(),
+    };
+    for is_ours in [true, false] {
+        let pool = source.fresh().await;
+        Sqlite::exec(&pool, bulk_insert("users", "name", "user", rows)).await;
+        let (secs, growth, peak) = timed(async {
+            let deleted = if is_ours {
+                PreDeleteUser::filter(PreDeleteUser::columns().id.gt(0))
+                    .delete(&pool)
+                    .await
+                    .expect("ORM delete")
+                    .total()
+            } else {
+                let mut conn = pool.acquire().await.expect("a connection");
+                Sqlite::delete_all(&mut conn).await.expect("raw delete")
+            };
+            assert_eq!(deleted, rows as u64, "{label}");
+        })
+        .await;
+        assert_eq!(Sqlite::count(&pool, "users").await, 0, "{label}");
+        let side = if is_ours { &mut out.ours } else { &mut out.raw };
+        side.secs.push(secs);
+        side.peaks.push(growth);
+        side.peak_totals.push(peak);
+    }
+    eprintln!(
+        "  {label}\n  {:<55} ours {:>9.0} KiB (+{:.0}), {:.2} s  raw {:>9.0} KiB (+{:.0}), {:.2} s",
+        "",
+        out.ours.median_peak() / 1024.0,
+        out.ours.median_growth() / 1024.0,
+        out.ours.median_secs(),
+        out.raw.median_peak() / 1024.0,
+        out.raw.median_growth() / 1024.0,
+        out.raw.median_secs(),
+    );
+    out
+}
+
+/// The smoke test's check of workload 7's raw side (the ORM does not expose these texts): on
+/// each backend, for each write, with and without its receiver, the statements sqlx reports
+/// for the ORM must be the raw side's.
+/// Rows: more than one `bulk_update` statement takes. Installs the statement recorder: the
+/// process measures nothing after it.
+pub fn check_statements(config: &Config) -> Result<(), String> {
+    if !crate::statements::install() {
+        return Err("another tracing subscriber is installed".to_owned());
+    }
+    let config = Config {
+        saves: 2 * UPDATE_ROWS + 234,
+        ..config.clone()
+    };
+    runtime().block_on(async {
+        check_backend(&config, &mut SqliteMemory(None)).await;
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            let mut pg = Pg::connect(&url).await;
+            check_backend(&config, &mut pg).await;
+            pg.drop_schema().await;
+        }
+    });
+    Ok(())
+}
+
+async fn check_backend<DB: BenchDb, S: Source<DB>>(config: &Config, source: &mut S)
+where
+    User: Persist<DB>,
+    NoopUser: Persist<DB>,
+    ProfiledUser: Persist<DB>,
+    CapitalizedUser: Persist<DB>,
+    PlainUser: Persist<DB>,
+    Post: Persist<DB>,
+    crate::models::Tag: Persist<DB>,
+{
+    for write in SetWrite::ALL {
+        for heard in [false, true] {
+            let case = Case::SetBased(write, heard);
+            let raw_side = statements_of(case, false, config, source).await;
+            let ours = statements_of(case, true, config, source).await;
+            let what = format!("{}: {}", S::KEY, case.label(config));
+            // The same statements, `COMMIT` included where sqlx reports it (PostgreSQL).
+            same_statements(&what, &ours, &raw_side);
+            eprintln!("  {what}: {} statements, as expected", ours.len());
+        }
+    }
+}
+
+/// Panics, showing where they part, unless the ORM's statements are the raw side's.
+fn same_statements(what: &str, ours: &[String], raw: &[String]) {
+    let snippet = |s: &str, at: usize| {
+        let start = s.floor_char_boundary(at.saturating_sub(40));
+        let end = s.ceil_char_boundary((at + 40).min(s.len()));
+        format!("…{}…", &s[start..end])
+    };
+    for (i, (o, r)) in ours.iter().zip(raw).enumerate() {
+        if o != r {
+            let at = o
+                .bytes()
+                .zip(r.bytes())
+                .position(|(a, b)| a != b)
+                .unwrap_or(o.len().min(r.len()));
+            panic!(
+                "{what}: statement {i} differs at byte {at} (lengths {} and {}):\n  ORM: {}\n  raw: {}",
+                o.len(),
+                r.len(),
+                snippet(o, at),
+                snippet(r, at)
+            );
+        }
+    }
+    assert_eq!(
+        ours.len(),
+        raw.len(),
+        "{what}: the ORM ran {} statements, the raw side {}:\n  ORM: {:?}\n  raw: {:?}",
+        ours.len(),
+        raw.len(),
+        ours.iter().map(|s| snippet(s, 0)).collect::<Vec<_>>(),
+        raw.iter().map(|s| snippet(s, 0)).collect::<Vec<_>>()
+    );
+}
+
+/// The statements sqlx reports for one side of a case.
+async fn statements_of<DB: BenchDb, S: Source<DB>>(
+    case: Case,
+    is_ours: bool,
+    config: &Config,
+    source: &mut S,
+) -> Vec<String>
+where
+    User: Persist<DB>,
+    NoopUser: Persist<DB>,
+    ProfiledUser: Persist<DB>,
+    CapitalizedUser: Persist<DB>,
+    PlainUser: Persist<DB>,
+    Post: Persist<DB>,
+    crate::models::Tag: Persist<DB>,
+{
+    let pool = source.fresh().await;
+    let mut prepared = prepare(case, &pool, config).await;
+    let ((), statements) = crate::statements::recorded(async {
+        if is_ours {
+            ours(case, &pool, &mut prepared, config)
+                .await
+                .expect("ORM workload");
+        } else {
+            raw(case, &pool, &mut prepared, config)
+                .await
+                .expect("raw workload");
+        }
+    })
+    .await;
+    check(case, &pool, config).await;
+    statements
 }

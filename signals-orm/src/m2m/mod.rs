@@ -14,8 +14,13 @@
 mod related;
 mod signal;
 
-use crate::model::Model;
+use futures_util::future::BoxFuture;
+
+use crate::backend::Backend;
+use crate::error::OrmError;
+use crate::model::{Model, ModelMeta};
 use crate::sql::ThroughSql;
+use crate::tx::Tx;
 
 pub use crate::sql::LINKS_PER_INSERT;
 pub use related::{Direction, Forward, Related, Reverse};
@@ -39,6 +44,12 @@ pub trait Through: Send + Sync + 'static {
     /// The link table's column holding the target's key.
     const TARGET_COLUMN: &'static str;
 
+    /// Who deletes the link rows: [`NoLinkModel`] when the link table is only a table (the
+    /// relation's own statements), the link model itself when it is one (`impl Membership =>
+    /// ..`), whose filtered delete then sends its `pre_delete` and `post_delete` for each row
+    /// `remove` and `clear` delete, as Django does for a custom `through` model.
+    type Link;
+
     /// The link table's statements, built on first use and kept.
     #[doc(hidden)]
     fn sql() -> &'static ThroughSql;
@@ -60,6 +71,76 @@ pub trait Through: Send + Sync + 'static {
     }
 }
 
+/// How `remove` and `clear` delete a relation's link rows ([`Through::Link`]).
+#[doc(hidden)]
+pub trait LinkRows<DB: Backend, S: Model, T: Model> {
+    /// Whether the link table is a model, whose filtered delete [`LinkRows::delete`] runs.
+    const IS_MODEL: bool;
+
+    /// Deletes the link rows from `source` to `target` (every link of the side given, when one
+    /// is `None`) and returns how many; `None` when the relation deletes with its own
+    /// statement instead.
+    fn delete<'t>(
+        tx: &'t mut Tx<DB>,
+        source: Option<&'t S::Pk>,
+        target: Option<&'t T::Pk>,
+    ) -> Option<BoxFuture<'t, Result<u64, OrmError>>>;
+}
+
+/// The [`Through::Link`] of a relation whose link table is only a table: its rows are deleted
+/// by the relation's own statements, and send no delete signals.
+#[derive(Debug, Clone, Copy)]
+pub enum NoLinkModel {}
+
+impl<DB: Backend, S: Model, T: Model> LinkRows<DB, S, T> for NoLinkModel {
+    const IS_MODEL: bool = false;
+
+    fn delete<'t>(
+        _: &'t mut Tx<DB>,
+        _: Option<&'t S::Pk>,
+        _: Option<&'t T::Pk>,
+    ) -> Option<BoxFuture<'t, Result<u64, OrmError>>> {
+        None
+    }
+}
+
+/// The column of `model`'s field `field`: what `many_to_many! { impl Link => (A => a_id, ..) }`
+/// reads its link columns from, at compile time.
+///
+/// # Panics
+///
+/// At compile time, when `field` is not a saved field (or the key) of the model.
+#[doc(hidden)]
+#[must_use]
+pub const fn column_of(model: &ModelMeta, field: &str) -> &'static str {
+    if same(model.pk_field, field) {
+        return model.pk_column;
+    }
+    let mut i = 0;
+    while i < model.fields.len() {
+        if same(model.fields[i], field) {
+            return model.columns[i];
+        }
+        i += 1;
+    }
+    panic!("many_to_many!: the link model has no saved field of that name")
+}
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Declares a many-to-many relation and its link table; the declared type is the
 /// `m2m_changed` sender.
 ///
@@ -68,8 +149,10 @@ pub trait Through: Send + Sync + 'static {
 ///     /// Tags of a post.
 ///     pub struct PostTags(Post => "post_id", Tag => "tag_id") in "post_tags";
 /// }
-/// // A user's own `#[derive(Model)]` link type, extra columns filled by the database:
-/// signals_orm::many_to_many! { impl Membership => (Person => "person_id", Group => "group_id") in "memberships"; }
+/// // A link table that is a `#[derive(Model)]` of its own (Django's custom `through`), naming
+/// // its fields; its table and columns come from the model, extra columns are filled by the
+/// // database, and `remove` / `clear` delete its rows with its pre_delete / post_delete:
+/// signals_orm::many_to_many! { impl Membership => (Person => person_id, Group => group_id); }
 /// // A symmetrical self-relation:
 /// signals_orm::many_to_many! { pub struct Friends(Person => "person_id", Person => "friend_id") in "friends", symmetrical; }
 /// ```
@@ -88,20 +171,52 @@ macro_rules! many_to_many {
         $vis struct $name;
         $crate::many_to_many!(@impl $name, $src, $scol, $tgt, $tcol, $table $(, $sym)?);
     };
-    (impl $name:path => ($src:ty => $scol:literal, $tgt:ty => $tcol:literal) in $table:literal $(, $sym:ident)? ;) => {
-        $crate::many_to_many!(@impl $name, $src, $scol, $tgt, $tcol, $table $(, $sym)?);
+    (impl $name:ident => ($src:ty => $sfield:ident, $tgt:ty => $tfield:ident) $(, $sym:ident)? ;) => {
+        $crate::many_to_many!(@impl $name, $src,
+            $crate::__private::column_of(<$name as $crate::Model>::META, ::core::stringify!($sfield)),
+            $tgt,
+            $crate::__private::column_of(<$name as $crate::Model>::META, ::core::stringify!($tfield)),
+            <$name as $crate::Model>::META.table $(, $sym)?; link = $name);
+        impl<DB: $crate::Backend> $crate::__private::LinkRows<DB, $src, $tgt> for $name
+        where
+            $name: $crate::Persist<DB>,
+        {
+            const IS_MODEL: bool = true;
+
+            fn delete<'t>(
+                tx: &'t mut $crate::Tx<DB>,
+                source: ::core::option::Option<&'t <$src as $crate::Model>::Pk>,
+                target: ::core::option::Option<&'t <$tgt as $crate::Model>::Pk>,
+            ) -> ::core::option::Option<$crate::__private::BoxFuture<'t, ::core::result::Result<u64, $crate::OrmError>>> {
+                let columns = <$name as $crate::Model>::columns();
+                let mut query = $crate::query::Query::<$name>::new();
+                if let ::core::option::Option::Some(source) = source {
+                    query = query.filter(columns.$sfield.eq(::core::clone::Clone::clone(source)));
+                }
+                if let ::core::option::Option::Some(target) = target {
+                    query = query.filter(columns.$tfield.eq(::core::clone::Clone::clone(target)));
+                }
+                ::core::option::Option::Some($crate::__private::Box::pin(async move {
+                    ::core::result::Result::Ok(query.delete(tx).await?.total())
+                }))
+            }
+        }
     };
-    (@impl $name:ty, $src:ty, $scol:literal, $tgt:ty, $tcol:literal, $table:literal, symmetrical) => {
+    (@impl $name:ty, $src:ty, $scol:expr, $tgt:ty, $tcol:expr, $table:expr, symmetrical $(; link = $link:ty)?) => {
         const _: fn(&$src) -> &$tgt = |same| same; // a symmetrical relation links one model to itself
-        $crate::many_to_many!(@impl $name, $src, $scol, $tgt, $tcol, $table, true);
+        $crate::many_to_many!(@impl $name, $src, $scol, $tgt, $tcol, $table, true $(; link = $link)?);
     };
-    (@impl $name:ty, $src:ty, $scol:literal, $tgt:ty, $tcol:literal, $table:literal) => {
-        $crate::many_to_many!(@impl $name, $src, $scol, $tgt, $tcol, $table, false);
+    (@impl $name:ty, $src:ty, $scol:expr, $tgt:ty, $tcol:expr, $table:expr $(; link = $link:ty)?) => {
+        $crate::many_to_many!(@impl $name, $src, $scol, $tgt, $tcol, $table, false $(; link = $link)?);
     };
-    (@impl $name:ty, $src:ty, $scol:literal, $tgt:ty, $tcol:literal, $table:literal, $symmetrical:literal) => {
+    (@impl $name:ty, $src:ty, $scol:expr, $tgt:ty, $tcol:expr, $table:expr, $symmetrical:literal) => {
+        $crate::many_to_many!(@impl $name, $src, $scol, $tgt, $tcol, $table, $symmetrical; link = $crate::m2m::NoLinkModel);
+    };
+    (@impl $name:ty, $src:ty, $scol:expr, $tgt:ty, $tcol:expr, $table:expr, $symmetrical:literal; link = $link:ty) => {
         impl $crate::m2m::Through for $name {
             type Source = $src;
             type Target = $tgt;
+            type Link = $link;
             const NAME: &'static str = ::core::stringify!($name);
             const SYMMETRICAL: bool = $symmetrical;
             const TABLE: &'static str = $table;

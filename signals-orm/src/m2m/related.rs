@@ -9,8 +9,10 @@ use std::marker::PhantomData;
 use signals_core::Sender;
 use signals_core::Signal as _;
 
-use super::Through;
+use futures_util::future::BoxFuture;
+
 use super::signal::{M2mAction, M2mChangedSignal, M2mEvent, keys_json};
+use super::{LinkRows, Through};
 use crate::backend::Backend;
 use crate::error::{Context as _, Operation, OrmError};
 use crate::model::{Model, Persist};
@@ -36,21 +38,37 @@ pub trait Direction<T: Through>: Send + Sync + 'static {
     fn select_others(sql: &'static ThroughSql) -> &'static str;
     #[doc(hidden)]
     fn clear(sql: &'static ThroughSql) -> &'static str;
-    /// The link table's column holding the related model's keys, which an add returns.
+    /// The link rows of `own` (to `other`, or all), deleted through the relation's link
+    /// model; `None` when it has none.
     #[doc(hidden)]
-    const OTHER_COLUMN: Returning;
+    fn delete_link_rows<'t, DB: Backend>(
+        tx: &'t mut Tx<DB>,
+        own: &'t <Self::Own as Model>::Pk,
+        other: Option<&'t <Self::Other as Model>::Pk>,
+    ) -> Option<BoxFuture<'t, Result<u64, OrmError>>>
+    where
+        T::Link: LinkRows<DB, T::Source, T::Target>;
 }
 
 impl<T: Through> Direction<T> for Forward {
     type Own = T::Source;
     type Other = T::Target;
     const REVERSE: bool = false;
-    const OTHER_COLUMN: Returning = Returning::Target;
     fn select_others(sql: &'static ThroughSql) -> &'static str {
         &sql.targets_of
     }
     fn clear(sql: &'static ThroughSql) -> &'static str {
         &sql.clear_source
+    }
+    fn delete_link_rows<'t, DB: Backend>(
+        tx: &'t mut Tx<DB>,
+        own: &'t <T::Source as Model>::Pk,
+        other: Option<&'t <T::Target as Model>::Pk>,
+    ) -> Option<BoxFuture<'t, Result<u64, OrmError>>>
+    where
+        T::Link: LinkRows<DB, T::Source, T::Target>,
+    {
+        <T::Link as LinkRows<DB, T::Source, T::Target>>::delete(tx, Some(own), other)
     }
 }
 
@@ -58,12 +76,21 @@ impl<T: Through> Direction<T> for Reverse {
     type Own = T::Target;
     type Other = T::Source;
     const REVERSE: bool = true;
-    const OTHER_COLUMN: Returning = Returning::Source;
     fn select_others(sql: &'static ThroughSql) -> &'static str {
         &sql.sources_of
     }
     fn clear(sql: &'static ThroughSql) -> &'static str {
         &sql.clear_target
+    }
+    fn delete_link_rows<'t, DB: Backend>(
+        tx: &'t mut Tx<DB>,
+        own: &'t <T::Target as Model>::Pk,
+        other: Option<&'t <T::Source as Model>::Pk>,
+    ) -> Option<BoxFuture<'t, Result<u64, OrmError>>>
+    where
+        T::Link: LinkRows<DB, T::Source, T::Target>,
+    {
+        <T::Link as LinkRows<DB, T::Source, T::Target>>::delete(tx, other, Some(own))
     }
 }
 
@@ -216,6 +243,7 @@ where
         keys: impl IntoIterator<Item = OtherPk<T, D>>,
     ) -> Result<u64, OrmError>
     where
+        T::Link: LinkRows<DB, T::Source, T::Target>,
         D::Own: Persist<DB>,
         D::Other: Persist<DB>,
     {
@@ -236,6 +264,7 @@ where
     /// As [`add`](Related::add).
     pub async fn clear<'a, DB: Backend>(&self, db: impl IntoDb<'a, DB>) -> Result<u64, OrmError>
     where
+        T::Link: LinkRows<DB, T::Source, T::Target>,
         D::Own: Persist<DB>,
         D::Other: Persist<DB>,
     {
@@ -256,6 +285,7 @@ where
         keys: impl IntoIterator<Item = OtherPk<T, D>>,
     ) -> Result<(), OrmError>
     where
+        T::Link: LinkRows<DB, T::Source, T::Target>,
         D::Own: Persist<DB>,
         D::Other: Persist<DB>,
     {
@@ -291,6 +321,7 @@ where
         keys: impl IntoIterator<Item = OtherPk<T, D>>,
     ) -> Result<(), OrmError>
     where
+        T::Link: LinkRows<DB, T::Source, T::Target>,
         D::Own: Persist<DB>,
         D::Other: Persist<DB>,
     {
@@ -350,7 +381,7 @@ where
         }
         self.send(tx, M2mAction::PreAdd, Some(&mut candidates))
             .await?;
-        let mut inserted = Self::insert_returning::<DB>(tx.own_conn(), own, &candidates).await?;
+        let mut inserted = Self::insert_links::<DB>(tx.own_conn(), own, &candidates).await?;
         let count = inserted.len();
         // The mirror rows come after post_add, as in Django, and only for the links this call
         // inserted, whatever a post_add receiver does to its pk_set.
@@ -358,7 +389,7 @@ where
         self.send(tx, M2mAction::PostAdd, Some(&mut inserted))
             .await?;
         if let Some(mirrors) = mirrors {
-            Self::insert_counted::<DB>(tx.own_conn(), own, &mirrors, true).await?;
+            Self::insert_mirrors::<DB>(tx.own_conn(), own, &mirrors).await?;
         }
         Ok(count)
     }
@@ -376,24 +407,42 @@ where
     {
         if !T::SYMMETRICAL {
             // The rows affected are the count; which keys they were is nobody's business.
-            let count = Self::insert_counted::<DB>(conn, own, others, false).await?;
+            let count = Self::insert_counted::<DB>(
+                conn,
+                own,
+                others.iter().map(|o| (o, Self::LINK_OWN_FIRST)),
+            )
+            .await?;
             return Ok(usize::try_from(count).unwrap_or(usize::MAX));
         }
-        let inserted = Self::insert_returning::<DB>(conn, own, others).await?;
-        Self::insert_counted::<DB>(conn, own, &inserted, true).await?;
+        let inserted = Self::insert_links::<DB>(conn, own, others).await?;
+        Self::insert_mirrors::<DB>(conn, own, &inserted).await?;
         Ok(inserted.len())
     }
 
+    /// Whether own's link row is `(own, other)` in the link table's `(source, target)` order:
+    /// from the source's side; from the target's it is `(other, own)`.
+    const LINK_OWN_FIRST: bool = !D::REVERSE;
+
     /// Inserts the links of own to `others` and returns the keys whose link this call
-    /// inserted: one `INSERT .. ON CONFLICT DO NOTHING RETURNING other` per chunk of
-    /// [`LINKS_PER_INSERT`] keys.
+    /// inserted: `INSERT .. ON CONFLICT DO NOTHING RETURNING other`, one per chunk of
+    /// [`LINKS_PER_INSERT`] keys, in ascending key order, so that two adds from the same side
+    /// take their row locks in the same order.
     ///
     /// A concurrent add may have linked some keys since the caller chose them; `ON CONFLICT DO
     /// NOTHING` skips those rows (on PostgreSQL, after waiting for that add to commit or roll
     /// back) and `RETURNING` leaves them out, so the keys returned are exactly the links this
-    /// statement wrote, at no extra statement. Keys go in ascending order, so two adds from the
-    /// same side lock in the same order.
-    async fn insert_returning<DB: Backend>(
+    /// statement wrote, at no extra statement.
+    ///
+    /// A symmetrical relation stores each link as two rows, `(a, b)` and `(b, a)`, and is added
+    /// to from both ends (`a`'s add of `b`, `b`'s add of `a`). Writing each add's own rows
+    /// first would lock `(a, b)` then `(b, a)` in one and the reverse in the other: two such
+    /// adds at once deadlock (PostgreSQL aborts one). So a symmetrical add first writes, for
+    /// each key, the pair's row that sorts first, `(min, max)`, and every add takes those in
+    /// one global order (by source, then target: the keys below own, whose row is
+    /// `(key, own)`, then the others, `(own, key)`); the second one to reach a pair waits for
+    /// the first and then finds it linked. [`Related::insert_mirrors`] writes the other rows.
+    async fn insert_links<DB: Backend>(
         conn: &mut DB::Connection,
         own: &<D::Own as Model>::Pk,
         others: &BTreeSet<OtherPk<T, D>>,
@@ -402,14 +451,74 @@ where
         D::Own: Persist<DB>,
         D::Other: Persist<DB>,
     {
+        if !T::SYMMETRICAL {
+            return Self::insert_returning::<DB>(conn, own, others.iter(), Self::LINK_OWN_FIRST)
+                .await;
+        }
+        let me = Self::own_as_other(own);
+        let mut inserted =
+            Self::insert_returning::<DB>(conn, own, others.range(..me), false).await?;
+        inserted.extend(Self::insert_returning::<DB>(conn, own, others.range(me..), true).await?);
+        Ok(inserted)
+    }
+
+    /// The second rows of a symmetrical relation's links `inserted` by
+    /// [`Related::insert_links`], `(max, min)`: one INSERT per chunk, in the same global
+    /// order. A link of own to itself is one row, written already.
+    async fn insert_mirrors<DB: Backend>(
+        conn: &mut DB::Connection,
+        own: &<D::Own as Model>::Pk,
+        inserted: &BTreeSet<OtherPk<T, D>>,
+    ) -> Result<u64, OrmError>
+    where
+        D::Own: Persist<DB>,
+        D::Other: Persist<DB>,
+    {
+        let me = Self::own_as_other(own);
+        let below = inserted.range(..me).map(|other| (other, true));
+        let above = inserted
+            .range(me..)
+            .filter(|other| *other != me)
+            .map(|other| (other, false));
+        Self::insert_counted::<DB>(conn, own, below.chain(above)).await
+    }
+
+    /// Own's key as a key of the other side: the same type in a symmetrical relation, a
+    /// self-relation (`many_to_many!` checks that source and target are one model).
+    fn own_as_other(own: &<D::Own as Model>::Pk) -> &OtherPk<T, D> {
+        (own as &dyn Any)
+            .downcast_ref()
+            .expect("a symmetrical relation links a model to itself")
+    }
+
+    /// Inserts rows of own's links to `others`, `(own, other)` when `own_first`, else
+    /// `(other, own)`, and returns the other key of each row inserted: one `INSERT .. ON
+    /// CONFLICT DO NOTHING RETURNING other` per chunk of [`LINKS_PER_INSERT`] keys, in the
+    /// order given.
+    async fn insert_returning<'k, DB: Backend>(
+        conn: &mut DB::Connection,
+        own: &<D::Own as Model>::Pk,
+        others: impl Iterator<Item = &'k OtherPk<T, D>> + Clone,
+        own_first: bool,
+    ) -> Result<BTreeSet<OtherPk<T, D>>, OrmError>
+    where
+        D::Own: Persist<DB>,
+        D::Other: Persist<DB>,
+        OtherPk<T, D>: 'k,
+    {
         let operation = Operation::on_table("add links", T::TABLE);
+        let returning = if own_first {
+            Returning::Target
+        } else {
+            Returning::Source
+        };
         let mut inserted = BTreeSet::new();
-        let mut keys = others.iter();
-        let mut left = others.len();
+        let mut left = others.clone().count();
+        let mut rows_of = others.map(|other| (other, own_first));
         while left > 0 {
             let rows = left.min(LINKS_PER_INSERT);
             left -= rows;
-            let query = Self::insert_query::<DB>(own, &mut keys, rows, D::OTHER_COLUMN, false);
+            let query = Self::insert_query::<DB>(own, &mut rows_of, rows, returning);
             for row in DB::fetch_all(&mut *conn, query).await.during(operation)? {
                 inserted.insert(<D::Other as Persist<DB>>::pk_from_row(&row).during(operation)?);
             }
@@ -417,26 +526,25 @@ where
         Ok(inserted)
     }
 
-    /// Inserts the links of own to `others` (their mirrors, `(other, own)`, when `mirror`) and
-    /// returns how many rows this call inserted: one `INSERT .. ON CONFLICT DO NOTHING` per
-    /// chunk of [`LINKS_PER_INSERT`] keys, in ascending order.
-    async fn insert_counted<DB: Backend>(
+    /// Inserts the rows `(own, other)` or `(other, own)` (the flag says `own_first`) and
+    /// returns how many this call inserted: one `INSERT .. ON CONFLICT DO NOTHING` per chunk
+    /// of [`LINKS_PER_INSERT`] rows, in the order given.
+    async fn insert_counted<'k, DB: Backend>(
         conn: &mut DB::Connection,
         own: &<D::Own as Model>::Pk,
-        others: &BTreeSet<OtherPk<T, D>>,
-        mirror: bool,
+        mut rows_of: impl Iterator<Item = (&'k OtherPk<T, D>, bool)> + Clone,
     ) -> Result<u64, OrmError>
     where
         D::Own: Persist<DB>,
         D::Other: Persist<DB>,
+        OtherPk<T, D>: 'k,
     {
         let mut inserted = 0;
-        let mut keys = others.iter();
-        let mut left = others.len();
+        let mut left = rows_of.clone().count();
         while left > 0 {
             let rows = left.min(LINKS_PER_INSERT);
             left -= rows;
-            let query = Self::insert_query::<DB>(own, &mut keys, rows, Returning::Nothing, mirror);
+            let query = Self::insert_query::<DB>(own, &mut rows_of, rows, Returning::Nothing);
             inserted += DB::execute(&mut *conn, query)
                 .await
                 .during(Operation::on_table("add links", T::TABLE))?;
@@ -444,26 +552,22 @@ where
         Ok(inserted)
     }
 
-    /// The link INSERT of the next `rows` keys of `others`, each bound as `(source, target)`
-    /// of own's link to it, or of its mirror.
+    /// The link INSERT of the next `rows` of `rows_of`, each bound as `(own, other)` when its
+    /// flag is set, else `(other, own)`, in the link table's `(source, target)` order.
     fn insert_query<'q, 'k, DB: Backend>(
         own: &<D::Own as Model>::Pk,
-        others: &mut impl Iterator<Item = &'k OtherPk<T, D>>,
+        rows_of: &mut impl Iterator<Item = (&'k OtherPk<T, D>, bool)>,
         rows: usize,
         returning: Returning,
-        mirror: bool,
     ) -> sqlx::query::Query<'q, DB, DB::Arguments>
     where
         D::Own: Persist<DB>,
         D::Other: Persist<DB>,
         OtherPk<T, D>: 'k,
     {
-        let sql = T::sql().insert_links(rows, returning);
+        let sql = T::sql().insert_links(rows, returning, crate::sql::param_prefix::<DB>());
         let mut query = DB::query_with_room(sql, 2 * rows);
-        // The link is (own, other) from the source's side, (other, own) from the target's; a
-        // mirror swaps them.
-        let own_first = D::REVERSE == mirror;
-        for other in others.take(rows) {
+        for (other, own_first) in rows_of.take(rows) {
             query = if own_first {
                 <D::Other as Persist<DB>>::bind_pk(
                     other,
@@ -488,10 +592,27 @@ where
         mut keys: BTreeSet<OtherPk<T, D>>,
     ) -> Result<u64, OrmError>
     where
+        T::Link: LinkRows<DB, T::Source, T::Target>,
         D::Own: Persist<DB>,
         D::Other: Persist<DB>,
     {
         self.send(tx, M2mAction::PreRemove, Some(&mut keys)).await?;
+        if !T::SYMMETRICAL && <T::Link as LinkRows<DB, T::Source, T::Target>>::IS_MODEL {
+            // The link table is a model: its rows go through its filtered delete, one key at
+            // a time so the rows deleted tell which links this call removed.
+            let mut deleted = BTreeSet::new();
+            for other in keys {
+                let rows = D::delete_link_rows::<DB>(tx, own, Some(&other))
+                    .expect("a link model")
+                    .await?;
+                if rows > 0 {
+                    deleted.insert(other);
+                }
+            }
+            self.send(tx, M2mAction::PostRemove, Some(&mut deleted))
+                .await?;
+            return Ok(deleted.len() as u64);
+        }
         let sql = if T::SYMMETRICAL {
             &T::sql().delete_both
         } else {
@@ -521,9 +642,17 @@ where
         own: &<D::Own as Model>::Pk,
     ) -> Result<u64, OrmError>
     where
+        T::Link: LinkRows<DB, T::Source, T::Target>,
         D::Own: Persist<DB>,
     {
         self.send(tx, M2mAction::PreClear, None).await?;
+        if !T::SYMMETRICAL && <T::Link as LinkRows<DB, T::Source, T::Target>>::IS_MODEL {
+            let deleted = D::delete_link_rows::<DB>(tx, own, None)
+                .expect("a link model")
+                .await?;
+            self.send(tx, M2mAction::PostClear, None).await?;
+            return Ok(deleted);
+        }
         let sql = if T::SYMMETRICAL {
             &T::sql().clear_both
         } else {

@@ -325,11 +325,18 @@ impl<DB: Backend> Tx<DB> {
     ///
     /// When no connection can be had or `BEGIN` fails.
     pub async fn begin(pool: &sqlx::Pool<DB>) -> Result<Self, OrmError> {
-        let mut tx = Tx::from(
-            pool.begin_with(DB::BEGIN)
-                .await
-                .during(Operation::tx("BEGIN"))?,
-        );
+        // sqlx 0.9.0's `BEGIN` is not cancel-safe on PostgreSQL (its issue 4393): dropped while
+        // the reply is awaited, it leaves the pooled connection inside a transaction nothing
+        // ends, and the next write nobody hears (run in autocommit) would return `Ok` and never
+        // commit. Dropped unfinished, the BEGIN finishes on the runtime instead, where the
+        // transaction it returns is dropped and rolled back as usual.
+        let begin = {
+            let pool = pool.clone();
+            FinishOnDrop(Some(Box::pin(
+                async move { pool.begin_with(DB::BEGIN).await },
+            )))
+        };
+        let mut tx = Tx::from(begin.await.during(Operation::tx("BEGIN"))?);
         tx.pool = pool_id(pool);
         Ok(tx)
     }
@@ -625,13 +632,14 @@ impl<DB: Backend> Tx<DB> {
     }
 }
 
-/// The COMMIT and the callbacks after it, polled in the caller's task; dropped before they
-/// finished, it hands what is left to the tokio runtime, so a committed transaction's
-/// callbacks are never lost to a caller that stopped waiting.
-struct FinishOnDrop(Option<BoxFuture<'static, Result<CommitReport, OrmError>>>);
+/// Work polled in the caller's task that must not stop halfway: dropped before it finished,
+/// it hands what is left to the tokio runtime. The COMMIT and the callbacks after it (so a
+/// committed transaction's callbacks are never lost to a caller that stopped waiting), and
+/// `BEGIN` (see [`Tx::begin`]).
+struct FinishOnDrop<T: Send + 'static>(Option<BoxFuture<'static, T>>);
 
-impl Future for FinishOnDrop {
-    type Output = Result<CommitReport, OrmError>;
+impl<T: Send + 'static> Future for FinishOnDrop<T> {
+    type Output = T;
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
@@ -646,7 +654,7 @@ impl Future for FinishOnDrop {
     }
 }
 
-impl Drop for FinishOnDrop {
+impl<T: Send + 'static> Drop for FinishOnDrop<T> {
     fn drop(&mut self) {
         if let Some(rest) = self.0.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
