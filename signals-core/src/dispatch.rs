@@ -9,7 +9,9 @@
 //! from `send().await`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures_util::FutureExt as _;
 use tracing::Instrument as _;
@@ -320,6 +322,7 @@ enum Plan<'e, S: Signal> {
 
 impl<S: Signal> Registry<S> {
     /// Sends synchronously if no matching receiver is async, else hands back what to await.
+    #[inline]
     fn plan<'e>(&'static self, sender: Sender, event: S::Event<'e>, sink: Sink<'_>) -> Plan<'e, S> {
         let Some(inner) = self.live() else {
             return Plan::Done(Ok(()));
@@ -361,12 +364,16 @@ impl<S: Signal> Registry<S> {
     ) -> impl Future<Output = Result<(), SendError>> + Send + 'e {
         check_linked_once::<S>(sender);
         // Checked when called, so that an unheard send does not build the send's future.
-        let heard = self.live().is_some();
-        async move {
-            if !heard {
-                return Ok(());
-            }
-            self.send_in(sender, event, Sink::FirstError).await
+        Sending {
+            state: if self.live().is_some() {
+                State::Start {
+                    registry: self,
+                    sender,
+                    event,
+                }
+            } else {
+                State::Unheard
+            },
         }
     }
 
@@ -425,6 +432,58 @@ impl<S: Signal> Registry<S> {
         }
         let _ = run_sync(&inner.lend(), sender, event, Sink::Robust(&mut out));
         out
+    }
+}
+
+/// The future of [`Registry::send`], written out rather than an `async` block: it is moved on
+/// every send (returned, then pinned by the caller), and the generated one nested the send's
+/// state twice, so an awaited send to sync receivers cost several times a `send_sync`. Its first
+/// poll runs [`Registry::plan`]; only a send that reaches an async receiver goes on to a second
+/// state, the boxed run.
+struct Sending<'e, S: Signal> {
+    state: State<'e, S>,
+}
+
+enum State<'e, S: Signal> {
+    /// Nobody listened when `send` was called.
+    Unheard,
+    Start {
+        registry: &'static Registry<S>,
+        sender: Sender,
+        event: S::Event<'e>,
+    },
+    Running(Nested<'e, Result<(), SendError>>),
+    Finished,
+}
+
+impl<S: Signal> Future for Sending<'_, S> {
+    type Output = Result<(), SendError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut running = match std::mem::replace(&mut this.state, State::Finished) {
+            State::Unheard => return Poll::Ready(Ok(())),
+            State::Start {
+                registry,
+                sender,
+                event,
+            } => match registry.plan(sender, event, Sink::FirstError) {
+                Plan::Done(result) => return Poll::Ready(result),
+                Plan::Await(snap, event) => {
+                    Nested::new(boxed_run(snap, sender, event, Sink::FirstError))
+                }
+            },
+            State::Running(running) => running,
+            State::Finished => panic!("a send's future was polled after it completed"),
+        };
+        match Pin::new(&mut running).poll(cx) {
+            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Pending => {
+                this.state = State::Running(running);
+                Poll::Pending
+            }
+        }
     }
 }
 

@@ -33,8 +33,9 @@ pub trait Signal: Sized + Send + Sync + 'static {
     /// Django's name such as `post_save` for built-in ones).
     const NAME: &'static str;
 
-    /// What one receiver call gets: `&'e Self` for custom signals.
-    type Event<'e>: Send;
+    /// What one receiver call gets: `&'e Self` for custom signals. `Unpin` (borrows are), so a
+    /// send's future can hold it without pinning it.
+    type Event<'e>: Send + Unpin;
 
     /// Lends the event to one receiver, keeping it for the next one.
     fn reborrow<'s>(event: &'s mut Self::Event<'_>) -> Self::Event<'s>;

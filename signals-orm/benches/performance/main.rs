@@ -17,7 +17,8 @@
 //!   workload 7) and `SIGNALS_BENCH_POSTS` set the counts. Workload 7's peak-heap delete
 //!   removes 1,000,000 rows (100,000 in QUICK mode, none in the smoke test).
 //! - `SIGNALS_BENCH_ONLY=text` runs only the database workloads whose `backend: workload`
-//!   contains `text` (no dispatch, no Django); `SIGNALS_BENCH_DJANGO=0` skips Django;
+//!   contains `text` (no dispatch, no Django), `SIGNALS_BENCH_ONLY=dispatch` only workload 1;
+//!   `SIGNALS_BENCH_DJANGO=0` skips Django;
 //!   `SIGNALS_BENCH_PIN=0` leaves the process unpinned (see `pin`).
 //! - `DJANGO_BENCH_PYTHON` names the interpreter for Django's virtual environment; unset,
 //!   `benches/django/bench.py` (started with `python3`) takes the newest working one of
@@ -526,7 +527,11 @@ fn main() {
             |core| format!("pinned to core {core}")
         )
     );
-    let dispatch = if config.only.is_some() {
+    let dispatch = if config
+        .only
+        .as_deref()
+        .is_some_and(|only| only != "dispatch")
+    {
         dispatch::DispatchResults::default()
     } else {
         eprintln!("\n== 1. dispatch");
