@@ -468,12 +468,21 @@ impl<S: Signal> Future for Sending<'_, S> {
                 registry,
                 sender,
                 event,
-            } => match registry.plan(sender, event, Sink::FirstError) {
-                Plan::Done(result) => return Poll::Ready(result),
-                Plan::Await(snap, event) => {
-                    Nested::new(boxed_run(snap, sender, event, Sink::FirstError))
+            } => {
+                // `plan`, with the sink known: the sync case returns `run_sync`'s result as the
+                // poll's, with no `Plan` in between.
+                let Some(inner) = registry.live() else {
+                    return Poll::Ready(Ok(()));
+                };
+                if is_muted::<S>(sender) {
+                    return Poll::Ready(Ok(()));
                 }
-            },
+                let snap = inner.lend();
+                if !(snap.any_async && matching(&snap, sender).any(|e| e.handler.is_async())) {
+                    return Poll::Ready(run_sync(&snap, sender, event, Sink::FirstError));
+                }
+                Nested::new(boxed_run(snap.share(), sender, event, Sink::FirstError))
+            }
             State::Running(running) => running,
             State::Finished => panic!("a send's future was polled after it completed"),
         };
