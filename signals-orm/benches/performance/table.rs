@@ -648,7 +648,7 @@ fn set_based_targets(config: &Config, orm: &OrmResults, django: &Django) -> Vec<
             below.is_empty(),
             format!(
                 "workload 7 {what} reaches at least {min} of raw sqlx's throughput (raw sqlx \
-                 running what a user without signals writes): lowest ratio {}{}.",
+                 running the statements the ORM runs): lowest ratio {}{}.",
                 lowest(&ratios),
                 if below.is_empty() {
                     String::new()
