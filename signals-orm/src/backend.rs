@@ -119,7 +119,7 @@ pub trait Backend: Database + sealed::Sealed {
 }
 
 macro_rules! backend {
-    ($db:ty, $name:literal, $begin:literal, $max_params:literal, $anonymous:literal, $check:expr) => {
+    ($db:ty, $name:literal, $begin:literal, $max_params:expr, $anonymous:literal, $check:expr) => {
         impl Backend for $db {
             const NAME: &'static str = $name;
             const BEGIN: &'static str = $begin;
@@ -202,7 +202,7 @@ backend!(
     sqlx::Sqlite,
     "sqlite",
     "BEGIN IMMEDIATE",
-    32_766,
+    crate::sql::SQLITE_MAX_BIND_PARAMETERS,
     true,
     None::<&str>
 );
@@ -211,7 +211,7 @@ backend!(
     sqlx::Postgres,
     "postgres",
     "BEGIN",
-    65_535,
+    crate::sql::POSTGRES_MAX_BIND_PARAMETERS,
     false,
     Some("SELECT 1")
 );

@@ -713,15 +713,7 @@ impl<M: Model> Query<M> {
         let rows = if !pre && !post {
             signals_core::__private::unheard_send::<PreDeleteSignal>(sender);
             let query = built::<M, DB>(sql::delete_where(M::META, sql::param_prefix::<DB>(), self));
-            match db.pool() {
-                Some(pool) => {
-                    let mut conn = crate::writes::autocommit(pool, operation).await?;
-                    DB::execute(&mut conn, query).await.during(operation)?
-                }
-                None => atomically!(db, |tx| DB::execute(tx.own_conn(), query)
-                    .await
-                    .during(operation))?,
-            }
+            run_unheard(db, query, operation).await?
         } else {
             atomically!(db, |tx| self.delete_signalled(tx, pre).await)?
         };
@@ -867,15 +859,7 @@ impl<M: Model> Query<M> {
                 &assigned,
                 false,
             ));
-            return match db.pool() {
-                Some(pool) => {
-                    let mut conn = crate::writes::autocommit(pool, operation).await?;
-                    DB::execute(&mut conn, query).await.during(operation)
-                }
-                None => atomically!(db, |tx| DB::execute(tx.own_conn(), query)
-                    .await
-                    .during(operation)),
-            };
+            return run_unheard(db, query, operation).await;
         }
         atomically!(db, |tx| if pre {
             self.update_chunks(tx, &assigned, &fields).await
@@ -1134,6 +1118,25 @@ impl<M: Model> Query<M> {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// Runs the one statement of a set-based write nobody hears: given a pool, alone in autocommit
+/// (the rule of `writes::autocommit`); given the caller's transaction, inside it. Returns the
+/// rows affected.
+async fn run_unheard<DB: Backend>(
+    db: Db<'_, DB>,
+    query: sqlx::query::Query<'_, DB, DB::Arguments>,
+    operation: Operation,
+) -> Result<u64, OrmError> {
+    match db.pool() {
+        Some(pool) => {
+            let mut conn = crate::writes::autocommit(pool, operation).await?;
+            DB::execute(&mut conn, query).await.during(operation)
+        }
+        None => atomically!(db, |tx| DB::execute(tx.own_conn(), query)
+            .await
+            .during(operation)),
     }
 }
 

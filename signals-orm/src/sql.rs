@@ -141,10 +141,20 @@ fn select_column(column: &str, field: &str) -> String {
     }
 }
 
-/// Bind parameters one statement may carry on every backend: SQLite's limit
-/// (`SQLITE_MAX_VARIABLE_NUMBER`, 32,766 by default since SQLite 3.32, as in the SQLite sqlx
-/// bundles), the lower of the two; PostgreSQL's is 65,535.
-const MAX_BIND_PARAMETERS: usize = 32_766;
+/// Bind parameters one SQLite statement may carry: `SQLITE_MAX_VARIABLE_NUMBER`, 32,766 by
+/// default since SQLite 3.32, as in the SQLite sqlx bundles (`Backend::MAX_BIND_PARAMETERS`).
+pub(crate) const SQLITE_MAX_BIND_PARAMETERS: usize = 32_766;
+
+/// Bind parameters one PostgreSQL statement may carry: the protocol counts them in 16 bits
+/// (`Backend::MAX_BIND_PARAMETERS`).
+pub(crate) const POSTGRES_MAX_BIND_PARAMETERS: usize = 65_535;
+
+/// Bind parameters one statement may carry on every backend: the lower of the two limits.
+const MAX_BIND_PARAMETERS: usize = if SQLITE_MAX_BIND_PARAMETERS < POSTGRES_MAX_BIND_PARAMETERS {
+    SQLITE_MAX_BIND_PARAMETERS
+} else {
+    POSTGRES_MAX_BIND_PARAMETERS
+};
 
 /// The most links one INSERT of [`Related::add`](crate::m2m::Related::add) writes: 16,383.
 ///
@@ -803,18 +813,9 @@ impl ModelSql {
 
 #[cfg(test)]
 mod bulk_tests {
+    use super::tests::PERSON;
     use super::{ModelSql, UPDATE_ROWS, bulk_rows};
     use crate::model::ModelMeta;
-
-    const PERSON: ModelMeta = ModelMeta {
-        name: "Person",
-        table: "people",
-        pk_field: "id",
-        pk_column: "id",
-        pk_generated: true,
-        fields: &["name", "email"],
-        columns: &["name", "email_address"],
-    };
 
     #[test]
     fn a_bulk_insert_writes_one_row_of_placeholders_per_instance() {
@@ -910,7 +911,7 @@ mod tests {
     use super::{CACHED_INSERT_ROWS, LINKS_PER_INSERT, ModelSql, Returning, ThroughSql};
     use crate::model::ModelMeta;
 
-    const PERSON: ModelMeta = ModelMeta {
+    pub(super) const PERSON: ModelMeta = ModelMeta {
         name: "Person",
         table: "people",
         pk_field: "id",

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod statements;
+
 use std::io::Write as _;
 use std::str::FromStr as _;
 use std::sync::Once;
