@@ -116,10 +116,17 @@ pub trait Backend: Database + sealed::Sealed {
     /// success; running a statement first tells the two apart.
     #[doc(hidden)]
     fn check_committable(conn: &mut Self::Connection) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+
+    /// A foreign key's statements on this backend, `None` when its child or parent cannot be
+    /// stored here.
+    #[doc(hidden)]
+    fn relation_ops(
+        relation: &crate::relations::Relation,
+    ) -> Option<&'static dyn crate::relations::RelationOps<Self>>;
 }
 
 macro_rules! backend {
-    ($db:ty, $name:literal, $begin:literal, $max_params:expr, $anonymous:literal, $check:expr) => {
+    ($db:ty, $name:literal, $begin:literal, $max_params:expr, $anonymous:literal, $check:expr, $ops:ident) => {
         impl Backend for $db {
             const NAME: &'static str = $name;
             const BEGIN: &'static str = $begin;
@@ -183,6 +190,12 @@ macro_rules! backend {
                 }
             }
 
+            fn relation_ops(
+                relation: &crate::relations::Relation,
+            ) -> Option<&'static dyn crate::relations::RelationOps<Self>> {
+                (relation.ops.$ops)()
+            }
+
             fn execute_raw(
                 conn: &mut Self::Connection,
                 sql: String,
@@ -204,7 +217,8 @@ backend!(
     "BEGIN IMMEDIATE",
     crate::sql::SQLITE_MAX_BIND_PARAMETERS,
     true,
-    None::<&str>
+    None::<&str>,
+    sqlite
 );
 #[cfg(feature = "postgres")]
 backend!(
@@ -213,5 +227,6 @@ backend!(
     "BEGIN",
     crate::sql::POSTGRES_MAX_BIND_PARAMETERS,
     false,
-    Some("SELECT 1")
+    Some("SELECT 1"),
+    postgres
 );

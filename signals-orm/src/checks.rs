@@ -78,3 +78,12 @@ pub const fn row<M: SqliteRow>() {}
 /// Checks that `M` reads from a row of the enabled backend.
 #[cfg(all(feature = "postgres", not(feature = "sqlite")))]
 pub const fn row<M: PostgresRow>() {}
+
+/// A foreign key field's key type `Self` is model `P`'s key type.
+#[doc(hidden)]
+pub trait KeyOf<P> {}
+impl<P: crate::Model> KeyOf<P> for P::Pk {}
+
+/// Checks that a foreign key field (or the `T` of its `Option<T>`) holds `P`'s key type; a
+/// mismatch reads "type mismatch resolving `<P as Model>::Pk == K`" at the field.
+pub const fn foreign_key_holds_parent_key<P: crate::Model, K: KeyOf<P>>() {}

@@ -130,6 +130,101 @@ pub enum OrmError {
     /// same pool in a transaction. It would wait for the lock or the connection that write
     /// holds, which waits for the receiver: a deadlock, so it fails at once instead.
     PoolInReceiver,
+    /// A delete was refused, before any signal, because rows of `protect` relations point at
+    /// rows it would delete (Django's `ProtectedError`).
+    Protected {
+        /// The rows in the way, per relation.
+        blocking: Vec<Blocking>,
+    },
+    /// A delete was refused, before any signal, because rows of `restrict` relations point
+    /// at rows it would delete and the delete does not also remove them through a cascade
+    /// (Django's `RestrictedError`).
+    Restricted {
+        /// The rows in the way, per relation.
+        blocking: Vec<Blocking>,
+    },
+    /// A delete reached a relation whose child or parent cannot be stored in this backend
+    /// (a field type only the other database has), so its rows cannot be collected.
+    NotOnBackend {
+        /// The child model's type name.
+        child: &'static str,
+        /// The foreign key field.
+        field: &'static str,
+        /// `"sqlite"` or `"postgres"`.
+        backend: &'static str,
+    },
+    /// No row has the key a foreign key holds (Django's `DoesNotExist`, from
+    /// `order.customer`).
+    DoesNotExist {
+        /// The model's type name.
+        model: &'static str,
+        /// The key, as JSON.
+        key: String,
+    },
+}
+
+/// Rows of one relation that stop a delete: [`OrmError::Protected`] and
+/// [`OrmError::Restricted`] list them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Blocking {
+    /// The model whose rows the delete would remove (`Customer`).
+    pub parent: &'static str,
+    /// The model whose rows point at them (`Invoice`).
+    pub child: &'static str,
+    /// The child's foreign key field (`customer_id`).
+    pub field: &'static str,
+    /// The keys of the child's rows in the way, as JSON.
+    pub keys: Vec<serde_json::Value>,
+}
+
+impl Blocking {
+    pub(crate) fn new(relation: &crate::relations::Relation, keys: Vec<serde_json::Value>) -> Self {
+        Blocking {
+            parent: relation.parent_meta.name,
+            child: relation.child_meta.name,
+            field: relation.field(),
+            keys,
+        }
+    }
+}
+
+/// Keys listed in a refused delete's message; the rest are counted.
+const KEYS_SHOWN: usize = 5;
+
+impl fmt::Display for Blocking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows = if self.keys.len() == 1 { "row" } else { "rows" };
+        write!(
+            f,
+            "{} `{}` {rows} through `{}.{}` (",
+            self.keys.len(),
+            self.child,
+            self.child,
+            self.field
+        )?;
+        for (i, key) in self.keys.iter().take(KEYS_SHOWN).enumerate() {
+            let comma = if i == 0 { "" } else { ", " };
+            write!(f, "{comma}{key}")?;
+        }
+        if self.keys.len() > KEYS_SHOWN {
+            write!(f, " and {} more", self.keys.len() - KEYS_SHOWN)?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// `a; b; c` of the blocking relations, and the parent models they name.
+fn write_blocking(f: &mut fmt::Formatter<'_>, blocking: &[Blocking]) -> fmt::Result {
+    let mut parents: Vec<&str> = blocking.iter().map(|b| b.parent).collect();
+    parents.dedup();
+    write!(f, "`{}` rows are referred to by ", parents.join("`, `"))?;
+    for (i, b) in blocking.iter().enumerate() {
+        if i > 0 {
+            f.write_str("; ")?;
+        }
+        write!(f, "{b}")?;
+    }
+    Ok(())
 }
 
 /// Whether `error` is SQLite's plain `SQLITE_BUSY` (code 5): another connection held the lock,
@@ -209,6 +304,23 @@ impl OrmError {
                 f,
                 "cannot {write} a query of `{model}` that has a limit or an offset; narrow it with a condition instead (for example on the keys of the rows to {write})"
             ),
+            OrmError::Protected { blocking } => {
+                f.write_str("cannot delete: ")?;
+                write_blocking(f, blocking)?;
+                f.write_str(", whose foreign keys are `on_delete = protect`; delete or re-point those rows first")
+            }
+            OrmError::Restricted { blocking } => {
+                f.write_str("cannot delete: ")?;
+                write_blocking(f, blocking)?;
+                f.write_str(", whose foreign keys are `on_delete = restrict` and which this delete does not reach through a cascade; delete them first, or delete the row they cascade from")
+            }
+            OrmError::NotOnBackend { child, field, backend } => write!(
+                f,
+                "cannot collect the `{child}` rows whose `{field}` points at the rows to delete: `{child}` or its parent cannot be stored in {backend}"
+            ),
+            OrmError::DoesNotExist { model, key } => {
+                write!(f, "no `{model}` row has the key {key}")
+            }
             OrmError::PoolInReceiver => f.write_str(
                 "a receiver wrote through the pool while the write that sent its signal holds a connection of that pool in a transaction, which would deadlock: write through the transaction given to the receiver (a `tx: &mut Tx<..>` or `AnyTx` parameter)",
             ),

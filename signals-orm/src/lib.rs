@@ -50,16 +50,19 @@
 mod tx;
 mod backend;
 mod checks;
+mod collector;
 mod error;
 pub mod m2m;
 mod model;
+mod relations;
 pub mod model_signals;
 pub mod query;
 mod sql;
 mod writes;
 
 pub use backend::Backend;
-pub use error::{Operation, OrmError};
+pub use error::{Blocking, Operation, OrmError};
+pub use relations::{BelongsTo, OnDelete};
 pub use model::{AnyModel, Model, ModelMeta, Persist};
 pub use model_signals::on_commit::{Committed, ModelSnapshot};
 pub use model_signals::payload::{Origin, PostDelete, PostSave, PreDelete, PreSave, QueryOrigin};
@@ -274,7 +277,15 @@ pub mod __private {
     pub use std::sync::OnceLock;
     pub use std::vec::Vec;
 
+    pub use crate::__relation_ops as relation_ops;
     pub use crate::__stub_model as stub_model;
+    pub use crate::query::Filter;
+    pub use crate::relations::{
+        BackendOps, BelongsTo, DoesNotFit, Fits, OnDelete, Probe, Relation, optional_parent,
+        parent,
+    };
+    pub use crate::tx::IntoDb;
+    pub use crate::OrmError;
     pub use crate::m2m::{LinkRows, column_of};
     pub use crate::model::json;
     pub use crate::model_signals::on_commit::{FromCommitted, OwnedModel, defer_on_commit};

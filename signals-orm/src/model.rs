@@ -36,8 +36,9 @@ pub struct ModelMeta {
 /// ([`ModelExt`](crate::ModelExt)) send `pre_save`, `post_save`, `pre_delete` and
 /// `post_delete` with the model as sender.
 pub trait Model: Send + Sync + Unpin + Sized + 'static {
-    /// The key's type (`i64` for an `id: Option<i64>` field).
-    type Pk: Clone + Send + Sync + fmt::Debug + serde::Serialize + 'static;
+    /// The key's type (`i64` for an `id: Option<i64>` field). Ordered, because deletes send
+    /// their signals by key order, as Django does.
+    type Pk: Clone + Ord + Send + Sync + fmt::Debug + serde::Serialize + 'static;
 
     /// Name, table and columns.
     const META: &'static ModelMeta;
@@ -78,6 +79,16 @@ pub trait Model: Send + Sync + Unpin + Sized + 'static {
     /// The rows matching `filter` (Django's `Model.objects.filter(..)`).
     fn filter(filter: Filter<Self>) -> query::Query<Self> {
         query::Query::new().filter(filter)
+    }
+
+    /// The rows whose foreign key points at `parent` (Django's `customer.order_set`):
+    /// `Order::of(&customer)`, for a model with one foreign key to `P`. None for a parent
+    /// without a key.
+    fn of<P: Model>(parent: &P) -> query::Query<Self>
+    where
+        Self: crate::relations::BelongsTo<P>,
+    {
+        crate::relations::children_of(parent)
     }
 }
 

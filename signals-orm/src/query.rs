@@ -269,6 +269,14 @@ pub struct Filter<M> {
 }
 
 impl<M> Filter<M> {
+    /// A condition no row matches.
+    pub(crate) fn nothing() -> Self {
+        Filter::new(Node::In {
+            column: 0,
+            values: Vec::new(),
+        })
+    }
+
     fn new(node: Node) -> Self {
         Filter {
             node,
@@ -706,6 +714,13 @@ impl<M: Model> Query<M> {
             });
         }
         let db = db.into_db();
+        if crate::relations::collects(std::any::TypeId::of::<M>()) {
+            return atomically!(db, |tx| crate::collector::delete(
+                tx,
+                crate::collector::Root::Query(self)
+            )
+            .await);
+        }
         let sender = Sender::of::<M>();
         let pre = PreDeleteSignal::registry().has_listeners(sender);
         let post = PostDeleteSignal::registry().has_listeners(sender);
@@ -759,7 +774,8 @@ impl<M: Model> Query<M> {
                         .await?;
                 }
                 let keys: Vec<M::Pk> = selected.iter().filter_map(Model::pk).collect();
-                let text = sql::delete_keys(M::META, sql::param_prefix::<DB>(), keys.len(), true);
+                let text =
+                    sql::delete_where_in(M::META, sql::param_prefix::<DB>(), 0, keys.len(), true);
                 let mut query = DB::query_with_room(text.into(), keys.len());
                 for key in &keys {
                     query = M::bind_pk(key, query);

@@ -318,6 +318,12 @@ pub(crate) enum Selected {
     /// Every column of up to two rows, in no order, locked with `FOR UPDATE` when `true`:
     /// enough to tell one matching row from several.
     UpToTwo(bool),
+    /// Every column of every row, by key, locked with `FOR UPDATE` when `true`: the rows a
+    /// delete collects whole.
+    Locked(bool),
+    /// The key of every row, by key, locked with `FOR UPDATE` when `true`: the rows a delete
+    /// collects by key.
+    LockedKeys(bool),
 }
 
 /// A column by index (0: the key, `i + 1`: field `i`), quoted.
@@ -556,21 +562,68 @@ pub(crate) fn select_chunk<'a, M>(
     (sql, args)
 }
 
-/// `DELETE FROM table WHERE key IN ($1, .. $n) [RETURNING every column]`: the rows whose
-/// `pre_delete` was sent, by key.
-pub(crate) fn delete_keys(meta: &ModelMeta, p: char, keys: usize, returning: bool) -> String {
-    let mut sql = format!(
-        "DELETE FROM {} WHERE {} IN ({})",
-        quote(meta.table),
-        quote(meta.pk_column),
-        (1..=keys)
-            .map(|i| format!("{p}{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+/// `DELETE FROM table WHERE column IN ($1, .. $n) [RETURNING every column]`, `column` by index
+/// (0: the key): the rows whose `pre_delete` was sent, by key, or a relation's children by
+/// their foreign key.
+pub(crate) fn delete_where_in(
+    meta: &ModelMeta,
+    p: char,
+    column_index: usize,
+    keys: usize,
+    returning: bool,
+) -> String {
+    let mut sql = format!("DELETE FROM {} WHERE ", quote(meta.table));
+    push_in(&mut sql, meta, p, column_index, 1, keys);
     if returning {
         let _ = write!(sql, " RETURNING {}", selected_columns(meta));
     }
+    sql
+}
+
+/// `column IN ({p}from, .. {p}from+n-1)`.
+fn push_in(sql: &mut String, meta: &ModelMeta, p: char, column_index: usize, from: usize, n: usize) {
+    let _ = write!(sql, "{} IN (", column(meta, column_index));
+    for i in from..from + n {
+        let comma = if i == from { "" } else { ", " };
+        let _ = write!(sql, "{comma}{p}{i}");
+    }
+    sql.push(')');
+}
+
+/// `SELECT every column (or the key) WHERE column IN ($1, .. $n) ORDER BY key [FOR UPDATE]`:
+/// the children of some parents, for the delete collector.
+pub(crate) fn select_where_in(
+    meta: &ModelMeta,
+    statements: &ModelSql,
+    p: char,
+    column_index: usize,
+    keys: usize,
+    rows: bool,
+    lock: bool,
+) -> String {
+    let mut sql = if rows {
+        statements.select.clone()
+    } else {
+        format!("SELECT {} FROM {}", quote(meta.pk_column), quote(meta.table))
+    };
+    sql.push_str(" WHERE ");
+    push_in(&mut sql, meta, p, column_index, 1, keys);
+    let _ = write!(sql, " ORDER BY {}", quote(meta.pk_column));
+    if lock {
+        sql.push_str(" FOR UPDATE");
+    }
+    sql
+}
+
+/// `UPDATE table SET column = $1 WHERE column IN ($2, .. $n+1)`: a relation's `set_null` or
+/// `set_default`.
+pub(crate) fn update_where_in(meta: &ModelMeta, p: char, column_index: usize, keys: usize) -> String {
+    let mut sql = format!(
+        "UPDATE {} SET {} = {p}1 WHERE ",
+        quote(meta.table),
+        column(meta, column_index)
+    );
+    push_in(&mut sql, meta, p, column_index, 2, keys);
     sql
 }
 
@@ -615,7 +668,12 @@ pub(crate) fn select<'a, M>(
 ) -> (String, Vec<Bound<'a>>) {
     let mut args = Vec::new();
     let mut sql = match selected {
-        Selected::Rows | Selected::First | Selected::UpToTwo(_) => statements.select.clone(),
+        Selected::Rows | Selected::First | Selected::UpToTwo(_) | Selected::Locked(_) => {
+            statements.select.clone()
+        }
+        Selected::LockedKeys(_) => {
+            format!("SELECT {} FROM {}", quote(meta.pk_column), quote(meta.table))
+        }
         Selected::Count | Selected::Exists => format!("SELECT 1 FROM {}", quote(meta.table)),
     };
     push_where(meta, p, query, 0, &mut sql, &mut args);
@@ -625,6 +683,12 @@ pub(crate) fn select<'a, M>(
         Selected::UpToTwo(lock) => {
             args.push(Bound::Count(2));
             let _ = write!(sql, " LIMIT {p}{}", args.len());
+            if lock {
+                sql.push_str(" FOR UPDATE");
+            }
+        }
+        Selected::Locked(lock) | Selected::LockedKeys(lock) => {
+            let _ = write!(sql, " ORDER BY {}", quote(meta.pk_column));
             if lock {
                 sql.push_str(" FOR UPDATE");
             }

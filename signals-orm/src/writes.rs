@@ -18,6 +18,7 @@ use crate::model_signals::payload::Origin;
 use crate::model_signals::{
     DeleteEvent, PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal, SaveEvent,
 };
+use crate::query::Deleted;
 use crate::sql::{ModelSql, UPDATE_ROWS, bulk_rows};
 use crate::tx::{Db, IntoDb, Tx};
 
@@ -171,16 +172,24 @@ pub trait ModelExt: Model {
     }
 
     /// Deletes the row: `pre_delete`, DELETE, `post_delete`, in one transaction; then unsets a
-    /// generated key (Django sets `pk = None`). Returns the rows deleted (0 or 1).
+    /// generated key (Django sets `pk = None`). Returns the rows deleted per model (Django's
+    /// `(total, {model: count})`): this one's 0 or 1, and those its foreign keys' `on_delete`
+    /// cascaded to.
+    ///
+    /// When other models have foreign keys to this one, it runs Django's collector: the rows
+    /// that cascade are deleted too, with their own signals, `set_null` / `set_default` keys
+    /// are updated, and `protect` / `restrict` rows refuse the delete; rules and order in
+    /// `docs/orm.md`, "Relations and cascades".
     ///
     /// # Errors
     ///
-    /// [`OrmError::NoPrimaryKey`] (before any signal) without a key, else the database's or the
-    /// first failing receiver's error; the delete is undone.
+    /// [`OrmError::NoPrimaryKey`] (before any signal) without a key; [`OrmError::Protected`]
+    /// or [`OrmError::Restricted`] (before any signal); else the database's or the first
+    /// failing receiver's error. Nothing is deleted then.
     fn delete<'a, DB: Backend>(
         &'a mut self,
         db: impl IntoDb<'a, DB>,
-    ) -> impl Future<Output = Result<u64, OrmError>> + Send + 'a
+    ) -> impl Future<Output = Result<Deleted, OrmError>> + Send + 'a
     where
         Self: Persist<DB>,
     {
@@ -192,11 +201,24 @@ pub trait ModelExt: Model {
                     action: "deleted",
                 });
             };
-            let deleted =
-                match unheard::<Self, PreDeleteSignal, PostDeleteSignal, DB>(db.pool()).await? {
+            let deleted = if crate::relations::collects(std::any::TypeId::of::<Self>()) {
+                let root = &*self;
+                atomically!(db, |tx| crate::collector::delete(
+                    tx,
+                    crate::collector::Root::Instance(root)
+                )
+                .await)?
+            } else {
+                let rows = match unheard::<Self, PreDeleteSignal, PostDeleteSignal, DB>(db.pool())
+                    .await?
+                {
                     Some(mut conn) => delete_row::<Self, DB>(&pk, &mut conn).await?,
                     None => atomically!(db, |tx| delete_in(&*self, &pk, tx).await)?,
                 };
+                let mut deleted = Deleted::default();
+                deleted.add(Self::META.name, rows);
+                deleted
+            };
             if Self::META.pk_generated {
                 self.set_pk(None);
             }

@@ -730,7 +730,7 @@ where
     assert_eq!(related.all(&pool).await.unwrap().len(), 2);
     assert_eq!(related.remove(&pool, [tags[0]]).await.unwrap(), 1);
     assert_eq!(related.clear(&pool).await.unwrap(), 1);
-    assert_eq!(note.delete(&pool).await.unwrap(), 1);
+    assert_eq!(note.delete(&pool).await.unwrap().total(), 1);
     assert_eq!(
         DB::scalar(&pool, r#"SELECT COUNT(*) FROM "odd""notes""#).await,
         0

@@ -253,7 +253,7 @@ where
             .stock,
         9
     );
-    assert_eq!(pen.delete(&pool).await.unwrap(), 1);
+    assert_eq!(pen.delete(&pool).await.unwrap().total(), 1);
     assert_eq!(
         pen.code, "PEN-1",
         "an application key stays set after delete"
@@ -328,7 +328,7 @@ where
         title: "draft".into(),
     };
     doc.save(&pool).await.unwrap();
-    assert_eq!(doc.delete(&pool).await.unwrap(), 1);
+    assert_eq!(doc.delete(&pool).await.unwrap().total(), 1);
     assert_eq!(
         doc.id, None,
         "a generated key is unset after delete, as Django sets pk = None"

@@ -557,7 +557,7 @@ where
         DB::strings(&pool, "SELECT name FROM unheard ORDER BY id").await,
         ["b", "c"]
     );
-    assert_eq!(row.delete(&pool).await.unwrap(), 1);
+    assert_eq!(row.delete(&pool).await.unwrap().total(), 1);
     assert_eq!(row.id, None);
     assert_eq!(DB::strings(&pool, "SELECT name FROM unheard").await, ["c"]);
     assert_eq!(

@@ -2,10 +2,11 @@
 //! for them when the model has errors.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{ToTokens as _, quote, quote_spanned};
+use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
 
-use super::validate::Model;
+use super::validate::{ForeignKey, Model, OnDelete};
 use crate::root::Root;
 
 pub fn model(model: &Model) -> TokenStream {
@@ -48,6 +49,7 @@ pub fn model(model: &Model) -> TokenStream {
         quote!(#private::take_value::<#key_type>(value))
     };
     let persist = persist(model);
+    let foreign_keys = foreign_keys(model);
     quote! {
         const _: () = {
             #(#column_checks)*
@@ -96,7 +98,181 @@ pub fn model(model: &Model) -> TokenStream {
         };
 
         #persist
+
+        #foreign_keys
     }
+}
+
+/// For each foreign key: the check that it holds the parent's key type, the `Relation` the
+/// parent's deletes find at link time, the method that fetches the parent, and, for a parent
+/// only one foreign key points at, `BelongsTo` (`Child::of(&parent)`).
+fn foreign_keys(model: &Model) -> TokenStream {
+    if model.foreign_keys.is_empty() {
+        return TokenStream::new();
+    }
+    let private = model.root.private();
+    let ident = &model.ident;
+    let parents: Vec<String> = model
+        .foreign_keys
+        .iter()
+        .map(|f| f.parent.to_token_stream().to_string())
+        .collect();
+    let mut checks = Vec::new();
+    let mut relations = Vec::new();
+    let mut accessors = Vec::new();
+    let mut belongs_to = Vec::new();
+    for (foreign_key, parent_name) in model.foreign_keys.iter().zip(&parents) {
+        let ForeignKey {
+            ty,
+            key_type,
+            parent,
+            ..
+        } = foreign_key;
+        // Spanned at the field's type: a key of another type than the parent's is reported
+        // there.
+        checks.push(quote_spanned!(ty.span()=>
+            #private::checks::foreign_key_holds_parent_key::<#parent, #key_type>();
+        ));
+        relations.push(relation(model, foreign_key));
+        accessors.push(accessor(model, foreign_key));
+        if parents.iter().filter(|p| *p == parent_name).count() == 1 {
+            let field = &foreign_key.field;
+            belongs_to.push(quote! {
+                #[automatically_derived]
+                impl #private::BelongsTo<#parent> for #ident {
+                    fn parent_filter(parent: <#parent as #private::Model>::Pk) -> #private::Filter<Self> {
+                        #private::Column::eq(<Self as #private::Model>::columns().#field, parent)
+                    }
+                }
+            });
+        }
+    }
+    // The parent's path is the user's: `crate::Customer` where `Customer` would do is theirs to
+    // write in an attribute.
+    quote! {
+        #[allow(unused_qualifications)]
+        const _: () = {
+            #(#checks)*
+        };
+
+        #[allow(unused_qualifications)]
+        const _: () = {
+            #(#relations)*
+
+            impl #ident {
+                #(#accessors)*
+            }
+
+            #(#belongs_to)*
+        };
+    }
+}
+
+/// The `Relation` of a foreign key, submitted to `inventory`.
+fn relation(model: &Model, foreign_key: &ForeignKey) -> TokenStream {
+    let private = model.root.private();
+    let ident = &model.ident;
+    let ForeignKey {
+        ty,
+        parent,
+        on_delete,
+        default,
+        ..
+    } = foreign_key;
+    let column = proc_macro2::Literal::usize_unsuffixed(foreign_key.column);
+    let variant = syn::Ident::new(on_delete.variant(), proc_macro2::Span::call_site());
+    let boxed = quote!(#private::Box<dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync>);
+    let value = match (on_delete, default) {
+        (OnDelete::SetNull, _) => quote! {
+            ::core::option::Option::Some(|| #private::Box::new(<#ty>::None) as #boxed)
+        },
+        (OnDelete::SetDefault, Some(default)) => {
+            // Spanned at the expression: a value of another type is reported there.
+            let value = quote_spanned!(default.span()=> { let value: #ty = #default; value });
+            quote! {
+                ::core::option::Option::Some(|| #private::Box::new(#value) as #boxed)
+            }
+        }
+        _ => quote!(::core::option::Option::None),
+    };
+    quote! {
+        #private::inventory::submit! {
+            #private::Relation {
+                child: ::core::any::TypeId::of::<#ident>,
+                parent: ::core::any::TypeId::of::<#parent>,
+                child_meta: <#ident as #private::Model>::META,
+                parent_meta: <#parent as #private::Model>::META,
+                column: #column,
+                on_delete: #private::OnDelete::#variant,
+                value: #value,
+                ops: #private::relation_ops!(#ident, #parent),
+            }
+        }
+    }
+}
+
+/// The method that fetches a foreign key's parent: `order.customer(&pool)`.
+fn accessor(model: &Model, foreign_key: &ForeignKey) -> TokenStream {
+    let private = model.root.private();
+    let vis = &model.vis;
+    let ForeignKey {
+        field,
+        name,
+        parent,
+        accessor,
+        ..
+    } = foreign_key;
+    let parent_name = parent
+        .segments
+        .last()
+        .map_or_else(String::new, |s| s.ident.unraw().to_string());
+    let instance = snake_case(&model.ident.unraw().to_string());
+    let method = accessor.unraw();
+    let (doc, output, body) = if foreign_key.optional {
+        (
+            format!(
+                "The `{parent_name}` that `{name}` points to, `None` when it is `NULL` or no `{parent_name}` has that key (Django's `{instance}.{method}`)."
+            ),
+            quote!(::core::option::Option<#parent>),
+            quote!(#private::optional_parent::<#parent, DB>(#private::IntoDb::into_db(db), ::core::option::Option::as_ref(&self.#field))),
+        )
+    } else {
+        (
+            format!(
+                "The `{parent_name}` that `{name}` points to (Django's `{instance}.{method}`); `OrmError::DoesNotExist` when no `{parent_name}` has that key."
+            ),
+            quote!(#parent),
+            quote!(#private::parent::<#parent, DB>(#private::IntoDb::into_db(db), &self.#field)),
+        )
+    };
+    quote! {
+        #[doc = #doc]
+        #vis fn #accessor<'a, DB: #private::Backend>(
+            &'a self,
+            db: impl #private::IntoDb<'a, DB>,
+        ) -> impl ::core::future::Future<Output = ::core::result::Result<#output, #private::OrmError>> + ::core::marker::Send + 'a
+        where
+            #parent: #private::Persist<DB>,
+        {
+            #body
+        }
+    }
+}
+
+/// `OrderLine` -> `order_line`, for docs.
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The `Persist<DB>` impl: binding and decoding for every backend whose types fit the fields.

@@ -12,7 +12,26 @@ use crate::suggest;
 /// The keys of `#[model(...)]` on the struct.
 const STRUCT_KEYS: &[&str] = &["table", "crate"];
 /// The keys of `#[model(...)]` on a field.
-const FIELD_KEYS: &[&str] = &["primary_key", "column", "skip"];
+const FIELD_KEYS: &[&str] = &[
+    "primary_key",
+    "column",
+    "skip",
+    "foreign_key",
+    "on_delete",
+    "default",
+];
+/// The values of `on_delete = ...`, Django's `on_delete` in lower case.
+pub const ON_DELETE: &[&str] = &[
+    "cascade",
+    "protect",
+    "restrict",
+    "set_null",
+    "set_default",
+    "do_nothing",
+];
+/// How messages list the field keys.
+const FIELD_KEYS_TEXT: &str =
+    "`primary_key`, `column`, `skip`, `foreign_key`, `on_delete` and `default`";
 
 /// The derive input as written.
 pub struct Input<'a> {
@@ -51,7 +70,42 @@ pub struct Field<'a> {
     pub column: Option<syn::LitStr>,
     /// The span of `skip`.
     pub skip: Option<Span>,
+    /// `foreign_key = Parent`, when its value is a path.
+    pub foreign_key: Option<ForeignKey>,
+    /// `foreign_key` was written (maybe with an invalid value), or a misspelling of it: no
+    /// "goes with `foreign_key`" follow-up.
+    pub foreign_key_meant: bool,
+    /// `on_delete = ...`, when its value is one of [`ON_DELETE`].
+    pub on_delete: Option<OnDeleteKey>,
+    /// `on_delete` was written (maybe with an unknown value), or a misspelling of it: no
+    /// "needs `on_delete`" follow-up.
+    pub on_delete_meant: bool,
+    /// `default = <expr>`.
+    pub default: Option<DefaultKey>,
     pub sqlx_keys: Vec<SqlxKey>,
+}
+
+/// `foreign_key = Parent`.
+pub struct ForeignKey {
+    /// The span of `foreign_key`.
+    pub span: Span,
+    /// The parent model's type, as written (maybe `Self`).
+    pub parent: syn::Path,
+}
+
+/// `on_delete = cascade`.
+pub struct OnDeleteKey {
+    /// The span of `on_delete`.
+    pub span: Span,
+    /// The value, one of [`ON_DELETE`].
+    pub value: syn::Ident,
+}
+
+/// `default = <expr>`.
+pub struct DefaultKey {
+    /// The span of `default`.
+    pub span: Span,
+    pub value: syn::Expr,
 }
 
 /// A key of a `#[sqlx(...)]` attribute.
@@ -157,9 +211,16 @@ fn field_attrs<'a>(field: &'a syn::Field, errors: &mut Vec<syn::Error>) -> Optio
         primary_key_meant: false,
         column: None,
         skip: None,
+        foreign_key: None,
+        foreign_key_meant: false,
+        on_delete: None,
+        on_delete_meant: false,
+        default: None,
         sqlx_keys: sqlx_keys(&field.attrs),
     };
     let mut column_given = false;
+    let mut foreign_key_given = false;
+    let mut on_delete_given = false;
     for attr in field.attrs.iter().filter(|a| a.path().is_ident("model")) {
         let result = attr.parse_nested_meta(|meta| {
             let span = meta.path.span();
@@ -187,19 +248,46 @@ fn field_attrs<'a>(field: &'a syn::Field, errors: &mut Vec<syn::Error>) -> Optio
                     read.column = Some(value);
                 }
                 column_given = true;
+            } else if meta.path.is_ident("foreign_key") {
+                let parent = foreign_key_value(&meta, errors)?;
+                if foreign_key_given {
+                    errors.push(meta.error("`foreign_key` is given twice: keep one"));
+                } else if let Some(parent) = parent {
+                    read.foreign_key = Some(ForeignKey { span, parent });
+                }
+                foreign_key_given = true;
+                read.foreign_key_meant = true;
+            } else if meta.path.is_ident("on_delete") {
+                let value = on_delete_value(&meta, errors)?;
+                if on_delete_given {
+                    errors.push(meta.error("`on_delete` is given twice: keep one"));
+                } else if let Some(value) = value {
+                    read.on_delete = Some(OnDeleteKey { span, value });
+                }
+                on_delete_given = true;
+                read.on_delete_meant = true;
+            } else if meta.path.is_ident("default") {
+                let value: syn::Expr = meta.value()?.parse()?;
+                if read.default.is_some() {
+                    errors.push(meta.error("`default` is given twice: keep one"));
+                } else {
+                    read.default = Some(DefaultKey { span, value });
+                }
             } else {
                 let key = path_name(&meta.path);
                 let message = if STRUCT_KEYS.contains(&key.as_str()) {
                     let example = example(&key);
                     format!(
-                        "`{key}` goes on the struct, not on a field: move `{example}` above the struct; the field keys are `primary_key`, `column` and `skip`"
+                        "`{key}` goes on the struct, not on a field: move `{example}` above the struct; the field keys are {FIELD_KEYS_TEXT}"
                     )
                 } else {
-                    read.primary_key_meant |=
-                        suggest::closest(&key, FIELD_KEYS) == Some("primary_key");
+                    let closest = suggest::closest(&key, FIELD_KEYS);
+                    read.primary_key_meant |= closest == Some("primary_key");
+                    read.on_delete_meant |= closest == Some("on_delete");
+                    read.foreign_key_meant |= closest == Some("foreign_key");
                     let hint = misspelt(&key, FIELD_KEYS, STRUCT_KEYS, "goes on the struct");
                     format!(
-                        "unknown #[model] key `{key}` on a field{hint}; the field keys are `primary_key`, `column` and `skip`"
+                        "unknown #[model] key `{key}` on a field{hint}; the field keys are {FIELD_KEYS_TEXT}"
                     )
                 };
                 errors.push(syn::Error::new_spanned(&meta.path, message));
@@ -236,6 +324,77 @@ fn string_value(
     Ok(None)
 }
 
+/// The parent of `foreign_key = Parent`; a string or another expression is reported (and
+/// `None`), and parsing goes on.
+fn foreign_key_value(
+    meta: &syn::meta::ParseNestedMeta<'_>,
+    errors: &mut Vec<syn::Error>,
+) -> syn::Result<Option<syn::Path>> {
+    let value: syn::Expr = meta.value()?.parse()?;
+    let message = match value {
+        syn::Expr::Path(syn::ExprPath {
+            qself: None, path, ..
+        }) if path.segments.iter().all(|s| s.arguments.is_none()) => return Ok(Some(path)),
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(ref lit),
+            ..
+        }) => format!(
+            "`foreign_key` takes the parent model's type, not a string: `foreign_key = {}`",
+            lit.value()
+        ),
+        _ => "`foreign_key` takes the parent model's type: `#[model(foreign_key = Customer, on_delete = cascade)]`".to_owned(),
+    };
+    errors.push(syn::Error::new_spanned(value, message));
+    Ok(None)
+}
+
+/// The value of `on_delete = cascade`, one of [`ON_DELETE`]; anything else is reported (and
+/// `None`), and parsing goes on.
+fn on_delete_value(
+    meta: &syn::meta::ParseNestedMeta<'_>,
+    errors: &mut Vec<syn::Error>,
+) -> syn::Result<Option<syn::Ident>> {
+    let value: syn::Expr = meta.value()?.parse()?;
+    let list = "`cascade`, `protect`, `restrict`, `set_null`, `set_default` or `do_nothing`";
+    let message = match &value {
+        syn::Expr::Path(syn::ExprPath {
+            qself: None, path, ..
+        }) => {
+            let word = path.segments.last().map(|s| s.ident.to_string());
+            match (path.get_ident(), word) {
+                (Some(ident), _) if ON_DELETE.contains(&ident.to_string().as_str()) => {
+                    return Ok(Some(ident.clone()));
+                }
+                // `models.CASCADE` is Django's; `OnDelete::Cascade` the runtime's.
+                (_, Some(word)) => {
+                    let lower = word.to_lowercase();
+                    let hint = if ON_DELETE.contains(&lower.as_str()) {
+                        format!(" (did you mean `{lower}`?)")
+                    } else {
+                        suggest::hint(&lower, ON_DELETE)
+                    };
+                    format!(
+                        "unknown `on_delete` value `{}`{hint}: write {list}",
+                        path_name(path)
+                    )
+                }
+                (_, None) => format!("`on_delete` takes {list}"),
+            }
+        }
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) => {
+            let lower = lit.value().to_lowercase();
+            let word = suggest::closest(&lower, ON_DELETE).unwrap_or("cascade");
+            format!("`on_delete` takes a name, not a string: `on_delete = {word}` ({list})")
+        }
+        _ => format!("`on_delete` takes {list}"),
+    };
+    errors.push(syn::Error::new_spanned(value, message));
+    Ok(None)
+}
+
 /// Consumes the `= value` or `(...)` of a key already reported, so the keys after it are
 /// still checked.
 fn skip_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
@@ -266,6 +425,8 @@ fn example(key: &str) -> &'static str {
         "crate" => "#[model(crate = path::to::signals_orm)]",
         "column" => "#[model(column = \"user_name\")]",
         "skip" => "#[model(skip)]",
+        "foreign_key" | "on_delete" => "#[model(foreign_key = Customer, on_delete = cascade)]",
+        "default" => "#[model(foreign_key = Customer, on_delete = set_default, default = 1)]",
         _ => "#[model(primary_key)]",
     }
 }

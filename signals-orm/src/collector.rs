@@ -1,0 +1,646 @@
+//! Django's deletion collector: what a delete of a model with dependents does, in Django's
+//! order.
+//!
+//! 1. Collect, depth first from the rows asked for: for each relation to a collected model
+//!    (`relations.rs`), one query per relation and level finds the children of the rows
+//!    collected last; cascaded children are collected in turn (each row once, so cycles and
+//!    self-references end), `protect` and `restrict` children are noted, `set_null` /
+//!    `set_default` updates are scheduled. A cascaded child with no `pre_delete` receiver and
+//!    nothing below it is not read at all: it is deleted by its foreign key at its turn.
+//! 2. Refuse, before any signal, if a protected row exists or a restricted row is not
+//!    collected through a cascade.
+//! 3. Order the models so that children come before their parents.
+//! 4. `pre_delete` for every collected row, model by model, by ascending key; the deletes of
+//!    children nobody hears; the key updates (no save signals); then model by model the DELETE
+//!    and `post_delete` for each row by descending key.
+//!
+//! Rows are read with only their keys unless a `pre_delete` receiver needs them whole;
+//! `post_delete` then gets them from `DELETE .. RETURNING`. The rules are in `docs/orm.md`,
+//! "Relations and cascades".
+
+use std::any::{Any, TypeId};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use signals_core::{Sender, Signal as _};
+
+use crate::backend::Backend;
+use crate::error::{Blocking, Context as _, Operation, OrmError};
+use crate::model::{Model, ModelMeta, Persist};
+use crate::model_signals::payload::Origin;
+use crate::model_signals::{DeleteEvent, PostDeleteSignal, PreDeleteSignal};
+use crate::query::{Deleted, Query, ROWS_PER_CHUNK};
+use crate::relations::{self, Keys, OnDelete, Relation, RelationOps};
+use crate::sql;
+use crate::tx::Tx;
+
+/// What `delete` was called on.
+pub(crate) enum Root<'a, M> {
+    Instance(&'a M),
+    Query(&'a Query<M>),
+}
+
+/// Deletes `root` and everything its relations reach, with their signals, inside `tx`.
+///
+/// # Errors
+///
+/// [`OrmError::Protected`] / [`OrmError::Restricted`] before any signal; the database's error
+/// or a receiver's. The caller's transaction then holds a partial delete and must roll back
+/// (`atomically!` marks it).
+pub(crate) async fn delete<'a, M: Persist<DB>, DB: Backend>(
+    tx: &mut Tx<DB>,
+    root: Root<'a, M>,
+) -> Result<Deleted, OrmError> {
+    let sender = Sender::of::<M>();
+    let pre = PreDeleteSignal::registry().has_listeners(sender);
+    let post = PostDeleteSignal::registry().has_listeners(sender);
+    let mut rows = Collected::<M>::new();
+    let origin = match root {
+        Root::Instance(instance) => {
+            rows.push_borrowed(instance);
+            Origin::Instance(instance)
+        }
+        Root::Query(query) => {
+            let operation = Operation::on::<M>("collect the rows to delete");
+            let lock = <DB as Backend>::NAME == "postgres";
+            let selected = if pre {
+                sql::Selected::Locked(lock)
+            } else {
+                sql::Selected::LockedKeys(lock)
+            };
+            let (text, args) = sql::select(
+                M::META,
+                sql::param_prefix::<DB>(),
+                M::sql(),
+                query,
+                selected,
+            );
+            let statement = crate::query::bind_args::<M, DB>(
+                DB::query_with_room(text.into(), args.len()),
+                &args,
+            );
+            let fetched = DB::fetch_all(tx.own_conn(), statement)
+                .await
+                .during(operation)?;
+            if pre {
+                rows.extend_rows(&fetched, operation)?;
+            } else {
+                rows.extend_keys(&fetched, operation)?;
+            }
+            Origin::Query(query)
+        }
+    };
+    if rows.keys.is_empty() {
+        return Ok(Deleted::default());
+    }
+    let keys = rows.keys();
+    let mut collector = Collector {
+        entries: vec![Entry {
+            model: TypeId::of::<M>(),
+            rows: Box::new(rows),
+            pre,
+            post,
+        }],
+        deferred: Vec::new(),
+        updates: Vec::new(),
+        protected: Vec::new(),
+        restricted: Vec::new(),
+    };
+    collector.collect(tx, TypeId::of::<M>(), keys).await?;
+    collector.refuse()?;
+    let order = collector.order();
+    collector.run(tx, &order, origin).await
+}
+
+/// Everything a delete will do, gathered before any of it is done.
+struct Collector<'a, DB: Backend> {
+    /// The collected rows of each model, in the order the models were first reached.
+    entries: Vec<Entry<'a, DB>>,
+    /// Cascaded children deleted by their foreign key: no `pre_delete` receiver, nothing
+    /// below them.
+    deferred: Vec<ByParent<DB>>,
+    /// `set_null` / `set_default` updates.
+    updates: Vec<ByParent<DB>>,
+    /// Rows of `protect` relations that exist.
+    protected: Vec<Blocking>,
+    /// Rows of `restrict` relations, allowed only if collected through a cascade.
+    restricted: Vec<(&'static Relation, &'static dyn RelationOps<DB>, Box<dyn Any + Send>)>,
+}
+
+/// The rows of one model to delete.
+struct Entry<'a, DB: Backend> {
+    model: TypeId,
+    rows: Box<dyn Rows<DB> + 'a>,
+    pre: bool,
+    post: bool,
+}
+
+/// A statement on a relation's children chosen by their parents' keys.
+struct ByParent<DB: Backend> {
+    relation: &'static Relation,
+    ops: &'static dyn RelationOps<DB>,
+    parents: Keys,
+    post: bool,
+}
+
+/// A model whose relations are being followed, and the keys of its rows newly collected.
+struct Frame {
+    relations: &'static [&'static Relation],
+    keys: Keys,
+    next: usize,
+}
+
+impl<'a, DB: Backend> Collector<'a, DB> {
+    /// Follows the relations from `model`'s rows `keys`, depth first as Django does (so the
+    /// models come in its order), with an explicit stack so a deep tree cannot overflow.
+    async fn collect(
+        &mut self,
+        tx: &mut Tx<DB>,
+        model: TypeId,
+        keys: Keys,
+    ) -> Result<(), OrmError> {
+        let mut stack = vec![Frame {
+            relations: relations::dependents(model),
+            keys,
+            next: 0,
+        }];
+        while let Some(frame) = stack.last_mut() {
+            let Some(&relation) = frame.relations.get(frame.next) else {
+                stack.pop();
+                continue;
+            };
+            frame.next += 1;
+            let parents = Arc::clone(&frame.keys);
+            if relation.on_delete == OnDelete::DoNothing {
+                continue;
+            }
+            let ops = relations::ops_of::<DB>(relation)?;
+            let child = (relation.child)();
+            match relation.on_delete {
+                OnDelete::DoNothing => {}
+                OnDelete::SetNull | OnDelete::SetDefault => self.updates.push(ByParent {
+                    relation,
+                    ops,
+                    parents,
+                    post: false,
+                }),
+                OnDelete::Protect => {
+                    let found = ops.fetch(relation, tx, &*parents, false).await?;
+                    let keys = ops.empty().missing(&*found);
+                    if !keys.is_empty() {
+                        self.protected.push(Blocking::new(relation, keys));
+                    }
+                }
+                OnDelete::Restrict => {
+                    let found = ops.fetch(relation, tx, &*parents, false).await?;
+                    self.restricted.push((relation, ops, found));
+                }
+                OnDelete::Cascade => {
+                    let (pre, post) = ops.listeners();
+                    let index = self.entry(child, ops, pre, post);
+                    if !pre && !relations::collects(child) && !relations::restricted(child) {
+                        self.deferred.push(ByParent {
+                            relation,
+                            ops,
+                            parents,
+                            post,
+                        });
+                        continue;
+                    }
+                    let found = ops.fetch(relation, tx, &*parents, pre).await?;
+                    if let Some(keys) = self.entries[index].rows.merge(found) {
+                        stack.push(Frame {
+                            relations: relations::dependents(child),
+                            keys,
+                            next: 0,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The index of `model`'s entry, made if it has none.
+    fn entry(
+        &mut self,
+        model: TypeId,
+        ops: &'static dyn RelationOps<DB>,
+        pre: bool,
+        post: bool,
+    ) -> usize {
+        if let Some(index) = self.entries.iter().position(|e| e.model == model) {
+            return index;
+        }
+        self.entries.push(Entry {
+            model,
+            rows: ops.empty(),
+            pre,
+            post,
+        });
+        self.entries.len() - 1
+    }
+
+    /// Fails if a protected row exists, or a restricted row is not also being deleted.
+    fn refuse(&self) -> Result<(), OrmError> {
+        if !self.protected.is_empty() {
+            return Err(OrmError::Protected {
+                blocking: self.protected.clone(),
+            });
+        }
+        let mut blocking = Vec::new();
+        for (relation, ops, found) in &self.restricted {
+            let child = (relation.child)();
+            let keys = match self.entries.iter().find(|e| e.model == child) {
+                Some(entry) => entry.rows.missing(&**found),
+                None => ops.empty().missing(&**found),
+            };
+            if !keys.is_empty() {
+                blocking.push(Blocking::new(relation, keys));
+            }
+        }
+        if blocking.is_empty() {
+            Ok(())
+        } else {
+            Err(OrmError::Restricted { blocking })
+        }
+    }
+
+    /// The entries' indexes with each model after the collected models whose foreign keys
+    /// point at it, otherwise in the order they were reached; that order itself if a cycle
+    /// leaves no such order (Django's rule).
+    ///
+    /// Django orders by the cascades it followed and relies on its constraints being checked
+    /// at COMMIT; here every foreign key between two collected models counts (but `set_null` /
+    /// `set_default` ones, updated before any DELETE), so that a schema whose constraints are
+    /// checked per statement is deleted in an order it accepts.
+    fn order(&self) -> Vec<usize> {
+        let mut dependencies: Vec<(TypeId, TypeId)> = Vec::new();
+        for parent in &self.entries {
+            for relation in relations::dependents(parent.model) {
+                let child = (relation.child)();
+                if child != parent.model
+                    && !matches!(relation.on_delete, OnDelete::SetNull | OnDelete::SetDefault)
+                    && self.entries.iter().any(|e| e.model == child)
+                {
+                    dependencies.push((parent.model, child));
+                }
+            }
+        }
+        let mut sorted: Vec<usize> = Vec::with_capacity(self.entries.len());
+        while sorted.len() < self.entries.len() {
+            let mut found = false;
+            for (index, entry) in self.entries.iter().enumerate() {
+                if sorted.contains(&index) {
+                    continue;
+                }
+                let waits = dependencies.iter().any(|&(parent, child)| {
+                    parent == entry.model
+                        && !sorted.iter().any(|&done| self.entries[done].model == child)
+                });
+                if !waits {
+                    sorted.push(index);
+                    found = true;
+                }
+            }
+            if !found {
+                return (0..self.entries.len()).collect();
+            }
+        }
+        sorted
+    }
+
+    /// Sends the signals and runs the statements, in Django's order.
+    async fn run(
+        mut self,
+        tx: &mut Tx<DB>,
+        order: &[usize],
+        origin: Origin<'a>,
+    ) -> Result<Deleted, OrmError> {
+        let mut deleted = Deleted::default();
+        for &index in order {
+            let entry = &self.entries[index];
+            if entry.pre {
+                entry.rows.send_pre(tx, origin).await?;
+            }
+        }
+        for fast in self.deferred.iter().filter(|d| !d.post) {
+            let (rows, _) = fast
+                .ops
+                .delete(fast.relation, tx, &*fast.parents, false)
+                .await?;
+            if rows > 0 {
+                deleted.add(fast.relation.child_meta.name, rows);
+            }
+        }
+        for update in &self.updates {
+            update
+                .ops
+                .update(update.relation, tx, &*update.parents)
+                .await?;
+        }
+        for &index in order {
+            let entry = &mut self.entries[index];
+            let mut rows = entry.rows.delete(tx, entry.post).await?;
+            for heard in self.deferred.iter().filter(|d| d.post) {
+                if (heard.relation.child)() != entry.model {
+                    continue;
+                }
+                let (count, found) = heard
+                    .ops
+                    .delete(heard.relation, tx, &*heard.parents, true)
+                    .await?;
+                entry.rows.absorb(found);
+                rows += count;
+            }
+            if rows > 0 || entry.rows.key_count() > 0 {
+                deleted.add(entry.rows.meta().name, rows);
+            }
+            if entry.post {
+                entry.rows.send_post(tx, origin).await?;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// The collected rows of one model, without its type: what the collector asks of them.
+#[doc(hidden)]
+pub trait Rows<DB: Backend>: Send {
+    /// The model's metadata.
+    fn meta(&self) -> &'static ModelMeta;
+    /// How many rows were collected by key.
+    fn key_count(&self) -> usize;
+    /// Adds the rows `found` (a `Collected` of the same model) not already here; returns the
+    /// keys of those added, or `None` if none was new.
+    fn merge(&mut self, found: Box<dyn Any + Send>) -> Option<Keys>;
+    /// Adds rows a `DELETE .. RETURNING` returned, for their `post_delete`.
+    fn absorb(&mut self, deleted: Box<dyn Any + Send>);
+    /// The keys (as JSON) of the rows in `found` that are not here.
+    fn missing(&self, found: &(dyn Any + Send)) -> Vec<serde_json::Value>;
+    /// `pre_delete` for each row, by ascending key.
+    fn send_pre<'s>(
+        &'s self,
+        tx: &'s mut Tx<DB>,
+        origin: Origin<'s>,
+    ) -> BoxFuture<'s, Result<(), OrmError>>;
+    /// Deletes the rows by key, deepest collected first; with `post` and rows known only by
+    /// their key, returns them whole for `post_delete`. Returns the rows deleted.
+    fn delete<'s>(
+        &'s mut self,
+        tx: &'s mut Tx<DB>,
+        post: bool,
+    ) -> BoxFuture<'s, Result<u64, OrmError>>;
+    /// `post_delete` for each row, by descending key.
+    fn send_post<'s>(
+        &'s self,
+        tx: &'s mut Tx<DB>,
+        origin: Origin<'s>,
+    ) -> BoxFuture<'s, Result<(), OrmError>>;
+}
+
+/// Rows of model `C`: keys in the order collected, and the instances when they were read
+/// whole (or are the root instance, borrowed).
+pub(crate) struct Collected<'a, C: Model> {
+    keys: Vec<C::Pk>,
+    seen: BTreeSet<C::Pk>,
+    items: Vec<Item<'a, C>>,
+}
+
+enum Item<'a, C> {
+    Owned(C),
+    Borrowed(&'a C),
+}
+
+impl<C> Item<'_, C> {
+    fn get(&self) -> &C {
+        match self {
+            Item::Owned(item) => item,
+            Item::Borrowed(item) => item,
+        }
+    }
+}
+
+impl<'a, C: Model> Collected<'a, C> {
+    pub(crate) fn new() -> Self {
+        Collected {
+            keys: Vec::new(),
+            seen: BTreeSet::new(),
+            items: Vec::new(),
+        }
+    }
+
+    fn push_borrowed(&mut self, instance: &'a C) {
+        if let Some(key) = instance.pk()
+            && self.seen.insert(key.clone())
+        {
+            self.keys.push(key);
+            self.items.push(Item::Borrowed(instance));
+        }
+    }
+
+    /// Adds whole rows.
+    pub(crate) fn extend_rows<DB: Backend>(
+        &mut self,
+        rows: &[DB::Row],
+        operation: Operation,
+    ) -> Result<(), OrmError>
+    where
+        C: Persist<DB>,
+    {
+        for row in rows {
+            let item = C::from_row(row).during(operation)?;
+            if let Some(key) = item.pk()
+                && self.seen.insert(key.clone())
+            {
+                self.keys.push(key);
+                self.items.push(Item::Owned(item));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds rows of which only the key was selected.
+    pub(crate) fn extend_keys<DB: Backend>(
+        &mut self,
+        rows: &[DB::Row],
+        operation: Operation,
+    ) -> Result<(), OrmError>
+    where
+        C: Persist<DB>,
+    {
+        for row in rows {
+            let key = C::pk_from_row(row).during(operation)?;
+            if self.seen.insert(key.clone()) {
+                self.keys.push(key);
+            }
+        }
+        Ok(())
+    }
+
+    fn keys(&self) -> Keys {
+        Arc::new(self.keys.clone())
+    }
+
+    /// The instances in key order (ascending).
+    fn sorted(&self) -> Vec<&C> {
+        let mut items: Vec<&C> = self.items.iter().map(Item::get).collect();
+        items.sort_by_cached_key(|item| item.pk());
+        items
+    }
+}
+
+/// A `Collected` passed as `dyn Any`.
+///
+/// # Panics
+///
+/// If it is another model's: each relation returns its own child's rows.
+fn expect_collected<C: Model>(found: Box<dyn Any + Send>) -> Box<Collected<'static, C>> {
+    found
+        .downcast()
+        .expect("a relation returns rows of its own child")
+}
+
+impl<'a, C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'a, C> {
+    fn meta(&self) -> &'static ModelMeta {
+        C::META
+    }
+
+    fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn merge(&mut self, found: Box<dyn Any + Send>) -> Option<Keys> {
+        let found = expect_collected::<C>(found);
+        let Collected { keys, items, .. } = *found;
+        let mut added = Vec::new();
+        if items.is_empty() {
+            for key in keys {
+                if self.seen.insert(key.clone()) {
+                    self.keys.push(key.clone());
+                    added.push(key);
+                }
+            }
+        } else {
+            for (key, item) in keys.into_iter().zip(items) {
+                if self.seen.insert(key.clone()) {
+                    self.keys.push(key.clone());
+                    self.items.push(item);
+                    added.push(key);
+                }
+            }
+        }
+        (!added.is_empty()).then(|| Arc::new(added) as Keys)
+    }
+
+    fn absorb(&mut self, deleted: Box<dyn Any + Send>) {
+        let deleted = expect_collected::<C>(deleted);
+        self.items.extend(deleted.items);
+    }
+
+    fn missing(&self, found: &(dyn Any + Send)) -> Vec<serde_json::Value> {
+        let found = found
+            .downcast_ref::<Collected<'static, C>>()
+            .expect("a relation returns rows of its own child");
+        found
+            .keys
+            .iter()
+            .filter(|key| !self.seen.contains(*key))
+            .map(crate::model::json)
+            .collect()
+    }
+
+    fn send_pre<'s>(
+        &'s self,
+        tx: &'s mut Tx<DB>,
+        origin: Origin<'s>,
+    ) -> BoxFuture<'s, Result<(), OrmError>> {
+        Box::pin(send_each::<PreDeleteSignal, C, DB>(self.sorted(), tx, origin))
+    }
+
+    fn delete<'s>(
+        &'s mut self,
+        tx: &'s mut Tx<DB>,
+        post: bool,
+    ) -> BoxFuture<'s, Result<u64, OrmError>> {
+        Box::pin(async move {
+            let operation = Operation::on::<C>("delete");
+            // Rows collected by key only come back whole from the DELETE for `post_delete`;
+            // those read whole before (or the root instance) are not read again.
+            let returning = post && self.items.len() < self.keys.len();
+            let whole: BTreeSet<C::Pk> = if returning {
+                self.items.iter().filter_map(|item| item.get().pk()).collect()
+            } else {
+                BTreeSet::new()
+            };
+            let mut count = 0;
+            // Deepest first: in a self-referencing table a row collected later is a
+            // descendant, and deleting it first keeps the database's constraint satisfied
+            // between statements.
+            let keys: Vec<&C::Pk> = self.keys.iter().rev().collect();
+            let mut returned = Vec::new();
+            for chunk in keys.chunks(ROWS_PER_CHUNK) {
+                let text =
+                    sql::delete_where_in(C::META, sql::param_prefix::<DB>(), 0, chunk.len(), returning);
+                let mut query = DB::query_with_room(text.into(), chunk.len());
+                for key in chunk {
+                    query = C::bind_pk(key, query);
+                }
+                if returning {
+                    let rows = DB::fetch_all(tx.own_conn(), query)
+                        .await
+                        .during(operation)?;
+                    count += rows.len() as u64;
+                    for row in &rows {
+                        let item = C::from_row(row).during(operation)?;
+                        if item.pk().is_none_or(|key| !whole.contains(&key)) {
+                            returned.push(Item::Owned(item));
+                        }
+                    }
+                } else {
+                    count += DB::execute(tx.own_conn(), query)
+                        .await
+                        .during(operation)?;
+                }
+            }
+            self.items.extend(returned);
+            Ok(count)
+        })
+    }
+
+    fn send_post<'s>(
+        &'s self,
+        tx: &'s mut Tx<DB>,
+        origin: Origin<'s>,
+    ) -> BoxFuture<'s, Result<(), OrmError>> {
+        let mut items = self.sorted();
+        items.reverse();
+        Box::pin(send_each::<PostDeleteSignal, C, DB>(items, tx, origin))
+    }
+}
+
+/// Sends `S` (`pre_delete` or `post_delete`) for each of `items`, in order.
+async fn send_each<S, C: Model, DB: Backend>(
+    items: Vec<&C>,
+    tx: &mut Tx<DB>,
+    origin: Origin<'_>,
+) -> Result<(), OrmError>
+where
+    S: for<'e> signals_core::Signal<Event<'e> = DeleteEvent<'e>>,
+{
+    let sender = Sender::of::<C>();
+    for instance in items {
+        S::registry()
+            .send(
+                sender,
+                DeleteEvent {
+                    instance,
+                    origin,
+                    tx,
+                },
+            )
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,16 @@
+use signals_orm::Model;
+
+struct Customer {
+    id: i64,
+}
+
+#[derive(Model, sqlx::FromRow)]
+#[model(table = "orders")]
+struct Order {
+    #[model(primary_key)]
+    id: Option<i64>,
+    #[model(foreign_key = Customer, on_delete = cascade)]
+    customer_id: i64,
+}
+
+fn main() {}
