@@ -88,6 +88,14 @@ pub use signals_core::{
 ///   (not `#[sqlx(rename)]`, which is rejected).
 /// - `#[model(skip)]`, with `#[sqlx(skip)]`: a field that is not stored.
 /// - `#[model(crate = path)]`: where `signals_orm` is, when the dependency is renamed.
+/// - `#[model(foreign_key = Customer, on_delete = cascade)]` on a field holding `Customer`'s
+///   key (or an `Option` of it): a foreign key, like Django's `ForeignKey(Customer,
+///   on_delete=CASCADE)`. `on_delete` is one of `cascade`, `protect`, `restrict`, `set_null`
+///   (an `Option` field), `set_default` (with `default = expr`) and `do_nothing`
+///   ([`OnDelete`]). The derive then also generates `order.customer(&db)` (the field's name
+///   without `_id`) and, when it is the model's only key to `Customer`,
+///   [`Model::of`]`(&customer)`; deleting a customer runs Django's collector
+///   (`docs/orm.md`, "Relations and cascades").
 ///
 /// Saved fields must be sqlx types of the backend and `serde::Serialize` (receivers of every
 /// model read them as JSON through [`AnyModel`]).
