@@ -4,9 +4,11 @@
 //! `examples/src/usecases/custom_signal.rs`.
 //!
 //! Only this use case's receivers run. Every receiver of the crate is linked into every
-//! program, and saving the order (and marking it paid) sends the order's `post_save`, heard by
-//! `order_creation` and `audit_log`; this program mutes that signal (a task-local `Mute`,
-//! [`custom_signal::mute_others`]), and says at the end that nothing else ran.
+//! program, and saving the order's customer, its product and the order (and marking it paid)
+//! sends `pre_save` and `post_save`, heard by `capitalize_name`, `create_profile`,
+//! `welcome_email`, `order_creation`, `delete_customer` and `audit_log`; this program mutes
+//! those two signals (a task-local `Mute`, [`custom_signal::mute_others`]), and says at the end
+//! that nothing else ran.
 //!
 //! `cargo run -p examples --example custom_signal`
 
@@ -32,7 +34,7 @@ async fn main() -> Result<(), examples::Error> {
     );
     run.print_others(
         "custom_signal",
-        "the order's post_save (order_creation, audit_log) is muted",
+        "the saves' pre_save and post_save are muted",
     );
     Ok(())
 }

@@ -7,7 +7,8 @@
 //! of the crate is linked into every program. Registering the buyer is heard by
 //! `capitalize_name`, `create_profile`, `welcome_email` (the buyer's first email) and
 //! `audit_log`; the audit log also hears the product's and the order's `post_save`, the signal
-//! this use case listens to, so it cannot be muted: nothing is muted.
+//! this use case listens to, and so does `delete_customer`, which opens an invoice for the
+//! unpaid order (audited too), so it cannot be muted: nothing is muted.
 //!
 //! `cargo run -p examples --example order_creation`
 
@@ -32,8 +33,9 @@ async fn main() -> Result<(), examples::Error> {
     );
     run.print_others(
         "order_creation",
-        "they hear the buyer's registration; the audit log also hears the order's post_save, \
-         as this use case does (muting that would mute the order's receivers too)",
+        "they hear the buyer's registration; the audit log and delete_customer's invoice also \
+         hear the order's post_save, as this use case does (muting that would mute the \
+         order's receivers too)",
     );
     Ok(())
 }

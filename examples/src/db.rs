@@ -41,11 +41,12 @@ macro_rules! on_tx {
 }
 
 const SCHEMA: &str = "
-DROP TABLE IF EXISTS post_tags, posts, tags, audit_log, orders, products, profiles, customers;
+DROP TABLE IF EXISTS post_tags, posts, tags, audit_log, invoices, orders, products, profiles, customers;
 CREATE TABLE customers (id {key}, name TEXT NOT NULL, email TEXT NOT NULL, online BOOLEAN NOT NULL DEFAULT FALSE, last_login BIGINT);
 CREATE TABLE profiles (id {key}, customer_id BIGINT NOT NULL REFERENCES customers (id), bio TEXT NOT NULL);
 CREATE TABLE products (id {key}, name TEXT NOT NULL, stock BIGINT NOT NULL, price_cents BIGINT NOT NULL, image_path TEXT NOT NULL);
-CREATE TABLE orders (id {key}, customer_id BIGINT NOT NULL, email TEXT NOT NULL, product_id BIGINT NOT NULL, quantity BIGINT NOT NULL, total_cents BIGINT NOT NULL, paid BOOLEAN NOT NULL DEFAULT FALSE);
+CREATE TABLE orders (id {key}, customer_id BIGINT NOT NULL REFERENCES customers (id), email TEXT NOT NULL, product_id BIGINT NOT NULL REFERENCES products (id), quantity BIGINT NOT NULL, total_cents BIGINT NOT NULL, paid BOOLEAN NOT NULL DEFAULT FALSE);
+CREATE TABLE invoices (id {key}, customer_id BIGINT NOT NULL REFERENCES customers (id), order_id BIGINT NOT NULL REFERENCES orders (id));
 CREATE TABLE audit_log (id {key}, actor TEXT NOT NULL, action TEXT NOT NULL, model TEXT NOT NULL, object_pk TEXT NOT NULL, data TEXT NOT NULL, at BIGINT NOT NULL);
 CREATE TABLE posts (id {key}, title TEXT NOT NULL);
 CREATE TABLE tags (id {key}, name TEXT NOT NULL, post_count BIGINT NOT NULL DEFAULT 0);
@@ -53,11 +54,12 @@ CREATE TABLE post_tags (post_id BIGINT NOT NULL REFERENCES posts (id) ON DELETE 
 ";
 
 /// The tables, in creation order.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 9] = [
     "customers",
     "profiles",
     "products",
     "orders",
+    "invoices",
     "audit_log",
     "posts",
     "tags",

@@ -40,7 +40,8 @@ pub struct Profile {
     /// Generated key.
     #[model(primary_key)]
     pub id: Option<i64>,
-    /// Whose profile.
+    /// Whose profile: it goes when its customer is deleted.
+    #[model(foreign_key = Customer, on_delete = cascade)]
     pub customer_id: i64,
     /// Free text.
     pub bio: String,
@@ -70,11 +71,13 @@ pub struct Order {
     /// Generated key.
     #[model(primary_key)]
     pub id: Option<i64>,
-    /// Who ordered.
+    /// Who ordered: the order goes when its customer is deleted.
+    #[model(foreign_key = Customer, on_delete = cascade)]
     pub customer_id: i64,
     /// Where the confirmation goes.
     pub email: String,
-    /// What.
+    /// What: a product with orders cannot be deleted.
+    #[model(foreign_key = Product, on_delete = protect)]
     pub product_id: i64,
     /// How many.
     pub quantity: i64,
@@ -82,6 +85,22 @@ pub struct Order {
     pub total_cents: i64,
     /// Set when the payment signal arrives.
     pub paid: bool,
+}
+
+/// The open invoice of an unpaid order, kept by a `post_save` receiver of `Order`: opened when
+/// the order is placed, deleted when it is paid. While it exists its customer cannot be deleted.
+#[derive(Model, sqlx::FromRow, Clone, Debug, PartialEq)]
+#[model(table = "invoices")]
+pub struct Invoice {
+    /// Generated key.
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    /// Who owes: a customer with an open invoice cannot be deleted.
+    #[model(foreign_key = Customer, on_delete = protect)]
+    pub customer_id: i64,
+    /// For which order: the invoice goes when its order is deleted.
+    #[model(foreign_key = Order, on_delete = cascade)]
+    pub order_id: i64,
 }
 
 /// One row of the audit log: who did what, when.

@@ -5,10 +5,11 @@
 use std::fmt;
 
 use crate::Error;
+use crate::on_db;
 use crate::run::Run;
 use crate::usecases::{
-    audit_log, capitalize_name, create_profile, custom_signal, login_logout, order_creation,
-    product_image_cleanup, tag_counts, welcome_email,
+    audit_log, capitalize_name, create_profile, custom_signal, delete_customer, login_logout,
+    order_creation, product_image_cleanup, tag_counts, welcome_email,
 };
 
 /// What a shop session left behind.
@@ -41,7 +42,8 @@ impl fmt::Display for Summary {
     }
 }
 
-/// Runs the session: registrations, products, orders, audit, payments, logins, tags.
+/// Runs the session: registrations, products, orders, a customer's delete refused then
+/// cascading, payments, logins, tags, audit.
 ///
 /// # Errors
 ///
@@ -64,12 +66,38 @@ pub async fn run(run: &Run) -> Result<Summary, Error> {
         .act(&customers[0].name, order_creation::run(run))
         .await?;
     t.note(&format!("   refused: {:#}", orders.refused));
-    t.note("\n== payment succeeds (custom signal)");
+    t.note(
+        "\n== the buyer cannot be deleted while the order is unpaid (its invoice protects them)",
+    );
+    let mut buyer = on_db!(&run.db, |pool| orders.placed.customer(pool).await)?;
+    let refused = run
+        .act("admin", delete_customer::refused(run, &mut buyer))
+        .await?;
+    t.note(&format!("   refused: {refused}"));
+    t.note("\n== payment succeeds (custom signal), which closes the invoice");
     let (receipts, paid) = run
         .act("payment-gateway", custom_signal::run(run, &orders.placed))
         .await?;
     t.note(&format!(
         "   receipts printed: {receipts}, order paid: {paid}"
+    ));
+    t.note(
+        "\n== the buyer is deleted: their profile and order go too (cascade), with their signals",
+    );
+    let deleted = run
+        .act("admin", delete_customer::delete(run, &mut buyer))
+        .await?;
+    let per_model: Vec<String> = deleted
+        .iter()
+        .map(|(model, rows)| format!("{model} {rows}"))
+        .collect();
+    let product = on_db!(&run.db, |pool| orders.placed.product(pool).await)?;
+    t.note(&format!(
+        "   deleted {} rows: {}; {} in stock again: {}",
+        deleted.total(),
+        per_model.join(", "),
+        product.name,
+        product.stock
     ));
     t.note("\n== login and logout (custom signals)");
     run.act(&customers[1].name, login_logout::run(run, &customers[1]))

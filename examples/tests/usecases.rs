@@ -2,12 +2,15 @@
 //! checked: `.eml` files and their recipients, the image file gone, rows in the database.
 
 use examples::db::ShopDb;
+use examples::models::{Customer, Invoice, Order, Profile};
+use examples::on_db;
 use examples::run::Run;
 use examples::trace::Trace;
 use examples::usecases::{
-    audit_log, capitalize_name, create_profile, custom_signal, introspection, login_logout,
-    order_creation, product_image_cleanup, register, tag_counts, welcome_email,
+    audit_log, capitalize_name, create_profile, custom_signal, delete_customer, introspection,
+    login_logout, order_creation, product_image_cleanup, register, tag_counts, welcome_email,
 };
+use signals_orm::{ModelExt as _, OrmError};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 /// A payment reaches every runtime receiver connected at the time, whichever test connected it
@@ -41,6 +44,7 @@ async fn count(run: &Run, table: &str) -> i64 {
         "customers" => "SELECT COUNT(*) FROM customers",
         "profiles" => "SELECT COUNT(*) FROM profiles",
         "orders" => "SELECT COUNT(*) FROM orders",
+        "invoices" => "SELECT COUNT(*) FROM invoices",
         "audit_log" => "SELECT COUNT(*) FROM audit_log",
         other => panic!("no count for {other}"),
     };
@@ -203,11 +207,34 @@ async fn an_order_takes_stock_and_a_refused_one_changes_nothing() {
         .unwrap();
     assert_eq!(audited, ["alan created Order"]);
     assert_eq!(
+        count(&run, "invoices").await,
+        1,
+        "the unpaid order's, none for the refusal"
+    );
+    // A product with orders is protected: its delete is refused and changes nothing.
+    let mut chair = on_db!(&run.db, |pool| orders.placed.product(pool).await).unwrap();
+    let refused = on_db!(&run.db, |pool| chair.delete(pool).await).unwrap_err();
+    let OrmError::Protected { blocking } = &refused else {
+        panic!("expected Protected, got {refused}");
+    };
+    assert_eq!(
+        (blocking[0].parent, blocking[0].child, blocking[0].field),
+        ("Product", "Order", "product_id")
+    );
+    assert_eq!(
+        run.db
+            .scalar("SELECT COUNT(*) FROM products")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
         others(&run, "order_creation"),
         [
             "audit_log::audit_save",
             "capitalize_name::normalise_customer",
             "create_profile::create_profile",
+            "delete_customer::keep_invoice",
             "welcome_email::send_welcome_email"
         ],
         "what the program's doc comment names"
@@ -259,6 +286,90 @@ async fn the_custom_payment_signal_reaches_link_time_and_runtime_receivers() {
         "the runtime receiver ran once, then was disconnected"
     );
     assert!(paid);
+}
+
+#[tokio::test]
+async fn a_customers_delete_is_protected_by_an_unpaid_order_then_cascades() {
+    let _payments = PAYMENTS.lock().await;
+    let (run, _dir, _trace) = sqlite_run().await;
+    let deletion = run.act("admin", delete_customer::run(&run)).await.unwrap();
+    let OrmError::Protected { blocking } = &deletion.refused else {
+        panic!("expected Protected, got {}", deletion.refused);
+    };
+    assert_eq!(
+        (
+            blocking[0].parent,
+            blocking[0].child,
+            blocking[0].field,
+            blocking[0].keys.len()
+        ),
+        ("Customer", "Invoice", "customer_id", 1)
+    );
+    assert_eq!(
+        deletion.refused.to_string(),
+        "cannot delete: `Customer` rows are referred to by 1 `Invoice` row through \
+         `Invoice.customer_id` (1), whose foreign keys are `on_delete = protect`; delete or \
+         re-point those rows first"
+    );
+    let deleted = &deletion.deleted;
+    assert_eq!(
+        (
+            deleted.of::<Customer>(),
+            deleted.of::<Profile>(),
+            deleted.of::<Order>(),
+            deleted.of::<Invoice>()
+        ),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(deleted.total(), 3);
+    assert_eq!(deletion.stock, (2, 3), "the order's desk is back in stock");
+    for table in ["customers", "profiles", "orders", "invoices"] {
+        assert_eq!(count(&run, table).await, 0, "{table}");
+    }
+    // Nothing of the refused delete is audited; every row of the cascade is, by the same actor.
+    let audited = run
+        .db
+        .texts("SELECT actor || ' ' || action || ' ' || model FROM audit_log WHERE action = 'deleted' ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(
+        audited,
+        [
+            "admin deleted Invoice",
+            "admin deleted Profile",
+            "admin deleted Order",
+            "admin deleted Customer"
+        ]
+    );
+    // Django's order: every pre_delete first, then per model its DELETE and post_delete.
+    let trace = run.trace.lines();
+    let start = trace
+        .iter()
+        .position(|l| l.starts_with("pre_delete"))
+        .unwrap();
+    assert_eq!(
+        trace[start..],
+        [
+            "pre_delete[models::Order] -> delete_customer::return_to_stock",
+            "post_delete[models::Profile] -> audit_log::audit_delete",
+            "post_delete[models::Order] -> audit_log::audit_delete",
+            "post_delete[models::Customer] -> audit_log::audit_delete",
+        ]
+    );
+    assert_eq!(
+        others(&run, "delete_customer"),
+        [
+            "audit_log::audit_delete",
+            "audit_log::audit_save",
+            "capitalize_name::normalise_customer",
+            "create_profile::create_profile",
+            "custom_signal::mark_order_paid",
+            "order_creation::send_order_confirmation",
+            "order_creation::take_from_stock",
+            "welcome_email::send_welcome_email"
+        ],
+        "what the program's doc comment names"
+    );
 }
 
 #[tokio::test]
@@ -408,7 +519,7 @@ fn introspection_lists_every_receiver_of_the_shop() {
         .iter()
         .filter(|r| r.module_path.starts_with("examples::usecases::"))
         .collect();
-    assert_eq!(shop.len(), 12, "{table}");
+    assert_eq!(shop.len(), 14, "{table}");
     let text = table.to_string();
     for name in [
         "capitalize_name::normalise_customer",
@@ -434,11 +545,12 @@ async fn check_shop(run: &Run) {
     assert_eq!(
         rows,
         [
-            "customers=6",
-            "profiles=6",
+            "customers=5",
+            "profiles=5",
             "products=1",
-            "orders=1",
-            "audit_log=28",
+            "orders=0",
+            "invoices=0",
+            "audit_log=33",
             "posts=2",
             "tags=3",
             "post_tags=2"
@@ -461,6 +573,35 @@ async fn check_shop(run: &Run) {
             .iter()
             .any(|l| l.contains("x order_creation::take_from_stock failed")
                 && l.contains("out of stock"))
+    );
+    // The buyer's delete: refused while the order is unpaid, then a cascade with each row's
+    // signals once it is paid.
+    let refused = trace
+        .iter()
+        .position(|l| {
+            l.starts_with(
+                "   refused: cannot delete: `Customer` rows are referred to by 1 `Invoice` row",
+            )
+        })
+        .unwrap();
+    let paid = trace
+        .iter()
+        .position(|l| l.ends_with("custom_signal::mark_order_paid"))
+        .unwrap();
+    let cascade = trace
+        .iter()
+        .position(|l| l == "pre_delete[models::Order] -> delete_customer::return_to_stock")
+        .unwrap();
+    assert!(refused < paid && paid < cascade, "{trace:#?}");
+    assert_eq!(
+        trace[cascade..cascade + 5],
+        [
+            "pre_delete[models::Order] -> delete_customer::return_to_stock",
+            "post_delete[models::Profile] -> audit_log::audit_delete",
+            "post_delete[models::Order] -> audit_log::audit_delete",
+            "post_delete[models::Customer] -> audit_log::audit_delete",
+            "   deleted 3 rows: Profile 1, Order 1, Customer 1; Chair in stock again: 2",
+        ]
     );
 }
 

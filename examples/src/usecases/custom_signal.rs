@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use signals_orm::model_signals::PostSaveSignal;
+use signals_orm::model_signals::{PostSaveSignal, PreSaveSignal};
 use signals_orm::{ConnectOptions, ModelExt as _, Mute, OrmError, Sender, Signal, receiver};
 
 use crate::db::ShopDb;
-use crate::models::{Order, euros};
+use crate::models::{Order, Product, euros};
 use crate::run::Run;
+use crate::usecases::register;
 use crate::{Error, on_db};
 
 /// Sent by the payment step when a payment clears.
@@ -74,18 +75,27 @@ pub async fn run(run: &Run, order: &Order) -> Result<(usize, bool), Error> {
     Ok((receipts.load(Ordering::SeqCst), paid))
 }
 
-/// Saves an unpaid order of two units to pay in [`run`] (the shop pays the one its customer
-/// placed instead). Its customer and product are not needed here.
+/// Saves an unpaid order of two chairs to pay in [`run`] (the shop pays the one its customer
+/// placed instead), with its customer and product.
 ///
 /// # Errors
 ///
 /// A failed save.
 pub async fn unpaid_order(run: &Run) -> Result<Order, Error> {
+    let customer = register(&run.db, "alan turing", "alan@example.com").await?;
+    let mut chair = Product {
+        id: None,
+        name: "Chair".into(),
+        stock: 2,
+        price_cents: 12_000,
+        image_path: String::new(),
+    };
+    on_db!(&run.db, |pool| chair.save(pool).await)?;
     let mut order = Order {
         id: None,
-        customer_id: 1,
-        email: "alan@example.com".into(),
-        product_id: 1,
+        customer_id: customer.id.ok_or("no key")?,
+        email: customer.email,
+        product_id: chair.id.ok_or("no key")?,
         quantity: 2,
         total_cents: 24_000,
         paid: false,
@@ -94,10 +104,13 @@ pub async fn unpaid_order(run: &Run) -> Result<Order, Error> {
     Ok(order)
 }
 
-/// What the `custom_signal` program mutes around [`unpaid_order`] and [`run`]: the `post_save`
-/// of `Order` (the order's INSERT, and the `paid` update by `mark_order_paid`), heard by the
-/// receivers of `order_creation` (which would take stock of a product that does not exist) and
-/// `audit_log`. What is left is the payment signal and its two receivers.
+/// What the `custom_signal` program mutes around [`unpaid_order`] and [`run`]: the save
+/// signals, `pre_save` and `post_save` of every model (the customer's, the product's and the
+/// order's INSERT, and the `paid` update by `mark_order_paid`), heard by the receivers of
+/// `capitalize_name`, `create_profile`, `welcome_email`, `order_creation`, `delete_customer`
+/// and `audit_log`. What is left is the payment signal and its two receivers.
 pub fn mute_others() -> Mute {
-    Mute::new().signal_from::<PostSaveSignal, Order>()
+    Mute::new()
+        .signal::<PreSaveSignal>()
+        .signal::<PostSaveSignal>()
 }

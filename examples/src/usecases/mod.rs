@@ -1,4 +1,4 @@
-//! The ten use cases, one module each, holding everything that use case is made of: its
+//! The eleven use cases, one module each, holding everything that use case is made of: its
 //! receivers, its custom signals if any, and `run`, the function that drives it (which its
 //! program in `examples/`, the shop and the tests call).
 //!
@@ -12,6 +12,7 @@ pub mod audit_log;
 pub mod capitalize_name;
 pub mod create_profile;
 pub mod custom_signal;
+pub mod delete_customer;
 pub mod introspection;
 pub mod login_logout;
 pub mod order_creation;
