@@ -136,15 +136,7 @@ fn foreign_keys(model: &Model) -> TokenStream {
         relations.push(relation(model, foreign_key));
         accessors.push(accessor(model, foreign_key));
         if parents.iter().filter(|p| *p == parent_name).count() == 1 {
-            let field = &foreign_key.field;
-            belongs_to.push(quote! {
-                #[automatically_derived]
-                impl #private::BelongsTo<#parent> for #ident {
-                    fn parent_filter(parent: <#parent as #private::Model>::Pk) -> #private::Filter<Self> {
-                        #private::Column::eq(<Self as #private::Model>::columns().#field, parent)
-                    }
-                }
-            });
+            belongs_to.push(belongs_to_impl(model, foreign_key));
         }
     }
     // The parent's path is the user's: `crate::Customer` where `Customer` would do is theirs to
@@ -168,6 +160,55 @@ fn foreign_keys(model: &Model) -> TokenStream {
     }
 }
 
+/// `BelongsTo<Parent>`: the filter on the foreign key's column.
+///
+/// The column is typed with the parent's key type, not the field's: the same type when the
+/// field's check passes, and when it fails, the check's error is the only one.
+fn belongs_to_impl(model: &Model, foreign_key: &ForeignKey) -> TokenStream {
+    let private = model.root.private();
+    let ident = &model.ident;
+    let parent = &foreign_key.parent;
+    let parent_key = quote!(<#parent as #private::Model>::Pk);
+    let value_type = if foreign_key.optional && foreign_key.column != 0 {
+        quote!(::core::option::Option<#parent_key>)
+    } else {
+        parent_key.clone()
+    };
+    let column = proc_macro2::Literal::usize_unsuffixed(foreign_key.column);
+    // Spanned at the parent: one that is no model is reported there (only the check's errors
+    // add to it).
+    respan(
+        quote! {
+            #[automatically_derived]
+            impl #private::BelongsTo<#parent> for #ident {
+                fn parent_filter(parent: #parent_key) -> #private::Filter<Self> {
+                    #private::Column::<Self, #value_type>::eq(#private::Column::new(#column), parent)
+                }
+            }
+        },
+        parent.span(),
+    )
+}
+
+/// `tokens` with every span set to `span`, so that an error anywhere in them is reported at
+/// `span` (and identical errors there are reported once).
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut new =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                new.set_span(span);
+                tree = new.into();
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
+}
+
 /// The `Relation` of a foreign key, submitted to `inventory`.
 fn relation(model: &Model, foreign_key: &ForeignKey) -> TokenStream {
     let private = model.root.private();
@@ -180,8 +221,11 @@ fn relation(model: &Model, foreign_key: &ForeignKey) -> TokenStream {
         ..
     } = foreign_key;
     let column = proc_macro2::Literal::usize_unsuffixed(foreign_key.column);
+    // Spanned at the parent: one that is no model is reported there.
+    let parent_meta = respan(quote!(<#parent as #private::Model>::META), parent.span());
     let variant = syn::Ident::new(on_delete.variant(), proc_macro2::Span::call_site());
-    let boxed = quote!(#private::Box<dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync>);
+    let boxed =
+        quote!(#private::Box<dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync>);
     let value = match (on_delete, default) {
         (OnDelete::SetNull, _) => quote! {
             ::core::option::Option::Some(|| #private::Box::new(<#ty>::None) as #boxed)
@@ -201,7 +245,7 @@ fn relation(model: &Model, foreign_key: &ForeignKey) -> TokenStream {
                 child: ::core::any::TypeId::of::<#ident>,
                 parent: ::core::any::TypeId::of::<#parent>,
                 child_meta: <#ident as #private::Model>::META,
-                parent_meta: <#parent as #private::Model>::META,
+                parent_meta: #parent_meta,
                 column: #column,
                 on_delete: #private::OnDelete::#variant,
                 value: #value,
@@ -228,21 +272,36 @@ fn accessor(model: &Model, foreign_key: &ForeignKey) -> TokenStream {
         .map_or_else(String::new, |s| s.ident.unraw().to_string());
     let instance = snake_case(&model.ident.unraw().to_string());
     let method = accessor.unraw();
+    let parent_key = respan(quote!(<#parent as #private::Model>::Pk), parent.span());
+    let bound = respan(quote!(#parent: #private::Persist<DB>), parent.span());
+    // The field's value as the parent's key type: the same type, as the check next to it
+    // makes sure. Going through `Any` keeps this body free of errors when the check fails,
+    // so that a mismatch is reported once, at the field.
+    let key = |ty: TokenStream| {
+        quote! {
+            ::core::option::Option::expect(
+                <dyn ::core::any::Any>::downcast_ref::<#ty>(&self.#field),
+                "derive(Model) checks that a foreign key holds its parent's key type",
+            )
+        }
+    };
     let (doc, output, body) = if foreign_key.optional {
+        let key = key(quote!(::core::option::Option<#parent_key>));
         (
             format!(
                 "The `{parent_name}` that `{name}` points to, `None` when it is `NULL` or no `{parent_name}` has that key (Django's `{instance}.{method}`)."
             ),
             quote!(::core::option::Option<#parent>),
-            quote!(#private::optional_parent::<#parent, DB>(#private::IntoDb::into_db(db), ::core::option::Option::as_ref(&self.#field))),
+            quote!(#private::optional_parent::<#parent, DB>(#private::IntoDb::into_db(db), ::core::option::Option::as_ref(#key))),
         )
     } else {
+        let key = key(parent_key);
         (
             format!(
                 "The `{parent_name}` that `{name}` points to (Django's `{instance}.{method}`); `OrmError::DoesNotExist` when no `{parent_name}` has that key."
             ),
             quote!(#parent),
-            quote!(#private::parent::<#parent, DB>(#private::IntoDb::into_db(db), &self.#field)),
+            quote!(#private::parent::<#parent, DB>(#private::IntoDb::into_db(db), #key)),
         )
     };
     quote! {
@@ -252,7 +311,7 @@ fn accessor(model: &Model, foreign_key: &ForeignKey) -> TokenStream {
             db: impl #private::IntoDb<'a, DB>,
         ) -> impl ::core::future::Future<Output = ::core::result::Result<#output, #private::OrmError>> + ::core::marker::Send + 'a
         where
-            #parent: #private::Persist<DB>,
+            #bound,
         {
             #body
         }

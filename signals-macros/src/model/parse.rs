@@ -21,7 +21,7 @@ const FIELD_KEYS: &[&str] = &[
     "default",
 ];
 /// The values of `on_delete = ...`, Django's `on_delete` in lower case.
-pub const ON_DELETE: &[&str] = &[
+const ON_DELETE: &[&str] = &[
     "cascade",
     "protect",
     "restrict",
@@ -355,7 +355,7 @@ fn on_delete_value(
     errors: &mut Vec<syn::Error>,
 ) -> syn::Result<Option<syn::Ident>> {
     let value: syn::Expr = meta.value()?.parse()?;
-    let list = "`cascade`, `protect`, `restrict`, `set_null`, `set_default` or `do_nothing`";
+    let values = "`cascade`, `protect`, `restrict`, `set_null`, `set_default` or `do_nothing`";
     let message = match &value {
         syn::Expr::Path(syn::ExprPath {
             qself: None, path, ..
@@ -374,11 +374,11 @@ fn on_delete_value(
                         suggest::hint(&lower, ON_DELETE)
                     };
                     format!(
-                        "unknown `on_delete` value `{}`{hint}: write {list}",
+                        "unknown `on_delete` value `{}`{hint}: write {values}",
                         path_name(path)
                     )
                 }
-                (_, None) => format!("`on_delete` takes {list}"),
+                (_, None) => format!("`on_delete` takes {values}"),
             }
         }
         syn::Expr::Lit(syn::ExprLit {
@@ -387,9 +387,9 @@ fn on_delete_value(
         }) => {
             let lower = lit.value().to_lowercase();
             let word = suggest::closest(&lower, ON_DELETE).unwrap_or("cascade");
-            format!("`on_delete` takes a name, not a string: `on_delete = {word}` ({list})")
+            format!("`on_delete` takes a name, not a string: `on_delete = {word}` ({values})")
         }
-        _ => format!("`on_delete` takes {list}"),
+        _ => format!("`on_delete` takes {values}"),
     };
     errors.push(syn::Error::new_spanned(value, message));
     Ok(None)

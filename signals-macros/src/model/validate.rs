@@ -301,10 +301,15 @@ fn foreign_key(
                 "the primary key cannot be changed when its parent is deleted: use `on_delete = cascade` (or protect, restrict, do_nothing) instead of `{value}`"
             ),
         )),
-        OnDelete::SetNull if inner.is_none() => fail(syn::Error::new(
-            value.span(),
-            "`set_null` writes NULL, which this field cannot hold: make the field `Option<K>` (and its column nullable), or use another `on_delete`",
-        )),
+        OnDelete::SetNull if inner.is_none() => {
+            let ty = type_text(field.ty);
+            fail(syn::Error::new(
+                value.span(),
+                format!(
+                    "`set_null` writes NULL, which the field's type `{ty}` cannot hold: make the field `Option<{ty}>` (and its column nullable), or use another `on_delete`"
+                ),
+            ));
+        }
         _ => {}
     }
     match (&field.default, on_delete) {
@@ -478,6 +483,21 @@ fn reject_sqlx_renames(keys: &[SqlxKey], errors: &mut Vec<syn::Error>) {
             ));
         }
     }
+}
+
+/// A type as written, without the spaces tokens print with (`Option < i64 >`).
+fn type_text(ty: &syn::Type) -> String {
+    let text = quote::quote!(#ty).to_string();
+    [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+    ]
+    .iter()
+    .fold(text, |text, (from, to)| text.replace(from, to))
 }
 
 /// `T` when `ty` is `Option<T>` (also `std::option::Option<T>`).
