@@ -31,7 +31,7 @@ use crate::model::{Model, ModelMeta, Persist};
 use crate::model_signals::payload::Origin;
 use crate::model_signals::{DeleteEvent, PostDeleteSignal, PreDeleteSignal};
 use crate::query::{Deleted, Query, ROWS_PER_CHUNK};
-use crate::relations::{self, Keys, OnDelete, Relation, RelationOps};
+use crate::relations::{self, Found, Keys, OnDelete, Relation, RelationOps};
 use crate::sql;
 use crate::tx::Tx;
 
@@ -48,9 +48,9 @@ pub(crate) enum Root<'a, M> {
 /// [`OrmError::Protected`] / [`OrmError::Restricted`] before any signal; the database's error
 /// or a receiver's. The caller's transaction then holds a partial delete and must roll back
 /// (`atomically!` marks it).
-pub(crate) async fn delete<'a, M: Persist<DB>, DB: Backend>(
+pub(crate) async fn delete<M: Persist<DB>, DB: Backend>(
     tx: &mut Tx<DB>,
-    root: Root<'a, M>,
+    root: Root<'_, M>,
 ) -> Result<Deleted, OrmError> {
     let sender = Sender::of::<M>();
     let pre = PreDeleteSignal::registry().has_listeners(sender);
@@ -125,7 +125,14 @@ struct Collector<'a, DB: Backend> {
     /// Rows of `protect` relations that exist.
     protected: Vec<Blocking>,
     /// Rows of `restrict` relations, allowed only if collected through a cascade.
-    restricted: Vec<(&'static Relation, &'static dyn RelationOps<DB>, Box<dyn Any + Send>)>,
+    restricted: Vec<Restricted<DB>>,
+}
+
+/// The rows of a `restrict` relation that point at collected rows.
+struct Restricted<DB: Backend> {
+    relation: &'static Relation,
+    ops: &'static dyn RelationOps<DB>,
+    found: Found,
 }
 
 /// The rows of one model to delete.
@@ -194,7 +201,11 @@ impl<'a, DB: Backend> Collector<'a, DB> {
                 }
                 OnDelete::Restrict => {
                     let found = ops.fetch(relation, tx, &*parents, false).await?;
-                    self.restricted.push((relation, ops, found));
+                    self.restricted.push(Restricted {
+                        relation,
+                        ops,
+                        found,
+                    });
                 }
                 OnDelete::Cascade => {
                     let (pre, post) = ops.listeners();
@@ -250,7 +261,12 @@ impl<'a, DB: Backend> Collector<'a, DB> {
             });
         }
         let mut blocking = Vec::new();
-        for (relation, ops, found) in &self.restricted {
+        for Restricted {
+            relation,
+            ops,
+            found,
+        } in &self.restricted
+        {
             let child = (relation.child)();
             let keys = match self.entries.iter().find(|e| e.model == child) {
                 Some(entry) => entry.rows.missing(&**found),
@@ -374,9 +390,9 @@ pub trait Rows<DB: Backend>: Send {
     fn key_count(&self) -> usize;
     /// Adds the rows `found` (a `Collected` of the same model) not already here; returns the
     /// keys of those added, or `None` if none was new.
-    fn merge(&mut self, found: Box<dyn Any + Send>) -> Option<Keys>;
+    fn merge(&mut self, found: Found) -> Option<Keys>;
     /// Adds rows a `DELETE .. RETURNING` returned, for their `post_delete`.
-    fn absorb(&mut self, deleted: Box<dyn Any + Send>);
+    fn absorb(&mut self, deleted: Found);
     /// The keys (as JSON) of the rows in `found` that are not here.
     fn missing(&self, found: &(dyn Any + Send)) -> Vec<serde_json::Value>;
     /// `pre_delete` for each row, by ascending key.
@@ -496,13 +512,13 @@ impl<'a, C: Model> Collected<'a, C> {
 /// # Panics
 ///
 /// If it is another model's: each relation returns its own child's rows.
-fn expect_collected<C: Model>(found: Box<dyn Any + Send>) -> Box<Collected<'static, C>> {
-    found
+fn expect_collected<C: Model>(found: Found) -> Collected<'static, C> {
+    *found
         .downcast()
         .expect("a relation returns rows of its own child")
 }
 
-impl<'a, C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'a, C> {
+impl<C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'_, C> {
     fn meta(&self) -> &'static ModelMeta {
         C::META
     }
@@ -511,9 +527,9 @@ impl<'a, C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'a, C> {
         self.keys.len()
     }
 
-    fn merge(&mut self, found: Box<dyn Any + Send>) -> Option<Keys> {
+    fn merge(&mut self, found: Found) -> Option<Keys> {
         let found = expect_collected::<C>(found);
-        let Collected { keys, items, .. } = *found;
+        let Collected { keys, items, .. } = found;
         let mut added = Vec::new();
         if items.is_empty() {
             for key in keys {
@@ -534,7 +550,7 @@ impl<'a, C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'a, C> {
         (!added.is_empty()).then(|| Arc::new(added) as Keys)
     }
 
-    fn absorb(&mut self, deleted: Box<dyn Any + Send>) {
+    fn absorb(&mut self, deleted: Found) {
         let deleted = expect_collected::<C>(deleted);
         self.items.extend(deleted.items);
     }
@@ -556,7 +572,11 @@ impl<'a, C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'a, C> {
         tx: &'s mut Tx<DB>,
         origin: Origin<'s>,
     ) -> BoxFuture<'s, Result<(), OrmError>> {
-        Box::pin(send_each::<PreDeleteSignal, C, DB>(self.sorted(), tx, origin))
+        Box::pin(send_each::<PreDeleteSignal, C, DB>(
+            self.sorted(),
+            tx,
+            origin,
+        ))
     }
 
     fn delete<'s>(
@@ -570,7 +590,10 @@ impl<'a, C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'a, C> {
             // those read whole before (or the root instance) are not read again.
             let returning = post && self.items.len() < self.keys.len();
             let whole: BTreeSet<C::Pk> = if returning {
-                self.items.iter().filter_map(|item| item.get().pk()).collect()
+                self.items
+                    .iter()
+                    .filter_map(|item| item.get().pk())
+                    .collect()
             } else {
                 BTreeSet::new()
             };
@@ -581,8 +604,13 @@ impl<'a, C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'a, C> {
             let keys: Vec<&C::Pk> = self.keys.iter().rev().collect();
             let mut returned = Vec::new();
             for chunk in keys.chunks(ROWS_PER_CHUNK) {
-                let text =
-                    sql::delete_where_in(C::META, sql::param_prefix::<DB>(), 0, chunk.len(), returning);
+                let text = sql::delete_where_in(
+                    C::META,
+                    sql::param_prefix::<DB>(),
+                    0,
+                    chunk.len(),
+                    returning,
+                );
                 let mut query = DB::query_with_room(text.into(), chunk.len());
                 for key in chunk {
                     query = C::bind_pk(key, query);
@@ -599,9 +627,7 @@ impl<'a, C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'a, C> {
                         }
                     }
                 } else {
-                    count += DB::execute(tx.own_conn(), query)
-                        .await
-                        .during(operation)?;
+                    count += DB::execute(tx.own_conn(), query).await.during(operation)?;
                 }
             }
             self.items.extend(returned);

@@ -263,6 +263,13 @@ impl fmt::Display for OrmError {
 }
 
 impl OrmError {
+    /// Whether the write was refused before it wrote anything or sent any signal (a delete
+    /// `protect` or `restrict` stopped): a caller's transaction stays usable, so it can go on
+    /// after the refusal, as Django's `except ProtectedError:` can.
+    pub(crate) fn refused_before_writing(&self) -> bool {
+        matches!(self, OrmError::Protected { .. } | OrmError::Restricted { .. })
+    }
+
     /// The text without the causes.
     fn text(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

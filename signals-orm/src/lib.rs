@@ -54,18 +54,18 @@ mod collector;
 mod error;
 pub mod m2m;
 mod model;
-mod relations;
 pub mod model_signals;
 pub mod query;
+mod relations;
 mod sql;
 mod writes;
 
 pub use backend::Backend;
 pub use error::{Blocking, Operation, OrmError};
-pub use relations::{BelongsTo, OnDelete};
 pub use model::{AnyModel, Model, ModelMeta, Persist};
 pub use model_signals::on_commit::{Committed, ModelSnapshot};
 pub use model_signals::payload::{Origin, PostDelete, PostSave, PreDelete, PreSave, QueryOrigin};
+pub use relations::{BelongsTo, OnDelete};
 /// A signal: the trait behind [`derive(Signal)`](derive@Signal) and the model signals
 /// ([`model_signals`], [`m2m::M2mChangedSignal`]). What follows is the dispatcher's own
 /// documentation: every name it uses is also at the root of this crate (`signals_orm::Signal`
@@ -287,20 +287,19 @@ pub mod __private {
 
     pub use crate::__relation_ops as relation_ops;
     pub use crate::__stub_model as stub_model;
-    pub use crate::query::Filter;
-    pub use crate::relations::{
-        BackendOps, BelongsTo, DoesNotFit, Fits, OnDelete, Probe, Relation, optional_parent,
-        parent,
-    };
-    pub use crate::tx::IntoDb;
     pub use crate::OrmError;
     pub use crate::m2m::{LinkRows, column_of};
     pub use crate::model::json;
     pub use crate::model_signals::on_commit::{FromCommitted, OwnedModel, defer_on_commit};
     pub use crate::model_signals::payload::ModelRef;
     pub use crate::model_signals::senders::{SenderOf, TxParam, payload_and_tx, tx_param};
+    pub use crate::query::Filter;
     pub use crate::query::{Column, expect_value, take_value};
+    pub use crate::relations::{
+        BackendOps, BelongsTo, DoesNotFit, Fits, OnDelete, Probe, Relation, optional_parent, parent,
+    };
     pub use crate::sql::{ModelSql, Returning, ThroughSql};
+    pub use crate::tx::IntoDb;
     pub use crate::tx::{Hook, TxHandle};
     pub use futures_util::future::BoxFuture;
     pub use std::boxed::Box;

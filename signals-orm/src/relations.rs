@@ -147,7 +147,10 @@ macro_rules! __relation_ops {
 /// Stands for "child `C` and parent `P` on backend `DB`" in `relation_ops!`, where method
 /// lookup picks [`Fits`] when both are `Persist<DB>` and [`DoesNotFit`] otherwise.
 #[doc(hidden)]
-pub struct Probe<C, P, DB>(PhantomData<fn() -> (C, P, DB)>);
+pub struct Probe<C, P, DB>(Marker<C, P, DB>);
+
+/// Names the three types without owning them.
+type Marker<C, P, DB> = PhantomData<fn() -> (C, P, DB)>;
 
 impl<C, P, DB> Probe<C, P, DB> {
     /// The probe.
@@ -195,7 +198,7 @@ pub trait RelationOps<DB: Backend>: Sync {
         tx: &'a mut Tx<DB>,
         parents: &'a (dyn Any + Send + Sync),
         rows: bool,
-    ) -> BoxFuture<'a, Result<Box<dyn Any + Send>, OrmError>>;
+    ) -> BoxFuture<'a, Result<Found, OrmError>>;
 
     /// Deletes the children of `parents`, returning them (with the rows deleted) when
     /// `returning`, else only the count.
@@ -205,7 +208,7 @@ pub trait RelationOps<DB: Backend>: Sync {
         tx: &'a mut Tx<DB>,
         parents: &'a (dyn Any + Send + Sync),
         returning: bool,
-    ) -> BoxFuture<'a, Result<(u64, Box<dyn Any + Send>), OrmError>>;
+    ) -> BoxFuture<'a, Result<(u64, Found), OrmError>>;
 
     /// Sets the key of the children of `parents` to the relation's value; returns the rows
     /// changed.
@@ -238,7 +241,7 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
         tx: &'a mut Tx<DB>,
         parents: &'a (dyn Any + Send + Sync),
         rows: bool,
-    ) -> BoxFuture<'a, Result<Box<dyn Any + Send>, OrmError>> {
+    ) -> BoxFuture<'a, Result<Found, OrmError>> {
         Box::pin(async move {
             let operation = Operation::on::<C>("collect the rows to delete");
             let lock = <DB as Backend>::NAME == "postgres";
@@ -263,7 +266,7 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
                     found.extend_keys(&fetched, operation)?;
                 }
             }
-            Ok(Box::new(found) as Box<dyn Any + Send>)
+            Ok(Box::new(found) as Found)
         })
     }
 
@@ -273,7 +276,7 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
         tx: &'a mut Tx<DB>,
         parents: &'a (dyn Any + Send + Sync),
         returning: bool,
-    ) -> BoxFuture<'a, Result<(u64, Box<dyn Any + Send>), OrmError>> {
+    ) -> BoxFuture<'a, Result<(u64, Found), OrmError>> {
         Box::pin(async move {
             let operation = Operation::on::<C>("delete");
             let mut deleted = Collected::<C>::new();
@@ -294,12 +297,10 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
                     count += rows.len() as u64;
                     deleted.extend_rows(&rows, operation)?;
                 } else {
-                    count += DB::execute(tx.own_conn(), query)
-                        .await
-                        .during(operation)?;
+                    count += DB::execute(tx.own_conn(), query).await.during(operation)?;
                 }
             }
-            Ok((count, Box::new(deleted) as Box<dyn Any + Send>))
+            Ok((count, Box::new(deleted) as Found))
         })
     }
 
@@ -329,9 +330,7 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
                     DB::query_with_room(text.into(), keys.len() + 1),
                 );
                 let query = bind_keys::<P, DB>(query, keys);
-                count += DB::execute(tx.own_conn(), query)
-                    .await
-                    .during(operation)?;
+                count += DB::execute(tx.own_conn(), query).await.during(operation)?;
             }
             Ok(count)
         })
@@ -427,6 +426,11 @@ pub(crate) fn ops_of<DB: Backend>(
         backend: <DB as Backend>::NAME,
     })
 }
+
+/// Rows of a relation's child as a statement found them: a `Collected` of the child, behind
+/// `dyn Any` because the collector does not know the child's type.
+#[doc(hidden)]
+pub type Found = Box<dyn Any + Send>;
 
 /// A shared list of keys, passed to the relations of the model they belong to.
 pub(crate) type Keys = Arc<dyn Any + Send + Sync>;

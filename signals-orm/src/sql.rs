@@ -581,7 +581,14 @@ pub(crate) fn delete_where_in(
 }
 
 /// `column IN ({p}from, .. {p}from+n-1)`.
-fn push_in(sql: &mut String, meta: &ModelMeta, p: char, column_index: usize, from: usize, n: usize) {
+fn push_in(
+    sql: &mut String,
+    meta: &ModelMeta,
+    p: char,
+    column_index: usize,
+    from: usize,
+    n: usize,
+) {
     let _ = write!(sql, "{} IN (", column(meta, column_index));
     for i in from..from + n {
         let comma = if i == from { "" } else { ", " };
@@ -604,7 +611,11 @@ pub(crate) fn select_where_in(
     let mut sql = if rows {
         statements.select.clone()
     } else {
-        format!("SELECT {} FROM {}", quote(meta.pk_column), quote(meta.table))
+        format!(
+            "SELECT {} FROM {}",
+            quote(meta.pk_column),
+            quote(meta.table)
+        )
     };
     sql.push_str(" WHERE ");
     push_in(&mut sql, meta, p, column_index, 1, keys);
@@ -617,7 +628,12 @@ pub(crate) fn select_where_in(
 
 /// `UPDATE table SET column = $1 WHERE column IN ($2, .. $n+1)`: a relation's `set_null` or
 /// `set_default`.
-pub(crate) fn update_where_in(meta: &ModelMeta, p: char, column_index: usize, keys: usize) -> String {
+pub(crate) fn update_where_in(
+    meta: &ModelMeta,
+    p: char,
+    column_index: usize,
+    keys: usize,
+) -> String {
     let mut sql = format!(
         "UPDATE {} SET {} = {p}1 WHERE ",
         quote(meta.table),
@@ -672,7 +688,11 @@ pub(crate) fn select<'a, M>(
             statements.select.clone()
         }
         Selected::LockedKeys(_) => {
-            format!("SELECT {} FROM {}", quote(meta.pk_column), quote(meta.table))
+            format!(
+                "SELECT {} FROM {}",
+                quote(meta.pk_column),
+                quote(meta.table)
+            )
         }
         Selected::Count | Selected::Exists => format!("SELECT 1 FROM {}", quote(meta.table)),
     };

@@ -11,6 +11,8 @@
 
 mod support;
 
+use std::fmt::Write as _;
+
 use signals_orm::model_signals::{PostDeleteSignal, PreDeleteSignal};
 use signals_orm::{
     AnyTx, BoxError, Model, ModelExt, Mute, OrmError, PostDelete, PreDelete, receiver,
@@ -109,27 +111,75 @@ async fn hear(
 
 #[receiver(pre_delete, sender = ACustomer)]
 async fn a_customer_pre(ev: PreDelete<'_, ACustomer>, tx: AnyTx<'_>) -> Result<(), BoxError> {
-    hear("pre_delete", "ACustomer", ev.instance.id, &ev.instance.name, &ev.origin, tx).await
+    hear(
+        "pre_delete",
+        "ACustomer",
+        ev.instance.id,
+        &ev.instance.name,
+        &ev.origin,
+        tx,
+    )
+    .await
 }
 #[receiver(post_delete, sender = ACustomer)]
 async fn a_customer_post(ev: PostDelete<'_, ACustomer>, tx: AnyTx<'_>) -> Result<(), BoxError> {
-    hear("post_delete", "ACustomer", ev.instance.id, &ev.instance.name, &ev.origin, tx).await
+    hear(
+        "post_delete",
+        "ACustomer",
+        ev.instance.id,
+        &ev.instance.name,
+        &ev.origin,
+        tx,
+    )
+    .await
 }
 #[receiver(pre_delete, sender = AOrder)]
 async fn a_order_pre(ev: PreDelete<'_, AOrder>, tx: AnyTx<'_>) -> Result<(), BoxError> {
-    hear("pre_delete", "AOrder", ev.instance.id, &ev.instance.label, &ev.origin, tx).await
+    hear(
+        "pre_delete",
+        "AOrder",
+        ev.instance.id,
+        &ev.instance.label,
+        &ev.origin,
+        tx,
+    )
+    .await
 }
 #[receiver(post_delete, sender = AOrder)]
 async fn a_order_post(ev: PostDelete<'_, AOrder>, tx: AnyTx<'_>) -> Result<(), BoxError> {
-    hear("post_delete", "AOrder", ev.instance.id, &ev.instance.label, &ev.origin, tx).await
+    hear(
+        "post_delete",
+        "AOrder",
+        ev.instance.id,
+        &ev.instance.label,
+        &ev.origin,
+        tx,
+    )
+    .await
 }
 #[receiver(pre_delete, sender = ALine)]
 async fn a_line_pre(ev: PreDelete<'_, ALine>, tx: AnyTx<'_>) -> Result<(), BoxError> {
-    hear("pre_delete", "ALine", ev.instance.id, &ev.instance.label, &ev.origin, tx).await
+    hear(
+        "pre_delete",
+        "ALine",
+        ev.instance.id,
+        &ev.instance.label,
+        &ev.origin,
+        tx,
+    )
+    .await
 }
 #[receiver(post_delete, sender = ALine)]
 async fn a_line_post(ev: PostDelete<'_, ALine>, tx: AnyTx<'_>) -> Result<(), BoxError> {
-    hear("post_delete", "ALine", ev.instance.id, &ev.instance.label, &ev.origin, tx).await
+    hear(
+        "post_delete",
+        "ALine",
+        ev.instance.id,
+        &ev.instance.label,
+        &ev.origin,
+        tx,
+    )
+    .await
 }
 
 /// Two customers; the first has orders 1 and 2 with lines 1, 2 (order 1) and 3 (order 2),
@@ -140,16 +190,30 @@ where
     AOrder: signals_orm::Persist<DB>,
     ALine: signals_orm::Persist<DB>,
 {
-    let mut ada = ACustomer { id: None, name: "Ada".into() };
-    let mut bob = ACustomer { id: None, name: "Bob".into() };
+    let mut ada = ACustomer {
+        id: None,
+        name: "Ada".into(),
+    };
+    let mut bob = ACustomer {
+        id: None,
+        name: "Bob".into(),
+    };
     ada.save(pool).await.unwrap();
     bob.save(pool).await.unwrap();
     for (customer, label) in [(ada.id, "o1"), (ada.id, "o2"), (bob.id, "o3")] {
-        let mut order = AOrder { id: None, customer_id: customer.unwrap(), label: label.into() };
+        let mut order = AOrder {
+            id: None,
+            customer_id: customer.unwrap(),
+            label: label.into(),
+        };
         order.save(pool).await.unwrap();
     }
     for (order, label) in [(1, "l1"), (1, "l2"), (2, "l3"), (3, "l4")] {
-        let mut line = ALine { id: None, order_id: order, label: label.into() };
+        let mut line = ALine {
+            id: None,
+            order_id: order,
+            label: label.into(),
+        };
         line.save(pool).await.unwrap();
     }
     (ada, bob)
@@ -185,14 +249,30 @@ where
     );
     assert_eq!(deleted.total(), 6);
     assert_eq!(
-        (deleted.of::<ACustomer>(), deleted.of::<AOrder>(), deleted.of::<ALine>()),
+        (
+            deleted.of::<ACustomer>(),
+            deleted.of::<AOrder>(),
+            deleted.of::<ALine>()
+        ),
         (1, 2, 3)
     );
-    assert_eq!(ada.id, None, "a generated key is unset, as Django sets pk = None");
+    assert_eq!(
+        ada.id, None,
+        "a generated key is unset, as Django sets pk = None"
+    );
     // Bob's rows are untouched.
-    assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM a_customers").await, 1);
-    assert_eq!(DB::integers(&pool, "SELECT id FROM a_orders".into()).await, [3]);
-    assert_eq!(DB::integers(&pool, "SELECT id FROM a_lines".into()).await, [4]);
+    assert_eq!(
+        DB::scalar(&pool, "SELECT COUNT(*) FROM a_customers").await,
+        1
+    );
+    assert_eq!(
+        DB::integers(&pool, "SELECT id FROM a_orders".into()).await,
+        [3]
+    );
+    assert_eq!(
+        DB::integers(&pool, "SELECT id FROM a_lines".into()).await,
+        [4]
+    );
 }
 
 async fn a_filtered_delete_cascades_with_the_query_as_origin<DB: TestBackend>(pool: Pool<DB>)
@@ -203,7 +283,10 @@ where
 {
     family_a(&pool).await;
     let c = AOrder::columns();
-    let deleted = AOrder::filter(c.label.ne("o2")).delete(&pool).await.unwrap();
+    let deleted = AOrder::filter(c.label.ne("o2"))
+        .delete(&pool)
+        .await
+        .unwrap();
     let from = "from query of AOrder";
     assert_eq!(
         logged(&pool).await,
@@ -221,9 +304,15 @@ where
         ]
     );
     assert_eq!((deleted.of::<AOrder>(), deleted.of::<ALine>()), (2, 3));
-    assert_eq!(DB::integers(&pool, "SELECT id FROM a_lines".into()).await, [3]);
+    assert_eq!(
+        DB::integers(&pool, "SELECT id FROM a_lines".into()).await,
+        [3]
+    );
     // An empty selection deletes and sends nothing (Django's `(0, {})`).
-    let none = AOrder::filter(c.label.eq("none")).delete(&pool).await.unwrap();
+    let none = AOrder::filter(c.label.eq("none"))
+        .delete(&pool)
+        .await
+        .unwrap();
     assert_eq!(none.total(), 0);
     assert_eq!(none.iter().count(), 0);
 }
@@ -255,11 +344,27 @@ where
         .unwrap();
     assert_eq!(changed, 2);
     // A parent without a key has no children; a key pointing nowhere is an error.
-    let unsaved = ACustomer { id: None, name: "new".into() };
+    let unsaved = ACustomer {
+        id: None,
+        name: "new".into(),
+    };
     assert_eq!(AOrder::of(&unsaved).count(&pool).await.unwrap(), 0);
-    let dangling = AOrder { id: None, customer_id: 999, label: "x".into() };
+    let dangling = AOrder {
+        id: None,
+        customer_id: 999,
+        label: "x".into(),
+    };
     let error = dangling.customer(&pool).await.unwrap_err();
-    assert!(matches!(error, OrmError::DoesNotExist { model: "ACustomer", .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            OrmError::DoesNotExist {
+                model: "ACustomer",
+                ..
+            }
+        ),
+        "{error}"
+    );
     assert_eq!(error.to_string(), "no `ACustomer` row has the key 999");
 }
 
@@ -303,35 +408,62 @@ where
     PInvoice: signals_orm::Persist<DB>,
     POrder: signals_orm::Persist<DB>,
 {
-    let mut ada = PCustomer { id: None, name: "Ada".into() };
+    let mut ada = PCustomer {
+        id: None,
+        name: "Ada".into(),
+    };
     ada.save(&pool).await.unwrap();
-    let mut bob = PCustomer { id: None, name: "Bob".into() };
+    let mut bob = PCustomer {
+        id: None,
+        name: "Bob".into(),
+    };
     bob.save(&pool).await.unwrap();
     for customer in [ada.id, ada.id, bob.id] {
-        POrder { id: None, customer_id: customer.unwrap() }.save(&pool).await.unwrap();
+        POrder {
+            id: None,
+            customer_id: customer.unwrap(),
+        }
+        .save(&pool)
+        .await
+        .unwrap();
     }
     for _ in 0..7 {
-        PInvoice { id: None, customer_id: ada.id.unwrap() }.save(&pool).await.unwrap();
+        PInvoice {
+            id: None,
+            customer_id: ada.id.unwrap(),
+        }
+        .save(&pool)
+        .await
+        .unwrap();
     }
     let error = ada.delete(&pool).await.unwrap_err();
     let OrmError::Protected { blocking } = &error else {
         panic!("expected Protected, got {error}");
     };
     assert_eq!(blocking.len(), 1);
-    assert_eq!((blocking[0].parent, blocking[0].child, blocking[0].field), ("PCustomer", "PInvoice", "customer_id"));
+    assert_eq!(
+        (blocking[0].parent, blocking[0].child, blocking[0].field),
+        ("PCustomer", "PInvoice", "customer_id")
+    );
     assert_eq!(blocking[0].keys.len(), 7);
     assert_eq!(
         error.to_string(),
         "cannot delete: `PCustomer` rows are referred to by 7 `PInvoice` rows through `PInvoice.customer_id` (1, 2, 3, 4, 5 and 2 more), whose foreign keys are `on_delete = protect`; delete or re-point those rows first"
     );
     assert_eq!(ada.id, Some(1), "a refused delete keeps the key");
-    assert!(logged(&pool).await.is_empty(), "no signal before the refusal");
+    assert!(
+        logged(&pool).await.is_empty(),
+        "no signal before the refusal"
+    );
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM p_orders").await, 3);
     // The filtered delete refuses the same way; a customer without invoices goes.
     let c = PCustomer::columns();
     let error = PCustomer::objects().delete(&pool).await.unwrap_err();
     assert!(matches!(error, OrmError::Protected { .. }), "{error}");
-    let deleted = PCustomer::filter(c.name.eq("Bob")).delete(&pool).await.unwrap();
+    let deleted = PCustomer::filter(c.name.eq("Bob"))
+        .delete(&pool)
+        .await
+        .unwrap();
     assert_eq!((deleted.of::<PCustomer>(), deleted.of::<POrder>()), (1, 1));
     assert_eq!(logged(&pool).await, ["pre_delete POrder Some(3)"]);
 }
@@ -368,43 +500,78 @@ struct RReview {
     author_id: i64,
 }
 
-async fn a_restricted_row_refuses_unless_a_cascade_also_reaches_it<DB: TestBackend>(
-    pool: Pool<DB>,
-) where
+async fn a_restricted_row_refuses_unless_a_cascade_also_reaches_it<DB: TestBackend>(pool: Pool<DB>)
+where
     RAuthor: signals_orm::Persist<DB>,
     RBook: signals_orm::Persist<DB>,
     RReview: signals_orm::Persist<DB>,
 {
-    let mut ada = RAuthor { id: None, name: "Ada".into() };
-    let mut bob = RAuthor { id: None, name: "Bob".into() };
+    let mut ada = RAuthor {
+        id: None,
+        name: "Ada".into(),
+    };
+    let mut bob = RAuthor {
+        id: None,
+        name: "Bob".into(),
+    };
     ada.save(&pool).await.unwrap();
     bob.save(&pool).await.unwrap();
-    let mut ada_book = RBook { id: None, author_id: 1 };
+    let mut ada_book = RBook {
+        id: None,
+        author_id: 1,
+    };
     ada_book.save(&pool).await.unwrap();
-    let mut bob_book = RBook { id: None, author_id: 2 };
+    let mut bob_book = RBook {
+        id: None,
+        author_id: 2,
+    };
     bob_book.save(&pool).await.unwrap();
     // Ada reviews her own book: the review is restricted through the book but also cascades
     // from Ada, so deleting Ada deletes it (Django's rule).
-    RReview { id: None, book_id: 1, author_id: 1 }.save(&pool).await.unwrap();
+    RReview {
+        id: None,
+        book_id: 1,
+        author_id: 1,
+    }
+    .save(&pool)
+    .await
+    .unwrap();
     // Deleting the book alone is refused: the review is not reached by a cascade.
     let error = ada_book.delete(&pool).await.unwrap_err();
     let OrmError::Restricted { blocking } = &error else {
         panic!("expected Restricted, got {error}");
     };
-    assert_eq!((blocking[0].child, blocking[0].field, blocking[0].keys.len()), ("RReview", "book_id", 1));
-    assert!(error.to_string().contains("`on_delete = restrict`"), "{error}");
+    assert_eq!(
+        (blocking[0].child, blocking[0].field, blocking[0].keys.len()),
+        ("RReview", "book_id", 1)
+    );
+    assert!(
+        error.to_string().contains("`on_delete = restrict`"),
+        "{error}"
+    );
     let deleted = ada.delete(&pool).await.unwrap();
     assert_eq!(
-        (deleted.of::<RAuthor>(), deleted.of::<RBook>(), deleted.of::<RReview>()),
+        (
+            deleted.of::<RAuthor>(),
+            deleted.of::<RBook>(),
+            deleted.of::<RReview>()
+        ),
         (1, 1, 1)
     );
     // Bob reviews... Bob's book is reviewed by someone else who stays: refused.
-    let mut carol = RAuthor { id: None, name: "Carol".into() };
+    let mut carol = RAuthor {
+        id: None,
+        name: "Carol".into(),
+    };
     carol.save(&pool).await.unwrap();
-    RReview { id: None, book_id: bob_book.id.unwrap(), author_id: carol.id.unwrap() }
-        .save(&pool)
-        .await
-        .unwrap();
+    RReview {
+        id: None,
+        book_id: bob_book.id.unwrap(),
+        author_id: carol.id.unwrap(),
+    }
+    .save(&pool)
+    .await
+    .unwrap();
     let error = bob.delete(&pool).await.unwrap_err();
     assert!(matches!(error, OrmError::Restricted { .. }), "{error}");
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM r_books").await, 1);
@@ -457,30 +624,68 @@ where
     NPerson: signals_orm::Persist<DB>,
     NTicket: signals_orm::Persist<DB>,
 {
-    let mut nobody = NPerson { id: None, name: "nobody".into(), referred_by: None };
+    let mut nobody = NPerson {
+        id: None,
+        name: "nobody".into(),
+        referred_by: None,
+    };
     nobody.save(&pool).await.unwrap();
-    let mut ada = NPerson { id: None, name: "Ada".into(), referred_by: None };
+    let mut ada = NPerson {
+        id: None,
+        name: "Ada".into(),
+        referred_by: None,
+    };
     ada.save(&pool).await.unwrap();
     for name in ["Bob", "Carol"] {
-        NPerson { id: None, name: name.into(), referred_by: ada.id }.save(&pool).await.unwrap();
+        NPerson {
+            id: None,
+            name: name.into(),
+            referred_by: ada.id,
+        }
+        .save(&pool)
+        .await
+        .unwrap();
     }
     for _ in 0..2 {
-        NTicket { id: None, owner_id: ada.id.unwrap() }.save(&pool).await.unwrap();
+        NTicket {
+            id: None,
+            owner_id: ada.id.unwrap(),
+        }
+        .save(&pool)
+        .await
+        .unwrap();
     }
     let referrer = NPerson::get(&pool, &3).await.unwrap().unwrap();
-    assert_eq!(referrer.referred_by(&pool).await.unwrap().map(|p| p.name), Some("Ada".into()));
+    assert_eq!(
+        referrer.referred_by(&pool).await.unwrap().map(|p| p.name),
+        Some("Ada".into())
+    );
     assert_eq!(NPerson::of(&ada).count(&pool).await.unwrap(), 2);
     let saves_before = logged(&pool).await.len();
     let deleted = ada.delete(&pool).await.unwrap();
     assert_eq!(deleted.total(), 1, "only Ada is deleted: {deleted:?}");
-    assert_eq!(logged(&pool).await.len(), saves_before, "no save signals, as in Django");
     assert_eq!(
-        DB::scalar(&pool, "SELECT COUNT(*) FROM n_people WHERE referred_by IS NULL").await,
+        logged(&pool).await.len(),
+        saves_before,
+        "no save signals, as in Django"
+    );
+    assert_eq!(
+        DB::scalar(
+            &pool,
+            "SELECT COUNT(*) FROM n_people WHERE referred_by IS NULL"
+        )
+        .await,
         3
     );
-    assert_eq!(DB::integers(&pool, "SELECT owner_id FROM n_tickets".into()).await, [1, 1]);
+    assert_eq!(
+        DB::integers(&pool, "SELECT owner_id FROM n_tickets".into()).await,
+        [1, 1]
+    );
     let referrer = NPerson::get(&pool, &3).await.unwrap().unwrap();
-    assert_eq!(referrer.referred_by(&pool).await.unwrap().map(|p| p.id), None);
+    assert_eq!(
+        referrer.referred_by(&pool).await.unwrap().map(|p| p.id),
+        None
+    );
 }
 
 // ---- family D: do_nothing --------------------------------------------------------------------
@@ -514,22 +719,34 @@ where
 {
     let mut parent = DParent { id: None };
     parent.save(&pool).await.unwrap();
-    DChild { id: None, parent_id: 1 }.save(&pool).await.unwrap();
+    DChild {
+        id: None,
+        parent_id: 1,
+    }
+    .save(&pool)
+    .await
+    .unwrap();
     let error = parent.delete(&pool).await.unwrap_err();
-    let OrmError::Database { source: sqlx::Error::Database(db_error), .. } = &error else {
+    let OrmError::Database {
+        source: sqlx::Error::Database(db_error),
+        ..
+    } = &error
+    else {
         panic!("expected the database's error, got {error}");
     };
     assert!(db_error.is_foreign_key_violation(), "{db_error}");
-    assert!(logged(&pool).await.is_empty(), "the pre_delete's log was rolled back");
+    assert!(
+        logged(&pool).await.is_empty(),
+        "the pre_delete's log was rolled back"
+    );
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM d_parents").await, 1);
     assert_eq!(parent.id, Some(1));
 }
 
 // ---- a failing receiver in the middle of a cascade --------------------------------------------
 
-async fn a_failing_receiver_in_the_middle_undoes_the_whole_cascade<DB: TestBackend>(
-    pool: Pool<DB>,
-) where
+async fn a_failing_receiver_in_the_middle_undoes_the_whole_cascade<DB: TestBackend>(pool: Pool<DB>)
+where
     ACustomer: signals_orm::Persist<DB>,
     AOrder: signals_orm::Persist<DB>,
     ALine: signals_orm::Persist<DB>,
@@ -538,7 +755,10 @@ async fn a_failing_receiver_in_the_middle_undoes_the_whole_cascade<DB: TestBacke
     // Line 2's post_delete fails: lines are deleted by then, orders and Ada not yet.
     DB::exec(&pool, "UPDATE a_lines SET label = 'boom' WHERE id = 2").await;
     let error = ada.delete(&pool).await.unwrap_err();
-    assert!(format!("{error:#}").contains("ALine 2 refuses"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("ALine 2 refuses"),
+        "{error:#}"
+    );
     assert_eq!(ada.id, Some(1));
     assert!(logged(&pool).await.is_empty());
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM a_lines").await, 4);
@@ -546,7 +766,10 @@ async fn a_failing_receiver_in_the_middle_undoes_the_whole_cascade<DB: TestBacke
     // In a caller's transaction, the failure makes it rollback-only.
     let mut tx = signals_orm::Tx::begin(&pool).await.unwrap();
     assert!(ada.delete(&mut tx).await.is_err());
-    assert!(tx.commit().await.is_err(), "a failed cascade cannot be committed");
+    assert!(
+        tx.commit().await.is_err(),
+        "a failed cascade cannot be committed"
+    );
     assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM a_lines").await, 4);
     // Muted, the receivers are skipped and the cascade goes through.
     let deleted = Mute::new()
@@ -591,23 +814,53 @@ where
         ("a2x", Some(5)),
         ("other", None),
     ] {
-        TCategory { id: None, name: name.into(), parent_id: parent }.save(&pool).await.unwrap();
+        TCategory {
+            id: None,
+            name: name.into(),
+            parent_id: parent,
+        }
+        .save(&pool)
+        .await
+        .unwrap();
     }
     let mut root = TCategory::get(&pool, &1).await.unwrap().unwrap();
     let deleted = root.delete(&pool).await.unwrap();
     assert_eq!(deleted.of::<TCategory>(), 6);
     assert_eq!(
         logged(&pool).await,
-        ["post_delete a2x", "post_delete a2", "post_delete a1", "post_delete b", "post_delete a", "post_delete root"]
+        [
+            "post_delete a2x",
+            "post_delete a2",
+            "post_delete a1",
+            "post_delete b",
+            "post_delete a",
+            "post_delete root"
+        ]
     );
-    assert_eq!(DB::strings(&pool, "SELECT name FROM t_categories").await, ["other"]);
+    assert_eq!(
+        DB::strings(&pool, "SELECT name FROM t_categories").await,
+        ["other"]
+    );
     // A cycle (7 -> 8 -> 7) ends too.
-    TCategory { id: None, name: "c8".into(), parent_id: Some(7) }.save(&pool).await.unwrap();
+    TCategory {
+        id: None,
+        name: "c8".into(),
+        parent_id: Some(7),
+    }
+    .save(&pool)
+    .await
+    .unwrap();
     DB::exec(&pool, "UPDATE t_categories SET parent_id = 8 WHERE id = 7").await;
     let c = TCategory::columns();
-    let deleted = TCategory::filter(c.name.eq("other")).delete(&pool).await.unwrap();
+    let deleted = TCategory::filter(c.name.eq("other"))
+        .delete(&pool)
+        .await
+        .unwrap();
     assert_eq!(deleted.of::<TCategory>(), 2);
-    assert_eq!(DB::scalar(&pool, "SELECT COUNT(*) FROM t_categories").await, 0);
+    assert_eq!(
+        DB::scalar(&pool, "SELECT COUNT(*) FROM t_categories").await,
+        0
+    );
 }
 
 // ---- family B: many dependents -------------------------------------------------------------
@@ -659,14 +912,18 @@ async fn ten_thousand_dependents_take_one_query_per_relation_and_level<DB: TestB
     DB::run(&pool, values).await;
     let mut values = String::from("INSERT INTO b_grandchildren (child_id) VALUES (1)");
     for child in 2..=10_000 {
-        values.push_str(&format!(", ({child})"));
+        let _ = write!(values, ", ({child})");
     }
     DB::run(&pool, values).await;
     let mut parent = BParent::get(&pool, &1).await.unwrap().unwrap();
     let (deleted, ran) = statements::of(parent.delete(&pool)).await;
     let deleted = deleted.unwrap();
     assert_eq!(
-        (deleted.of::<BParent>(), deleted.of::<BChild>(), deleted.of::<BGrandchild>()),
+        (
+            deleted.of::<BParent>(),
+            deleted.of::<BChild>(),
+            deleted.of::<BGrandchild>()
+        ),
         (1, 10_000, 10_000)
     );
     // One SELECT of the children (pre_delete needs them whole), none of the grandchildren

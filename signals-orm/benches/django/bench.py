@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Django's side of the signals benchmark: workloads 2-5 and 7 on SQLite and PostgreSQL.
+"""Django's side of the signals benchmark: workloads 2-5, 7 and 8 on SQLite and PostgreSQL.
 
 Finds the newest Python it can (``DJANGO_BENCH_PYTHON`` if set; otherwise the newest of
 ``python3.14``, ``python3.13``, ``python3.12`` on ``PATH`` or under ``$PYENV_ROOT/versions/*/bin``
@@ -21,7 +21,8 @@ The SQLite backends use ``transaction_mode = "IMMEDIATE"``, so ``atomic()`` issu
 ``BEGIN IMMEDIATE`` as the Rust ORM does. Tables come from ``benches/schema.sql``, the Rust
 side's schema, with the Rust side's key type for ``{serial}``. Receivers are the Rust side's: a
 no-op ``post_save``, a ``post_save`` creating a Profile, a ``pre_save`` capitalizing the name, a
-no-op ``post_delete``, a no-op ``m2m_changed`` (workload 5 runs without it, too).
+no-op ``post_delete``, a no-op ``m2m_changed`` (workload 5 runs without it, too), and a no-op
+``post_delete`` of ``Child`` (workload 8).
 
 Workloads (keys of the result): ``save-<receivers>`` (2: the saves inside one
 ``transaction.atomic()``), ``autocommit-<receivers>`` (3: each ``save()`` outside any atomic
@@ -38,7 +39,11 @@ signals, with the no-op receiver connected (``post_save`` for the first three: a
 loop over the new instances, a ``save(update_fields=["name"])`` loop over the loaded ones, and
 the same loop over the filtered ``QuerySet``, read inside the timed part; ``post_delete`` for
 ``QuerySet.delete``, which then collects the rows and sends ``pre_delete`` and ``post_delete``
-for each).
+for each); ``cascade-delete`` (8: ``--parents`` parents with ``--children`` children each,
+``Child.parent`` a ``ForeignKey(on_delete=CASCADE)``, a no-op ``post_delete`` receiver of
+``Child`` connected: ``Parent.objects.filter(name__startswith="parent ").delete()`` of every
+parent inside one ``atomic()``, which collects the children and sends their signals).
+``--workloads`` (comma-separated keys) runs only those, ``--backends`` only those backends.
 
 Prints one JSON line on stdout: ``{"django": version, "python": version, "python_executable":
 path, "psycopg": version or null, "sqlite": Python's SQLite version, "postgres": server version
@@ -72,7 +77,7 @@ SERIAL = {
 }
 # Interpreters tried, newest first, when `DJANGO_BENCH_PYTHON` is not set.
 PREFERRED = ("python3.14", "python3.13", "python3.12")
-PG_TABLES = "users, profiles, posts, tags, post_tags"
+PG_TABLES = "users, profiles, posts, tags, post_tags, parents, children"
 # Rows per UPDATE of workload 7's `bulk_update`: the Rust ORM's statement size. Django's default
 # batch is every row on PostgreSQL (client-side binding sets no parameter limit) and 10,922 rows
 # on SQLite (32,766 parameters, 3 a row); each batch is one `CASE` that the database tries
@@ -96,6 +101,10 @@ def arguments():
     parser.add_argument("--saves", type=int, default=20_000)
     parser.add_argument("--posts", type=int, default=5_000)
     parser.add_argument("--tags", type=int, default=5)
+    parser.add_argument("--parents", type=int, default=1_000, help="parents of workload 8")
+    parser.add_argument(
+        "--children", type=int, default=10, help="children of each parent of workload 8"
+    )
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument(
         "--autocommit-reps", type=int, default=3, help="repetitions of workload 3"
@@ -108,6 +117,9 @@ def arguments():
         "--backends",
         default=",".join(BACKENDS),
         help="comma-separated subset of " + ", ".join(BACKENDS),
+    )
+    parser.add_argument(
+        "--workloads", default="", help="comma-separated keys of the workloads to run (all if empty)"
     )
     parser.add_argument("--child", choices=BACKENDS, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -327,12 +339,21 @@ def bulk_insert(table, column, prefix, count):
     )
 
 
+def insert_children(per_parent):
+    """The Rust side's setup statement of workload 8: `per_parent` children of each parent."""
+    return (
+        f"WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {per_parent}) "
+        "INSERT INTO children (parent_id, label) SELECT parents.id, 'child ' || n.x "
+        "FROM parents, n ORDER BY parents.id, n.x"
+    )
+
+
 def run_backend(args):
     configure(args)
     from django.db import connection, transaction
     from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
-    from djbench.models import Post, Profile, Tag, User
+    from djbench.models import Child, Parent, Post, Profile, Tag, User
 
     postgres = args.child == "postgres"
     schema = SCHEMA.read_text().replace(
@@ -377,7 +398,8 @@ def run_backend(args):
         raw.executescript(
             "DROP TABLE IF EXISTS post_tags; DROP TABLE IF EXISTS posts; "
             "DROP TABLE IF EXISTS tags; DROP TABLE IF EXISTS profiles; "
-            "DROP TABLE IF EXISTS users;"
+            "DROP TABLE IF EXISTS users; DROP TABLE IF EXISTS children; "
+            "DROP TABLE IF EXISTS parents;"
         )
         raw.executescript(schema)
 
@@ -421,8 +443,11 @@ def run_backend(args):
             User(name=f"user {i}").save()
 
     results = {}
+    wanted = {key for key in args.workloads.split(",") if key}
 
     def measure(key, prepare, work, check, reps):
+        if wanted and key not in wanted:
+            return
         runs = []
         for _ in range(reps):
             fresh()
@@ -433,7 +458,12 @@ def run_backend(args):
             del prepared
             check()
         results[key] = runs
-        ops = args.posts if key.startswith("m2m-add") else args.saves
+        if key.startswith("m2m-add"):
+            ops = args.posts
+        elif key == "cascade-delete":
+            ops = args.parents * (1 + args.children)
+        else:
+            ops = args.saves
         median = sorted(runs)[len(runs) // 2]
         log(f"  django {args.child:<14} {key:<22} {ops / median:>10,.0f} ops/s")
 
@@ -575,6 +605,26 @@ def run_backend(args):
         signal.connect(receiver, sender=User)
         measure(f"set-{write}-signals", prepare, signalled, check, args.reps)
         signal.disconnect(receiver, sender=User)
+
+    # Workload 8: a filtered delete of every parent, cascading to its children, with a no-op
+    # post_delete receiver of Child (so Django reads the children and sends their signals instead
+    # of its fast path of one DELETE per batch of parents).
+    def family():
+        setup_sql(bulk_insert("parents", "name", "parent", args.parents))
+        setup_sql(insert_children(args.children))
+
+    def cascade(_):
+        with transaction.atomic():
+            deleted, _ = Parent.objects.filter(name__startswith="parent ").delete()
+        assert deleted == args.parents * (1 + args.children), deleted
+
+    def cascaded():
+        assert count("parents") == 0
+        assert count("children") == 0
+
+    post_delete.connect(noop_post_delete, sender=Child)
+    measure("cascade-delete", family, cascade, cascaded, args.reps)
+    post_delete.disconnect(noop_post_delete, sender=Child)
 
     out = {"results": results}
     if postgres:

@@ -1,4 +1,4 @@
-//! Workload 6: Django's numbers for workloads 2-5 and 7 on every backend, from
+//! Workload 6: Django's numbers for workloads 2-5, 7 and 8 on every backend, from
 //! `benches/django/bench.py`, which finds the newest Python it can, installs Django's current
 //! release (and psycopg 3) in a virtual environment of its own, and prints its results as JSON.
 
@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use crate::Config;
-use crate::workloads::{Case, bench_dir, median};
+use crate::workloads::{Case, bench_dir, median, selected};
+
+/// `bench.py`'s backends, by the keys the Rust side gives them.
+const BACKENDS: [&str; 3] = ["sqlite-memory", "sqlite-file", "postgres"];
 
 /// What the Django script measured, or why there is nothing.
 #[derive(Debug, Default)]
@@ -64,17 +67,52 @@ pub fn key(case: Case) -> Option<String> {
     }
 }
 
+/// The backends and Django's workload keys a narrowed run (`SIGNALS_BENCH_ONLY`) selects, or
+/// `None` for every workload on every backend.
+fn selection(config: &Config) -> Option<(Vec<&'static str>, Vec<String>)> {
+    config.only.as_ref()?;
+    let mut backends = Vec::new();
+    let mut keys = Vec::new();
+    for backend in BACKENDS {
+        for case in Case::all() {
+            let Some(key) = key(case) else { continue };
+            if !selected(config, &format!("{backend}: {}", case.label(config))) {
+                continue;
+            }
+            if !backends.contains(&backend) {
+                backends.push(backend);
+            }
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    Some((backends, keys))
+}
+
 /// Runs `bench.py` with `python`; an error if there is no such program.
-fn launch(python: &str, config: &Config) -> std::io::Result<Output> {
+fn launch(
+    python: &str,
+    config: &Config,
+    selection: Option<&(Vec<&str>, Vec<String>)>,
+) -> std::io::Result<Output> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("django-venv");
     let dir = bench_dir();
     let _ = std::fs::create_dir_all(&dir);
-    Command::new(python)
-        .arg(manifest.join("benches/django/bench.py"))
+    let mut command = Command::new(python);
+    command.arg(manifest.join("benches/django/bench.py"));
+    if let Some((backends, keys)) = selection {
+        command
+            .args(["--backends", &backends.join(",")])
+            .args(["--workloads", &keys.join(",")]);
+    }
+    command
         .args(["--saves", &config.saves.to_string()])
         .args(["--posts", &config.posts.to_string()])
         .args(["--tags", &config.tags.to_string()])
+        .args(["--parents", &config.parents.to_string()])
+        .args(["--children", &config.children.to_string()])
         .args(["--reps", &config.reps.to_string()])
         .args(["--autocommit-reps", &config.tx_each_reps.to_string()])
         .arg("--dir")
@@ -90,8 +128,16 @@ fn launch(python: &str, config: &Config) -> std::io::Result<Output> {
 ///
 /// The script is started with `DJANGO_BENCH_PYTHON` if set, else `python3` (or `python`); it
 /// then picks the newest interpreter it finds for Django's virtual environment itself.
-/// `DATABASE_URL` passes through, so Django measures the same PostgreSQL server.
+/// `DATABASE_URL` passes through, so Django measures the same PostgreSQL server. A narrowed run
+/// (`SIGNALS_BENCH_ONLY`) has Django run only the workloads and backends it selects.
 pub fn run(config: &Config) -> Django {
+    let selection = selection(config);
+    if selection
+        .as_ref()
+        .is_some_and(|(backends, keys)| backends.is_empty() || keys.is_empty())
+    {
+        return Django::skipped("SIGNALS_BENCH_ONLY selects no workload Django runs");
+    }
     let starters = match std::env::var("DJANGO_BENCH_PYTHON") {
         Ok(python) if !python.is_empty() => vec![python],
         _ => vec!["python3".to_owned(), "python".to_owned()],
@@ -99,7 +145,7 @@ pub fn run(config: &Config) -> Django {
     let mut failure = None;
     let mut output = None;
     for python in &starters {
-        match launch(python, config) {
+        match launch(python, config, selection.as_ref()) {
             Ok(out) => {
                 output = Some(out);
                 break;

@@ -14,11 +14,13 @@
 //! - `SIGNALS_BENCH_QUICK=1` divides the counts by 10 (a quick look, not the documented
 //!   numbers); `SIGNALS_BENCH_REPS=N` sets the repetitions (default 5, and 3 for workload 3;
 //!   medians are reported); `SIGNALS_BENCH_SAVES` (also the rows of each set-based write of
-//!   workload 7) and `SIGNALS_BENCH_POSTS` set the counts. Workload 7's peak-heap delete
-//!   removes 1,000,000 rows (100,000 in QUICK mode, none in the smoke test).
+//!   workload 7), `SIGNALS_BENCH_POSTS` and `SIGNALS_BENCH_PARENTS` (workload 8's parents,
+//!   1,000, each with 10 children) set the counts. Workload 7's peak-heap delete removes
+//!   1,000,000 rows (100,000 in QUICK mode, none in the smoke test).
 //! - `SIGNALS_BENCH_ONLY=text` runs only the database workloads whose `backend: workload`
-//!   contains `text` (no dispatch, no Django), `SIGNALS_BENCH_ONLY=dispatch` only workload 1;
-//!   `SIGNALS_BENCH_DJANGO=0` skips Django;
+//!   contains `text` (no dispatch, and no Django unless `SIGNALS_BENCH_DJANGO=1`: then Django
+//!   runs the same workloads on the same backends), `SIGNALS_BENCH_ONLY=dispatch` only
+//!   workload 1; `SIGNALS_BENCH_DJANGO=0` skips Django;
 //!   `SIGNALS_BENCH_PIN=0` leaves the process unpinned (see `pin`).
 //! - `DJANGO_BENCH_PYTHON` names the interpreter for Django's virtual environment; unset,
 //!   `benches/django/bench.py` (started with `python3`) takes the newest working one of
@@ -79,6 +81,10 @@ pub struct Config {
     pub posts: usize,
     /// Tags added to each post.
     pub tags: usize,
+    /// Parents of workload 8 (the cascading delete).
+    pub parents: usize,
+    /// Children of each parent of workload 8.
+    pub children: usize,
     /// Repetitions of each database measurement; the median is reported.
     pub reps: usize,
     /// Repetitions of workload 3 (a commit per save, the slowest by far).
@@ -106,10 +112,14 @@ impl Config {
             .ok()
             .and_then(|v| v.parse().ok())
             .filter(|&n| n > 0);
-        let django = std::env::var("SIGNALS_BENCH_DJANGO").map_or(true, |v| v != "0");
         let only = std::env::var("SIGNALS_BENCH_ONLY")
             .ok()
             .filter(|v| !v.is_empty());
+        // Django runs by default, but in a narrowed run only when asked for.
+        let django = match std::env::var("SIGNALS_BENCH_DJANGO") {
+            Ok(v) if !v.is_empty() => v != "0",
+            _ => only.is_none(),
+        };
         let count = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
         if smoke {
             Config {
@@ -117,6 +127,8 @@ impl Config {
                 heap_delete_rows: 0,
                 posts: 10,
                 tags: 5,
+                parents: 10,
+                children: 10,
                 reps: 1,
                 tx_each_reps: 1,
                 dispatch_reps: 1,
@@ -133,13 +145,15 @@ impl Config {
                 heap_delete_rows: 1_000_000 / divisor,
                 posts: count("SIGNALS_BENCH_POSTS").unwrap_or(5_000 / divisor),
                 tags: 5,
+                parents: count("SIGNALS_BENCH_PARENTS").unwrap_or(1_000 / divisor),
+                children: 10,
                 reps: reps.unwrap_or(if quick { 3 } else { 5 }),
                 tx_each_reps: reps.unwrap_or(3),
                 dispatch_reps: 200 / divisor,
                 dispatch_iters: 10_000,
                 smoke,
                 quick,
-                django: django && only.is_none(),
+                django,
                 only,
             }
         }
@@ -483,6 +497,8 @@ fn report(
             saves: config.saves,
             posts: config.posts,
             tags: config.tags,
+            parents: config.parents,
+            children: config.children,
             reps: config.reps,
             tx_each_reps: config.tx_each_reps,
             dispatch_reps: config.dispatch_reps,
@@ -504,16 +520,24 @@ fn main() {
         return;
     }
     let config = Config::from_env();
+    if std::env::var("SIGNALS_BENCH_PROBE").is_ok() {
+        let _ = pin();
+        workloads::probe_cascade(&config);
+        return;
+    }
     let started = std::time::Instant::now();
     // Cores counted before pinning: the process sees one after.
     let mut machine = machine(None);
     let pinned = pin();
     machine.pinned_core = pinned;
     eprintln!(
-        "signals performance: {} saves, {} posts x {} tags, {} repetitions{}{}; {} cores, {}",
+        "signals performance: {} saves, {} posts x {} tags, {} parents x {} children, {} \
+         repetitions{}{}; {} cores, {}",
         config.saves,
         config.posts,
         config.tags,
+        config.parents,
+        config.children,
         config.reps,
         if config.quick { " (QUICK)" } else { "" },
         if config.smoke { " (smoke test)" } else { "" },
@@ -554,7 +578,8 @@ fn main() {
         django::Django::skipped(if config.smoke {
             "smoke test"
         } else if config.only.is_some() {
-            "SIGNALS_BENCH_ONLY is set"
+            "SIGNALS_BENCH_ONLY is set (SIGNALS_BENCH_DJANGO=1 runs Django's side of the \
+             workloads it selects)"
         } else {
             "SIGNALS_BENCH_DJANGO=0"
         })

@@ -14,6 +14,10 @@
 //! `bulk_insert`, `bulk_update` and filtered `update` rows with a receiver), `User` (its one
 //! no-op `post_delete`: the filtered `delete` row with a receiver) and `PreDeleteUser` (one no-op
 //! `pre_delete`: the peak heap of a large filtered delete).
+//!
+//! Workload 8 (cascading delete) has `Parent` (no receiver) and `Child`, whose foreign key to
+//! `Parent` cascades and whose `post_delete` has one no-op receiver: the only relation of the
+//! binary, so no other workload's delete goes through the collector.
 
 use std::hint::black_box;
 
@@ -116,6 +120,28 @@ signals_orm::many_to_many! {
     pub struct QuietPostTags(Post => "post_id", Tag => "tag_id") in "post_tags";
 }
 
+/// A parent of workload 8; nothing listens to its signals.
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "parents")]
+pub struct Parent {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+/// A child of workload 8: deleted with its parent (Django's `on_delete=CASCADE`), one no-op
+/// `post_delete` receiver. The raw side decodes the rows its `DELETE .. RETURNING` returns into
+/// it, as sqlx's `FromRow`.
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "children")]
+pub struct Child {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    #[model(foreign_key = Parent, on_delete = cascade)]
+    pub parent_id: i64,
+    pub label: String,
+}
+
 /// The user types of workloads 2 and 7, built the same way.
 pub trait NewUser: Model + Send + Sync {
     /// An unsaved user.
@@ -193,6 +219,11 @@ fn capitalize_name(ev: PreSave<'_, CapitalizedUser>) {
 
 #[receiver(post_delete, sender = User)]
 fn noop_post_delete(ev: PostDelete<'_, User>) {
+    black_box(ev.instance.id);
+}
+
+#[receiver(post_delete, sender = Child)]
+fn noop_child_post_delete(ev: PostDelete<'_, Child>) {
     black_box(ev.instance.id);
 }
 

@@ -30,6 +30,14 @@ const MIN_SET_RATIO_HEARD: f64 = 0.8;
 const MIN_SET_OVER_DJANGO_SQLITE: f64 = 10.0;
 /// The same, on PostgreSQL.
 const MIN_SET_OVER_DJANGO_POSTGRES: f64 = 3.0;
+/// Workload 8 (cascading delete): the lowest throughput ratio to raw sqlx (a hand-written
+/// program deleting the same rows and decoding the children it deletes).
+const MIN_CASCADE_RATIO: f64 = 0.8;
+/// Workload 8: the lowest throughput ratio to Django's `QuerySet.delete` (CASCADE, a
+/// `post_delete` receiver on the child), on SQLite.
+const MIN_CASCADE_OVER_DJANGO_SQLITE: f64 = 10.0;
+/// The same, on PostgreSQL.
+const MIN_CASCADE_OVER_DJANGO_POSTGRES: f64 = 3.0;
 
 /// The version of the JSON layout below; raised when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -117,6 +125,12 @@ pub struct Counts {
     pub posts: usize,
     /// Tags added to each post.
     pub tags: usize,
+    /// Parents of workload 8 (0 in results from before it).
+    #[serde(default)]
+    pub parents: usize,
+    /// Children of each parent of workload 8.
+    #[serde(default)]
+    pub children: usize,
     /// Repetitions of each database measurement (medians reported).
     pub reps: usize,
     /// Repetitions of workload 3.
@@ -130,7 +144,7 @@ pub struct Counts {
 /// One row of the table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportRow {
-    /// The workload's number (1 dispatch, 2-5 and 7 the ORM workloads).
+    /// The workload's number (1 dispatch, 2-5, 7 and 8 the ORM workloads).
     pub section: u32,
     /// What it does, as the table says after the number.
     pub workload: String,
@@ -260,6 +274,7 @@ impl Measured<'_> {
             let mut targets = dispatch_targets(self.dispatch);
             targets.extend(orm_targets(self.config, self.orm));
             targets.extend(set_based_targets(self.config, self.orm, self.django));
+            targets.extend(cascade_targets(self.config, self.orm, self.django));
             targets
         };
         (rows, notes, targets)
@@ -531,7 +546,7 @@ fn orm_targets(config: &Config, orm: &OrmResults) -> Vec<Verdict> {
     let ratios: Vec<(f64, &Row)> = orm
         .rows
         .iter()
-        .filter(|row| !row.case.is_set_based())
+        .filter(|row| (2..=5).contains(&row.case.section()))
         .map(|row| (row.raw.median_secs() / row.ours.median_secs(), row))
         .collect();
     let mut out = Vec::new();
@@ -707,6 +722,87 @@ fn set_based_targets(config: &Config, orm: &OrmResults, django: &Django) -> Vec<
     out
 }
 
+/// Workload 8's targets: against raw sqlx, and against Django's `QuerySet.delete` with
+/// `on_delete=CASCADE` and a `post_delete` receiver on the child.
+fn cascade_targets(config: &Config, orm: &OrmResults, django: &Django) -> Vec<Verdict> {
+    let rows: Vec<&Row> = orm
+        .rows
+        .iter()
+        .filter(|row| row.case == Case::Cascade)
+        .collect();
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let ratios: Vec<(f64, &Row)> = rows
+        .iter()
+        .map(|&row| (row.raw.median_secs() / row.ours.median_secs(), row))
+        .collect();
+    let below: Vec<(f64, &Row)> = ratios
+        .iter()
+        .copied()
+        .filter(|(r, _)| *r < MIN_CASCADE_RATIO)
+        .collect();
+    out.push(verdict(
+        below.is_empty(),
+        format!(
+            "workload 8 (cascading delete, a no-op post_delete on the child) reaches at least \
+             {MIN_CASCADE_RATIO} of raw sqlx's throughput (raw sqlx: the children deleted by a \
+             subquery on the parents' condition, returned and decoded, then the parents, in one \
+             transaction): lowest ratio {}{}.",
+            lowest(&ratios),
+            if below.is_empty() {
+                String::new()
+            } else {
+                format!("; below: {}", listed(config, &below))
+            }
+        ),
+    ));
+    let mut sqlite = Vec::new();
+    let mut postgres = Vec::new();
+    for &row in &rows {
+        let Some(django_secs) = django.median_secs(row.backend, row.case) else {
+            continue;
+        };
+        let ratio = django_secs / row.ours.median_secs();
+        if row.backend == "postgres" {
+            postgres.push((ratio, row));
+        } else {
+            sqlite.push((ratio, row));
+        }
+    }
+    if !sqlite.is_empty() || !postgres.is_empty() {
+        let below: Vec<(f64, &Row)> = sqlite
+            .iter()
+            .copied()
+            .filter(|(r, _)| *r < MIN_CASCADE_OVER_DJANGO_SQLITE)
+            .chain(
+                postgres
+                    .iter()
+                    .copied()
+                    .filter(|(r, _)| *r < MIN_CASCADE_OVER_DJANGO_POSTGRES),
+            )
+            .collect();
+        out.push(verdict(
+            below.is_empty(),
+            format!(
+                "workload 8 is at least {MIN_CASCADE_OVER_DJANGO_SQLITE}x Django's \
+                 `QuerySet.delete` (`on_delete=CASCADE`, a `post_delete` receiver on the child) \
+                 on SQLite and {MIN_CASCADE_OVER_DJANGO_POSTGRES}x on PostgreSQL: lowest {} on \
+                 SQLite, {} on PostgreSQL{}.",
+                lowest(&sqlite),
+                lowest(&postgres),
+                if below.is_empty() {
+                    String::new()
+                } else {
+                    format!("; below: {}", listed(config, &below))
+                }
+            ),
+        ));
+    }
+    out
+}
+
 // ---- Markdown, from the report alone ---------------------------------------------------------
 
 fn ns(value: f64) -> String {
@@ -826,6 +922,26 @@ fn versions(out: &mut String, report: &Report) {
     );
 }
 
+/// What the table's columns mean, printed under it.
+const LEGEND: &str = "\
+    ours = through signals-orm with the receivers named; raw sqlx = the same SQL text in the \
+    same transaction shape, in the same process; Django = the same workload through Django's \
+    ORM on the same backend (workload 3: Django's autocommit, `save()` outside any atomic \
+    block); workload 7: raw sqlx = the statements the ORM runs for that row (without receivers \
+    what a sqlx user writes; with one, in a transaction and with the `RETURNING` its receivers \
+    need, the rows fetched), and Django = the path the row names, inside \
+    `transaction.atomic()` (its bulk or QuerySet call for the rows without receivers, its \
+    signalled path for the rows with one); its peak-heap row compares the ORM's chunked delete \
+    with raw sqlx's single `DELETE .. WHERE`, which holds no rows; workload 8: rows deleted \
+    (parents and children), raw sqlx = what a hand-written program runs, one transaction of a \
+    `DELETE` of the children by a subquery on the parents' condition `RETURNING` them, decoded \
+    into a `FromRow` struct, and a `DELETE` of the parents, and Django = `QuerySet.delete()` \
+    of the parents (`on_delete=CASCADE`, a `post_delete` receiver on the child) inside \
+    `transaction.atomic()`; dispatch rows compare with calling the receiver functions \
+    directly; peak heap is the process's heap peak during the run, and in parentheses how far \
+    it rose above the heap at the run's start. ours/raw and ours/Django divide the cells as \
+    shown: for rates higher is better, for ns and KiB lower is better.";
+
 /// The results as Markdown, from the report alone: the run, the table, the notes and the
 /// verdicts. The terminal shows it under a heading; `docs/performance.md` between its markers.
 pub fn render(report: &Report) -> String {
@@ -834,8 +950,8 @@ pub fn render(report: &Report) -> String {
     let c = &report.counts;
     let _ = writeln!(
         out,
-        "Machine: {} cores, {}, {} {}; {}. Counts: {} saves/deletes, {} posts x {} tags; medians \
-         of {} repetitions ({} for workload 3){}{}.\n",
+        "Machine: {} cores, {}, {} {}; {}. Counts: {} saves/deletes, {} posts x {} tags{}; \
+         medians of {} repetitions ({} for workload 3){}{}.\n",
         m.cores,
         m.cpu,
         m.os,
@@ -847,6 +963,11 @@ pub fn render(report: &Report) -> String {
         count(c.saves),
         count(c.posts),
         c.tags,
+        if c.parents > 0 {
+            format!(", {} parents x {} children", count(c.parents), c.children)
+        } else {
+            String::new()
+        },
         c.reps,
         c.tx_each_reps,
         match report.mode.as_str() {
@@ -892,22 +1013,7 @@ pub fn render(report: &Report) -> String {
             ],
         );
     }
-    let _ = writeln!(
-        out,
-        "\nours = through signals-orm with the receivers named; raw sqlx = the same SQL text in \
-         the same transaction shape, in the same process; Django = the same workload through \
-         Django's ORM on the same backend (workload 3: Django's autocommit, `save()` outside any \
-         atomic block); workload 7: raw sqlx = the statements the ORM runs for that row (without \
-         receivers what a sqlx user writes; with one, in a transaction and with the `RETURNING` \
-         its receivers need, the rows fetched), and Django = the path the row names, inside \
-         `transaction.atomic()` (its bulk or QuerySet call for the rows without receivers, its \
-         signalled path for the rows with one); its peak-heap row compares the ORM's chunked \
-         delete with raw sqlx's single `DELETE .. WHERE`, which holds no rows; dispatch rows \
-         compare with calling the receiver functions directly; peak heap is the process's heap \
-         peak during the run, and in parentheses how far it rose above the heap at the run's \
-         start. ours/raw and ours/Django divide the cells as shown: for rates higher is better, \
-         for ns and KiB lower is better."
-    );
+    let _ = writeln!(out, "\n{LEGEND}");
     for note in &report.notes {
         let _ = writeln!(out, "{note}.");
     }

@@ -1,6 +1,7 @@
-//! Workloads 2-5 and 7: ORM writes that send signals against raw sqlx running the same SQL
-//! text in the same transaction shape, on each backend, in the same process and run; and
-//! workload 7's peak heap of a large filtered delete.
+//! Workloads 2-5, 7 and 8: ORM writes that send signals against raw sqlx running the same SQL
+//! text in the same transaction shape (workload 8: what a hand-written sqlx program runs for the
+//! same job), on each backend, in the same process and run; and workload 7's peak heap of a
+//! large filtered delete.
 //!
 //! Each repetition measures both sides, alternating which goes first, each on a fresh database
 //! (a new in-memory database, a new WAL file, or truncated PostgreSQL tables) prepared outside
@@ -15,6 +16,15 @@
 //! rows. So both rows of a write have the same raw side. The ORM builds these texts per call and
 //! does not expose them: the smoke test checks them against the statements sqlx reports
 //! ([`check_statements`]).
+//!
+//! Workload 8 (cascading delete) deletes every parent of `parents`, each with its children in
+//! `children`, by a condition on the parents (`"name" LIKE 'parent %'`): the ORM's
+//! `Parent::filter(..).delete(..)`, which cascades to the children and sends each child's
+//! `post_delete` (one no-op receiver), against what a sqlx user writes for the same job and
+//! the same rows to act on: in one transaction, `DELETE FROM "children" WHERE "parent_id" IN
+//! (SELECT "id" FROM "parents" WHERE ..) RETURNING ..` decoded into `Child`, then `DELETE FROM
+//! "parents" WHERE ..`. The ORM runs three statements for it (the parents' keys, the children by
+//! those keys, the parents by those keys), which the smoke test checks too.
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
@@ -30,8 +40,8 @@ use sqlx::{AssertSqlSafe, Executor as _, PgPool, Pool, Postgres, Row as _, Sqlit
 
 use crate::Config;
 use crate::models::{
-    CapitalizedUser, NewUser, NoopUser, PlainUser, Post, PostTags, PreDeleteUser, Profile,
-    ProfiledUser, QuietPostTags, User, capitalize,
+    CapitalizedUser, Child, NewUser, NoopUser, Parent, PlainUser, Post, PostTags, PreDeleteUser,
+    Profile, ProfiledUser, QuietPostTags, User, capitalize,
 };
 
 /// The benchmark's tables (shared with Django).
@@ -44,6 +54,8 @@ const INSERT_PROFILE: &str =
 const DELETE_USER: &str = r#"DELETE FROM "users" WHERE "id" = $1"#;
 /// The value workload 7's filtered update assigns.
 const RENAMED: &str = "renamed";
+/// Workload 8's condition on the parents (`"name" LIKE ..`): every parent's name matches it.
+const PARENTS_MATCHING: &str = "parent %";
 
 /// The most rows of one `bulk_update` statement: the ORM's (`CASE` costs each row a test of
 /// every `WHEN` before its own, so larger statements cost more per row).
@@ -207,6 +219,9 @@ pub enum Case {
     /// Workload 7: a set-based write given the pool, without receivers (`false`) or with one
     /// no-op `post_save` (`post_delete` for the delete).
     SetBased(SetWrite, bool),
+    /// Workload 8: a filtered delete of every parent, given the pool, cascading to their
+    /// children, whose `post_delete` has one no-op receiver.
+    Cascade,
 }
 
 /// Which `m2m_changed` receivers workload 5 runs with (one relation type each).
@@ -219,7 +234,8 @@ pub enum M2mReceivers {
 }
 
 impl Case {
-    fn all() -> Vec<Case> {
+    /// Every workload, in the table's order.
+    pub fn all() -> Vec<Case> {
         let mut cases: Vec<Case> = Receivers::ALL.into_iter().map(Case::OneTx).collect();
         cases.extend(Receivers::ALL.into_iter().map(Case::TxPerSave));
         cases.extend([
@@ -230,12 +246,20 @@ impl Case {
         for write in SetWrite::ALL {
             cases.extend([Case::SetBased(write, false), Case::SetBased(write, true)]);
         }
+        cases.push(Case::Cascade);
         cases
     }
 
-    /// Whether it is workload 7.
-    pub fn is_set_based(self) -> bool {
-        matches!(self, Case::SetBased(..))
+    /// The workload's number.
+    pub fn section(self) -> u32 {
+        match self {
+            Case::OneTx(_) => 2,
+            Case::TxPerSave(_) => 3,
+            Case::Deletes => 4,
+            Case::M2mAdd(_) => 5,
+            Case::SetBased(..) => 7,
+            Case::Cascade => 8,
+        }
     }
 
     /// The workload's number and description.
@@ -287,6 +311,12 @@ impl Case {
                     format!("7. {what}: no receivers (vs Django {django_quiet})")
                 }
             }
+            Case::Cascade => format!(
+                "8. cascading delete of {} parents x {} children: no-op post_delete on the child \
+                 (vs Django QuerySet.delete, CASCADE)",
+                count(config.parents),
+                config.children
+            ),
         }
     }
 
@@ -303,16 +333,19 @@ impl Case {
                 write.key(),
                 if heard { "signals" } else { "none" }
             )),
+            Case::Cascade => Some("cascade-delete".to_owned()),
         }
     }
 
-    /// Operations per run: saves, deletes, or `add` calls.
+    /// Operations per run: saves, deletes, `add` calls, or rows deleted (workload 8: the
+    /// parents and their children).
     pub fn ops(self, config: &Config) -> usize {
         match self {
             Case::OneTx(_) | Case::TxPerSave(_) | Case::Deletes | Case::SetBased(..) => {
                 config.saves
             }
             Case::M2mAdd(_) => config.posts,
+            Case::Cascade => config.parents * (1 + config.children),
         }
     }
 
@@ -322,7 +355,7 @@ impl Case {
             Case::OneTx(_) | Case::TxPerSave(_) => "saves/s",
             Case::Deletes => "deletes/s",
             Case::M2mAdd(_) => "adds/s",
-            Case::SetBased(..) => "rows/s",
+            Case::SetBased(..) | Case::Cascade => "rows/s",
         }
     }
 }
@@ -470,7 +503,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Whether `SIGNALS_BENCH_ONLY` lets the workload named `name` run.
-fn selected(config: &Config, name: &str) -> bool {
+pub fn selected(config: &Config, name: &str) -> bool {
     config
         .only
         .as_ref()
@@ -651,7 +684,9 @@ impl Source<Postgres> for Pg {
     async fn fresh(&mut self) -> PgPool {
         Postgres::exec(
             &self.pool,
-            "TRUNCATE users, profiles, posts, tags, post_tags RESTART IDENTITY CASCADE".to_owned(),
+            "TRUNCATE users, profiles, posts, tags, post_tags, parents, children RESTART IDENTITY \
+             CASCADE"
+                .to_owned(),
         )
         .await;
         self.pool.clone()
@@ -672,6 +707,11 @@ trait BenchDb: Backend {
     const UPDATE_ALL: &'static str;
     /// Workload 7's filtered delete nobody hears, as `Query::delete` runs it.
     const DELETE_ALL: &'static str;
+    /// Workload 8's raw side, first statement: the children of the parents whose name is like
+    /// the pattern bound, deleted and returned whole.
+    const DELETE_CHILDREN: &'static str;
+    /// Workload 8's raw side, second statement: the parents whose name is like the pattern.
+    const DELETE_PARENTS: &'static str;
 
     fn schema() -> String {
         SCHEMA.replace("{serial}", Self::SERIAL)
@@ -719,6 +759,14 @@ trait BenchDb: Backend {
         conn: &mut Self::Connection,
         rows: usize,
     ) -> Result<Vec<User>, sqlx::Error>;
+    /// Workload 8: [`Self::DELETE_CHILDREN`], the rows decoded.
+    async fn delete_children_returning(
+        conn: &mut Self::Connection,
+        pattern: &str,
+    ) -> Result<Vec<Child>, sqlx::Error>;
+    /// Workload 8: [`Self::DELETE_PARENTS`]; the rows deleted.
+    async fn delete_parents(conn: &mut Self::Connection, pattern: &str)
+    -> Result<u64, sqlx::Error>;
 }
 
 macro_rules! bench_db {
@@ -728,7 +776,9 @@ macro_rules! bench_db {
         $begin:literal,
         $anonymous:literal,
         $update_all:literal,
-        $delete_all:literal
+        $delete_all:literal,
+        $delete_children:literal,
+        $delete_parents:literal
     ) => {
         impl BenchDb for $db {
             const SERIAL: &'static str = $serial;
@@ -736,6 +786,8 @@ macro_rules! bench_db {
             const ANONYMOUS: bool = $anonymous;
             const UPDATE_ALL: &'static str = $update_all;
             const DELETE_ALL: &'static str = $delete_all;
+            const DELETE_CHILDREN: &'static str = $delete_children;
+            const DELETE_PARENTS: &'static str = $delete_parents;
 
             async fn exec(pool: &Pool<Self>, sql: String) {
                 sqlx::raw_sql(AssertSqlSafe(sql))
@@ -914,6 +966,25 @@ macro_rules! bench_db {
                     .fetch_all(conn)
                     .await
             }
+            async fn delete_children_returning(
+                conn: &mut Self::Connection,
+                pattern: &str,
+            ) -> Result<Vec<Child>, sqlx::Error> {
+                sqlx::query_as::<_, Child>(Self::DELETE_CHILDREN)
+                    .bind(pattern)
+                    .fetch_all(conn)
+                    .await
+            }
+            async fn delete_parents(
+                conn: &mut Self::Connection,
+                pattern: &str,
+            ) -> Result<u64, sqlx::Error> {
+                Ok(sqlx::query(Self::DELETE_PARENTS)
+                    .bind(pattern)
+                    .execute(conn)
+                    .await?
+                    .rows_affected())
+            }
         }
     };
 }
@@ -924,7 +995,9 @@ bench_db!(
     "BEGIN IMMEDIATE",
     true,
     r#"UPDATE "users" SET "name" = ?1 WHERE "id" > ?2"#,
-    r#"DELETE FROM "users" WHERE "id" > ?1"#
+    r#"DELETE FROM "users" WHERE "id" > ?1"#,
+    r#"DELETE FROM "children" WHERE "parent_id" IN (SELECT "id" FROM "parents" WHERE "name" LIKE ?1) RETURNING "id", "parent_id", "label""#,
+    r#"DELETE FROM "parents" WHERE "name" LIKE ?1"#
 );
 bench_db!(
     Postgres,
@@ -932,7 +1005,9 @@ bench_db!(
     "BEGIN",
     false,
     r#"UPDATE "users" SET "name" = $1 WHERE "id" > $2"#,
-    r#"DELETE FROM "users" WHERE "id" > $1"#
+    r#"DELETE FROM "users" WHERE "id" > $1"#,
+    r#"DELETE FROM "children" WHERE "parent_id" IN (SELECT "id" FROM "parents" WHERE "name" LIKE $1) RETURNING "id", "parent_id", "label""#,
+    r#"DELETE FROM "parents" WHERE "name" LIKE $1"#
 );
 
 /// Rows a workload reads, made before the timed part.
@@ -977,6 +1052,16 @@ fn bulk_insert(table: &str, column: &str, prefix: &str, count: usize) -> String 
     )
 }
 
+/// Workload 8's children: `per_parent` rows `child 1` ... for each row of `parents`, in the
+/// order of their parents' keys, in one statement (the same on both backends, and Django's).
+fn insert_children(per_parent: usize) -> String {
+    format!(
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {per_parent}) \
+         INSERT INTO children (parent_id, label) SELECT parents.id, 'child ' || n.x \
+         FROM parents, n ORDER BY parents.id, n.x"
+    )
+}
+
 async fn prepare<DB: BenchDb>(case: Case, pool: &Pool<DB>, config: &Config) -> Prepared {
     match case {
         Case::OneTx(_) | Case::TxPerSave(_) => Prepared::default(),
@@ -1015,6 +1100,17 @@ async fn prepare<DB: BenchDb>(case: Case, pool: &Pool<DB>, config: &Config) -> P
         }
         Case::SetBased(SetWrite::Update | SetWrite::Delete, _) => {
             DB::exec(pool, bulk_insert("users", "name", "user", config.saves)).await;
+            Prepared::default()
+        }
+        Case::Cascade => {
+            DB::exec(
+                pool,
+                bulk_insert("parents", "name", "parent", config.parents),
+            )
+            .await;
+            DB::exec(pool, insert_children(config.children)).await;
+            let children = i64::try_from(config.parents * config.children).expect("count fits");
+            assert_eq!(DB::count(pool, "children").await, children, "{case:?}");
             Prepared::default()
         }
     }
@@ -1057,6 +1153,10 @@ async fn check<DB: BenchDb>(case: Case, pool: &Pool<DB>, config: &Config) {
         }
         Case::SetBased(SetWrite::Update, _) => {
             assert_eq!(DB::count_named(pool, RENAMED).await, saves, "{case:?}");
+        }
+        Case::Cascade => {
+            assert_eq!(DB::count(pool, "parents").await, 0, "{case:?}");
+            assert_eq!(DB::count(pool, "children").await, 0, "{case:?}");
         }
     }
 }
@@ -1125,6 +1225,8 @@ where
     PlainUser: Persist<DB>,
     Post: Persist<DB>,
     crate::models::Tag: Persist<DB>,
+    Parent: Persist<DB>,
+    Child: Persist<DB>,
 {
     let n = config.saves;
     match case {
@@ -1167,6 +1269,18 @@ where
                 (_, true) => set_based(write, pool, &mut prepared.noop).await?,
             };
             assert_eq!(rows, u64::try_from(n).expect("count fits"), "{case:?}");
+            Ok(())
+        }
+        Case::Cascade => {
+            let deleted = Parent::filter(Parent::columns().name.like(PARENTS_MATCHING))
+                .delete(pool)
+                .await?;
+            let rows = |n: usize| u64::try_from(n).expect("count fits");
+            assert_eq!(
+                (deleted.of::<Parent>(), deleted.of::<Child>()),
+                (rows(config.parents), rows(config.parents * config.children)),
+                "{case:?}"
+            );
             Ok(())
         }
     }
@@ -1326,6 +1440,21 @@ async fn raw<DB: BenchDb>(
             assert_eq!(rows, config.saves as u64, "{case:?}");
             Ok(())
         }
+        // What a sqlx user writes to delete the parents and their children and act on each
+        // child deleted: the children by a subquery on the parents' condition, returned and
+        // decoded, then the parents, in one transaction.
+        Case::Cascade => {
+            let mut tx = pool.begin_with(DB::RAW_BEGIN).await?;
+            let children = DB::delete_children_returning(&mut tx, PARENTS_MATCHING).await?;
+            let parents = DB::delete_parents(&mut tx, PARENTS_MATCHING).await?;
+            tx.commit().await?;
+            assert_eq!(
+                (parents, children.len()),
+                (config.parents as u64, config.parents * config.children),
+                "{case:?}"
+            );
+            Ok(())
+        }
     }
 }
 
@@ -1353,6 +1482,8 @@ async fn run_backend<DB: BenchDb, S: Source<DB>>(
     PlainUser: Persist<DB>,
     Post: Persist<DB>,
     crate::models::Tag: Persist<DB>,
+    Parent: Persist<DB>,
+    Child: Persist<DB>,
 {
     for case in Case::all() {
         let name = format!("{}: {}", S::KEY, case.label(config));
@@ -1406,12 +1537,21 @@ async fn run_backend<DB: BenchDb, S: Source<DB>>(
         let ops = case.ops(config) as f64;
         let (ours_rate, raw_rate) = (ops / row.ours.median_secs(), ops / row.raw.median_secs());
         eprintln!(
-            "  {:<55} ours {:>9} {}  raw {:>9}  ratio {:.3}",
+            "  {:<55} ours {:>9} {}  raw {:>9}  ratio {:.3}{}",
             case.label(config),
             thousands(ours_rate),
             case.unit(),
             thousands(raw_rate),
-            ours_rate / raw_rate
+            ours_rate / raw_rate,
+            if case == Case::Cascade {
+                format!(
+                    "  ({:.2} ms against {:.2} ms a delete)",
+                    row.ours.median_secs() * 1e3,
+                    row.raw.median_secs() * 1e3
+                )
+            } else {
+                String::new()
+            }
         );
         results.rows.push(row);
     }
@@ -1466,7 +1606,8 @@ async fn heap_delete(rows: usize, source: &mut SqliteMemory) -> HeapDelete {
 
 /// The smoke test's check of workload 7's raw side (the ORM does not expose these texts): on
 /// each backend, for each write, with and without its receiver, the statements sqlx reports
-/// for the ORM must be the raw side's.
+/// for the ORM must be the raw side's; and workload 8's: the ORM must run its three statements
+/// ([`cascade_statements`]) and raw sqlx its two, each side in the same transaction.
 /// Rows: more than one `bulk_update` statement takes. Installs the statement recorder: the
 /// process measures nothing after it.
 pub fn check_statements(config: &Config) -> Result<(), String> {
@@ -1497,6 +1638,8 @@ where
     PlainUser: Persist<DB>,
     Post: Persist<DB>,
     crate::models::Tag: Persist<DB>,
+    Parent: Persist<DB>,
+    Child: Persist<DB>,
 {
     for write in SetWrite::ALL {
         for heard in [false, true] {
@@ -1509,6 +1652,60 @@ where
             eprintln!("  {what}: {} statements, as expected", ours.len());
         }
     }
+    // Workload 8: each side runs its own statements (the raw side's are what a sqlx user
+    // writes, not the ORM's), in the same transaction.
+    let case = Case::Cascade;
+    let raw_side = statements_of(case, false, config, source).await;
+    let ours = statements_of(case, true, config, source).await;
+    let what = format!("{}: {}", S::KEY, case.label(config));
+    let control = |all: &[String]| -> (Vec<String>, Vec<String>) {
+        all.iter().cloned().partition(|s| is_control(s))
+    };
+    let ((raw_control, raw_dml), (our_control, our_dml)) = (control(&raw_side), control(&ours));
+    assert_eq!(
+        our_control, raw_control,
+        "{what}: the same transaction statements"
+    );
+    let raw_expected = [DB::DELETE_CHILDREN, DB::DELETE_PARENTS].map(str::to_owned);
+    same_statements(&format!("{what}, raw sqlx"), &raw_dml, &raw_expected);
+    same_statements(
+        &format!("{what}, ORM"),
+        &our_dml,
+        &cascade_statements::<DB>(config.parents),
+    );
+    eprintln!(
+        "  {what}: the ORM's {} statements and raw sqlx's {}, as expected",
+        our_dml.len(),
+        raw_dml.len()
+    );
+}
+
+/// Whether a statement begins or ends a transaction (or a savepoint).
+fn is_control(statement: &str) -> bool {
+    let first = statement.split_whitespace().next().unwrap_or_default();
+    ["BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"]
+        .iter()
+        .any(|word| first.eq_ignore_ascii_case(word))
+}
+
+/// The statements the ORM runs for workload 8's delete of `parents` parents (the delete
+/// collector with a `post_delete` receiver on the child only): the parents' keys (locked on
+/// PostgreSQL), the children by those keys, returned whole for `post_delete`, the parents by
+/// those keys.
+fn cascade_statements<DB: BenchDb>(parents: usize) -> [String; 3] {
+    let p = if DB::ANONYMOUS { '?' } else { '$' };
+    let lock = if DB::ANONYMOUS { "" } else { " FOR UPDATE" };
+    let keys = (1..=parents)
+        .map(|i| format!("{p}{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    [
+        format!(r#"SELECT "id" FROM "parents" WHERE "name" LIKE {p}1 ORDER BY "id"{lock}"#),
+        format!(
+            r#"DELETE FROM "children" WHERE "parent_id" IN ({keys}) RETURNING "id", "parent_id", "label""#
+        ),
+        format!(r#"DELETE FROM "parents" WHERE "id" IN ({keys})"#),
+    ]
 }
 
 /// Panics, showing where they part, unless the ORM's statements are the raw side's.
@@ -1560,6 +1757,8 @@ where
     PlainUser: Persist<DB>,
     Post: Persist<DB>,
     crate::models::Tag: Persist<DB>,
+    Parent: Persist<DB>,
+    Child: Persist<DB>,
 {
     let pool = source.fresh().await;
     let mut prepared = prepare(case, &pool, config).await;
@@ -1578,3 +1777,94 @@ where
     check(case, &pool, config).await;
     statements
 }
+
+// ---- TEMPORARY PROBE (removed before hand-off) ----
+pub fn probe_cascade(config: &Config) {
+    runtime().block_on(async {
+        probe_sqlite(config, &mut SqliteMemory(None)).await;
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            let mut pg = Pg::connect(&url).await;
+            probe_pg(config, &mut pg).await;
+            pg.drop_schema().await;
+        }
+    });
+}
+
+macro_rules! probe_for {
+    ($name:ident, $timed:ident, $db:ty) => {
+        async fn $timed(pool: &Pool<$db>, config: &Config) -> [f64; 5] {
+            let [select, children, parents] = cascade_statements::<$db>(config.parents);
+            let start = Instant::now();
+            let mut tx = pool.begin_with(<$db as BenchDb>::RAW_BEGIN).await.unwrap();
+            let t0 = start.elapsed().as_secs_f64();
+            let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(select))
+                .bind(PARENTS_MATCHING)
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+            let t1 = start.elapsed().as_secs_f64();
+            let mut q = sqlx::query_as::<_, Child>(AssertSqlSafe(children));
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            let kids = q.fetch_all(&mut *tx).await.unwrap();
+            let t2 = start.elapsed().as_secs_f64();
+            let mut q = sqlx::query(AssertSqlSafe(parents));
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            let n = q.execute(&mut *tx).await.unwrap().rows_affected();
+            let t3 = start.elapsed().as_secs_f64();
+            tx.commit().await.unwrap();
+            let t4 = start.elapsed().as_secs_f64();
+            assert_eq!((kids.len(), n as usize), (config.parents * config.children, config.parents));
+            [t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3]
+        }
+
+        async fn $name<S: Source<$db>>(config: &Config, source: &mut S) {
+            type DB = $db;
+            let case = Case::Cascade;
+            let reps = config.reps.max(5);
+            let mut cold: Vec<[f64; 5]> = Vec::new();
+            let mut warm: Vec<[f64; 5]> = Vec::new();
+            let (mut ours_cold, mut ours_warm, mut raw_cold, mut raw_warm) = (vec![], vec![], vec![], vec![]);
+            for _ in 0..reps {
+                let pool = source.fresh().await;
+                let mut prepared = prepare::<DB>(case, &pool, config).await;
+                cold.push($timed(&pool, config).await);
+                prepare::<DB>(case, &pool, config).await;
+                warm.push($timed(&pool, config).await);
+                let pool = source.fresh().await;
+                prepare::<DB>(case, &pool, config).await;
+                let t = Instant::now();
+                ours::<DB>(case, &pool, &mut prepared, config).await.unwrap();
+                ours_cold.push(t.elapsed().as_secs_f64());
+                prepare::<DB>(case, &pool, config).await;
+                let t = Instant::now();
+                ours::<DB>(case, &pool, &mut prepared, config).await.unwrap();
+                ours_warm.push(t.elapsed().as_secs_f64());
+                let pool = source.fresh().await;
+                prepare::<DB>(case, &pool, config).await;
+                let t = Instant::now();
+                raw::<DB>(case, &pool, &mut prepared, config).await.unwrap();
+                raw_cold.push(t.elapsed().as_secs_f64());
+                prepare::<DB>(case, &pool, config).await;
+                let t = Instant::now();
+                raw::<DB>(case, &pool, &mut prepared, config).await.unwrap();
+                raw_warm.push(t.elapsed().as_secs_f64());
+            }
+            let ms = |v: &[f64]| median(v) * 1e3;
+            let col = |v: &[[f64; 5]], i: usize| ms(&v.iter().map(|a| a[i]).collect::<Vec<_>>());
+            let tot = |v: &[[f64; 5]]| ms(&v.iter().map(|a| a.iter().sum()).collect::<Vec<_>>());
+            eprintln!("PROBE {}: ours cold {:.2} ms warm {:.2} ms | raw cold {:.2} warm {:.2}", S::KEY, ms(&ours_cold), ms(&ours_warm), ms(&raw_cold), ms(&raw_warm));
+            for (name, v) in [("cold", &cold), ("warm", &warm)] {
+                eprintln!(
+                    "PROBE {} ORM statements via sqlx {name}: total {:.2} ms = begin {:.2} + select ids {:.2} + delete children IN RETURNING {:.2} + delete parents IN {:.2} + commit {:.2}",
+                    S::KEY, tot(v), col(v, 0), col(v, 1), col(v, 2), col(v, 3), col(v, 4)
+                );
+            }
+        }
+    };
+}
+probe_for!(probe_sqlite, timed_sqlite, Sqlite);
+probe_for!(probe_pg, timed_pg, Postgres);

@@ -62,7 +62,9 @@ macro_rules! atomically {
                 let mut guard = $crate::tx::CancelGuard::new(caller, "a write", depth);
                 let $tx = guard.tx();
                 let result = $crate::tx::while_writing($tx.pool_key(), async { $body }).await;
-                if let Err(error) = &result {
+                if let Err(error) = &result
+                    && !error.refused_before_writing()
+                {
                     $tx.set_rollback_only(format!(
                         "an earlier write in it failed: {}",
                         $crate::error::chain_text(error)

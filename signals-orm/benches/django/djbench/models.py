@@ -1,9 +1,10 @@
-"""User, Profile, Post and Tag on the tables of ``benches/schema.sql``.
+"""User, Profile, Post, Tag, Parent and Child on the tables of ``benches/schema.sql``.
 
 The tables are created from that file (``managed = False``: no migrations), so Django writes to
 exactly the tables the Rust side writes to. ``Profile.user`` is ``DO_NOTHING`` so that deleting
 a user runs one DELETE, as the Rust ORM does (a ``CASCADE`` would add a DELETE of profiles per
-user); the M2M uses Django's auto-created through table, named ``post_tags``.
+user); the M2M uses Django's auto-created through table, named ``post_tags``. ``Child.parent`` is
+``CASCADE``: workload 8 measures Django's delete collector.
 """
 
 from django.db import models
@@ -44,4 +45,23 @@ class Post(models.Model):
     class Meta:
         app_label = "djbench"
         db_table = "posts"
+        managed = False
+
+
+class Parent(models.Model):
+    name = models.TextField()
+
+    class Meta:
+        app_label = "djbench"
+        db_table = "parents"
+        managed = False
+
+
+class Child(models.Model):
+    parent = models.ForeignKey(Parent, on_delete=models.CASCADE)
+    label = models.TextField()
+
+    class Meta:
+        app_label = "djbench"
+        db_table = "children"
         managed = False
