@@ -30,7 +30,7 @@ use crate::error::{Blocking, Context as _, Operation, OrmError};
 use crate::model::{Model, ModelMeta, Persist};
 use crate::model_signals::payload::Origin;
 use crate::model_signals::{DeleteEvent, PostDeleteSignal, PreDeleteSignal};
-use crate::query::{Deleted, Query, ROWS_PER_CHUNK};
+use crate::query::{Deleted, Query};
 use crate::relations::{self, Found, Keys, OnDelete, Relation, RelationOps};
 use crate::sql;
 use crate::tx::Tx;
@@ -284,8 +284,9 @@ impl<'a, DB: Backend> Collector<'a, DB> {
     }
 
     /// The entries' indexes with each model after the collected models whose foreign keys
-    /// point at it, otherwise in the order they were reached; that order itself if a cycle
-    /// leaves no such order (Django's rule).
+    /// point at it, otherwise in the order they were reached; where a cycle between models
+    /// leaves no such order, the model reached last goes first (Django keeps the order
+    /// reached, and relies on constraints checked at COMMIT).
     ///
     /// Django orders by the cascades it followed and relies on its constraints being checked
     /// at COMMIT; here every foreign key between two collected models counts (but `set_null` /
@@ -321,7 +322,13 @@ impl<'a, DB: Backend> Collector<'a, DB> {
                 }
             }
             if !found {
-                return (0..self.entries.len()).collect();
+                // A cycle between models: the model reached last goes first (a cascade
+                // reaches children after their parents), and the rest is sorted again.
+                let last = (0..self.entries.len())
+                    .rev()
+                    .find(|index| !sorted.contains(index))
+                    .expect("an entry is left while fewer are sorted than exist");
+                sorted.push(last);
             }
         }
         sorted
@@ -598,12 +605,13 @@ impl<C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'_, C> {
                 BTreeSet::new()
             };
             let mut count = 0;
-            // Deepest first: in a self-referencing table a row collected later is a
-            // descendant, and deleting it first keeps the database's constraint satisfied
-            // between statements.
+            // As many keys per statement as the database binds, so that a self-referencing
+            // table's rows go in one statement (its constraint is checked at the statement's
+            // end) up to that many; beyond, deepest first: a row collected later through the
+            // self-reference is a descendant, deleted before its ancestors.
             let keys: Vec<&C::Pk> = self.keys.iter().rev().collect();
             let mut returned = Vec::new();
-            for chunk in keys.chunks(ROWS_PER_CHUNK) {
+            for chunk in keys.chunks(DB::MAX_BIND_PARAMETERS) {
                 let text = sql::delete_where_in(
                     C::META,
                     sql::param_prefix::<DB>(),

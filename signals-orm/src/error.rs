@@ -267,7 +267,10 @@ impl OrmError {
     /// `protect` or `restrict` stopped): a caller's transaction stays usable, so it can go on
     /// after the refusal, as Django's `except ProtectedError:` can.
     pub(crate) fn refused_before_writing(&self) -> bool {
-        matches!(self, OrmError::Protected { .. } | OrmError::Restricted { .. })
+        matches!(
+            self,
+            OrmError::Protected { .. } | OrmError::Restricted { .. }
+        )
     }
 
     /// The text without the causes.
