@@ -90,24 +90,30 @@ pub struct BackendOps {
     pub postgres: fn() -> Option<&'static dyn RelationOps<sqlx::Postgres>>,
 }
 
+/// The operations of child `$child` and parent `$parent` on backend `$db`, or `None`
+/// (decided where the types are known, by method lookup on a [`Probe`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __probe_ops {
+    ($child:ty, $parent:ty, $db:ty) => {
+        || {
+            #[allow(unused_imports)]
+            use $crate::__private::{DoesNotFit as _, Fits as _};
+            (&&$crate::__private::Probe::<$child, $parent, $db>::NEW).ops()
+        }
+    };
+}
+
 /// The [`BackendOps`] of child `$child` and parent `$parent`: each backend's operations when
-/// both implement `Persist` for it, `None` otherwise (decided where the types are known).
+/// both implement `Persist` for it, `None` otherwise.
 #[doc(hidden)]
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 #[macro_export]
 macro_rules! __relation_ops {
     ($child:ty, $parent:ty) => {
         $crate::__private::BackendOps {
-            sqlite: || {
-                #[allow(unused_imports)]
-                use $crate::__private::{Fits as _, DoesNotFit as _};
-                (&&$crate::__private::Probe::<$child, $parent, $crate::__private::sqlx::Sqlite>::NEW).ops()
-            },
-            postgres: || {
-                #[allow(unused_imports)]
-                use $crate::__private::{Fits as _, DoesNotFit as _};
-                (&&$crate::__private::Probe::<$child, $parent, $crate::__private::sqlx::Postgres>::NEW).ops()
-            },
+            sqlite: $crate::__probe_ops!($child, $parent, $crate::__private::sqlx::Sqlite),
+            postgres: $crate::__probe_ops!($child, $parent, $crate::__private::sqlx::Postgres),
         }
     };
 }
@@ -119,11 +125,7 @@ macro_rules! __relation_ops {
 macro_rules! __relation_ops {
     ($child:ty, $parent:ty) => {
         $crate::__private::BackendOps {
-            sqlite: || {
-                #[allow(unused_imports)]
-                use $crate::__private::{Fits as _, DoesNotFit as _};
-                (&&$crate::__private::Probe::<$child, $parent, $crate::__private::sqlx::Sqlite>::NEW).ops()
-            },
+            sqlite: $crate::__probe_ops!($child, $parent, $crate::__private::sqlx::Sqlite),
         }
     };
 }
@@ -135,11 +137,7 @@ macro_rules! __relation_ops {
 macro_rules! __relation_ops {
     ($child:ty, $parent:ty) => {
         $crate::__private::BackendOps {
-            postgres: || {
-                #[allow(unused_imports)]
-                use $crate::__private::{Fits as _, DoesNotFit as _};
-                (&&$crate::__private::Probe::<$child, $parent, $crate::__private::sqlx::Postgres>::NEW).ops()
-            },
+            postgres: $crate::__probe_ops!($child, $parent, $crate::__private::sqlx::Postgres),
         }
     };
 }
