@@ -520,11 +520,6 @@ fn main() {
         return;
     }
     let config = Config::from_env();
-    if std::env::var("SIGNALS_BENCH_PROBE").is_ok() {
-        let _ = pin();
-        workloads::probe_cascade(&config);
-        return;
-    }
     let started = std::time::Instant::now();
     // Cores counted before pinning: the process sees one after.
     let mut machine = machine(None);

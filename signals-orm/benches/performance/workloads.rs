@@ -510,11 +510,11 @@ pub fn selected(config: &Config, name: &str) -> bool {
         .is_none_or(|only| name.contains(only.as_str()))
 }
 
-/// Runs workloads 2-5 and 7 on SQLite, in memory and on a WAL file, then workload 7's large
+/// Runs workloads 2-5, 7 and 8 on SQLite, in memory and on a WAL file, then workload 7's large
 /// delete in memory.
 pub fn run_sqlite(config: &Config, results: &mut OrmResults) {
     runtime().block_on(async {
-        eprintln!("\n== 2-5, 7. ORM workloads: SQLite in memory");
+        eprintln!("\n== 2-5, 7, 8. ORM workloads: SQLite in memory");
         let mut memory = SqliteMemory(None);
         run_backend(config, &mut memory, results).await;
         let rows = config.heap_delete_rows;
@@ -526,7 +526,7 @@ pub fn run_sqlite(config: &Config, results: &mut OrmResults) {
         let dir = bench_dir();
         std::fs::create_dir_all(&dir).expect("bench directory");
         eprintln!(
-            "\n== 2-5, 7. ORM workloads: SQLite WAL file in {}",
+            "\n== 2-5, 7, 8. ORM workloads: SQLite WAL file in {}",
             dir.display()
         );
         let mut file = SqliteFile {
@@ -538,7 +538,7 @@ pub fn run_sqlite(config: &Config, results: &mut OrmResults) {
     });
 }
 
-/// Runs workloads 2-5 and 7 on PostgreSQL, if `DATABASE_URL` is set.
+/// Runs workloads 2-5, 7 and 8 on PostgreSQL, if `DATABASE_URL` is set.
 pub fn run_postgres(config: &Config, results: &mut OrmResults) {
     let Ok(url) = std::env::var("DATABASE_URL") else {
         results
@@ -547,7 +547,7 @@ pub fn run_postgres(config: &Config, results: &mut OrmResults) {
         return;
     };
     runtime().block_on(async {
-        eprintln!("\n== 2-5, 7. ORM workloads: PostgreSQL");
+        eprintln!("\n== 2-5, 7, 8. ORM workloads: PostgreSQL");
         let mut pg = Pg::connect(&url).await;
         run_backend(config, &mut pg, results).await;
         pg.drop_schema().await;
@@ -1777,94 +1777,3 @@ where
     check(case, &pool, config).await;
     statements
 }
-
-// ---- TEMPORARY PROBE (removed before hand-off) ----
-pub fn probe_cascade(config: &Config) {
-    runtime().block_on(async {
-        probe_sqlite(config, &mut SqliteMemory(None)).await;
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            let mut pg = Pg::connect(&url).await;
-            probe_pg(config, &mut pg).await;
-            pg.drop_schema().await;
-        }
-    });
-}
-
-macro_rules! probe_for {
-    ($name:ident, $timed:ident, $db:ty) => {
-        async fn $timed(pool: &Pool<$db>, config: &Config) -> [f64; 5] {
-            let [select, children, parents] = cascade_statements::<$db>(config.parents);
-            let start = Instant::now();
-            let mut tx = pool.begin_with(<$db as BenchDb>::RAW_BEGIN).await.unwrap();
-            let t0 = start.elapsed().as_secs_f64();
-            let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(select))
-                .bind(PARENTS_MATCHING)
-                .fetch_all(&mut *tx)
-                .await
-                .unwrap();
-            let t1 = start.elapsed().as_secs_f64();
-            let mut q = sqlx::query_as::<_, Child>(AssertSqlSafe(children));
-            for id in &ids {
-                q = q.bind(*id);
-            }
-            let kids = q.fetch_all(&mut *tx).await.unwrap();
-            let t2 = start.elapsed().as_secs_f64();
-            let mut q = sqlx::query(AssertSqlSafe(parents));
-            for id in &ids {
-                q = q.bind(*id);
-            }
-            let n = q.execute(&mut *tx).await.unwrap().rows_affected();
-            let t3 = start.elapsed().as_secs_f64();
-            tx.commit().await.unwrap();
-            let t4 = start.elapsed().as_secs_f64();
-            assert_eq!((kids.len(), n as usize), (config.parents * config.children, config.parents));
-            [t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3]
-        }
-
-        async fn $name<S: Source<$db>>(config: &Config, source: &mut S) {
-            type DB = $db;
-            let case = Case::Cascade;
-            let reps = config.reps.max(5);
-            let mut cold: Vec<[f64; 5]> = Vec::new();
-            let mut warm: Vec<[f64; 5]> = Vec::new();
-            let (mut ours_cold, mut ours_warm, mut raw_cold, mut raw_warm) = (vec![], vec![], vec![], vec![]);
-            for _ in 0..reps {
-                let pool = source.fresh().await;
-                let mut prepared = prepare::<DB>(case, &pool, config).await;
-                cold.push($timed(&pool, config).await);
-                prepare::<DB>(case, &pool, config).await;
-                warm.push($timed(&pool, config).await);
-                let pool = source.fresh().await;
-                prepare::<DB>(case, &pool, config).await;
-                let t = Instant::now();
-                ours::<DB>(case, &pool, &mut prepared, config).await.unwrap();
-                ours_cold.push(t.elapsed().as_secs_f64());
-                prepare::<DB>(case, &pool, config).await;
-                let t = Instant::now();
-                ours::<DB>(case, &pool, &mut prepared, config).await.unwrap();
-                ours_warm.push(t.elapsed().as_secs_f64());
-                let pool = source.fresh().await;
-                prepare::<DB>(case, &pool, config).await;
-                let t = Instant::now();
-                raw::<DB>(case, &pool, &mut prepared, config).await.unwrap();
-                raw_cold.push(t.elapsed().as_secs_f64());
-                prepare::<DB>(case, &pool, config).await;
-                let t = Instant::now();
-                raw::<DB>(case, &pool, &mut prepared, config).await.unwrap();
-                raw_warm.push(t.elapsed().as_secs_f64());
-            }
-            let ms = |v: &[f64]| median(v) * 1e3;
-            let col = |v: &[[f64; 5]], i: usize| ms(&v.iter().map(|a| a[i]).collect::<Vec<_>>());
-            let tot = |v: &[[f64; 5]]| ms(&v.iter().map(|a| a.iter().sum()).collect::<Vec<_>>());
-            eprintln!("PROBE {}: ours cold {:.2} ms warm {:.2} ms | raw cold {:.2} warm {:.2}", S::KEY, ms(&ours_cold), ms(&ours_warm), ms(&raw_cold), ms(&raw_warm));
-            for (name, v) in [("cold", &cold), ("warm", &warm)] {
-                eprintln!(
-                    "PROBE {} ORM statements via sqlx {name}: total {:.2} ms = begin {:.2} + select ids {:.2} + delete children IN RETURNING {:.2} + delete parents IN {:.2} + commit {:.2}",
-                    S::KEY, tot(v), col(v, 0), col(v, 1), col(v, 2), col(v, 3), col(v, 4)
-                );
-            }
-        }
-    };
-}
-probe_for!(probe_sqlite, timed_sqlite, Sqlite);
-probe_for!(probe_pg, timed_pg, Postgres);
