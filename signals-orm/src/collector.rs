@@ -45,9 +45,9 @@ pub(crate) enum Root<'a, M> {
 ///
 /// # Errors
 ///
-/// [`OrmError::Protected`] / [`OrmError::Restricted`] before any signal; the database's error
-/// or a receiver's. The caller's transaction then holds a partial delete and must roll back
-/// (`atomically!` marks it).
+/// [`OrmError::Protected`] / [`OrmError::Restricted`] before any signal or write (only
+/// SELECTs ran); the database's error or a receiver's, after which the transaction holds a
+/// partial delete and must roll back (`atomically!` marks a caller's).
 pub(crate) async fn delete<M: Persist<DB>, DB: Backend>(
     tx: &mut Tx<DB>,
     root: Root<'_, M>,
@@ -63,31 +63,23 @@ pub(crate) async fn delete<M: Persist<DB>, DB: Backend>(
         }
         Root::Query(query) => {
             let operation = Operation::on::<M>("collect the rows to delete");
-            let lock = <DB as Backend>::NAME == "postgres";
+            let lock = sql::locks_rows::<DB>();
             let selected = if pre {
                 sql::Selected::Locked(lock)
             } else {
                 sql::Selected::LockedKeys(lock)
             };
-            let (text, args) = sql::select(
+            let statement = crate::query::built::<M, DB>(sql::select(
                 M::META,
                 sql::param_prefix::<DB>(),
                 M::sql(),
                 query,
                 selected,
-            );
-            let statement = crate::query::bind_args::<M, DB>(
-                DB::query_with_room(text.into(), args.len()),
-                &args,
-            );
+            ));
             let fetched = DB::fetch_all(tx.own_conn(), statement)
                 .await
                 .during(operation)?;
-            if pre {
-                rows.extend_rows(&fetched, operation)?;
-            } else {
-                rows.extend_keys(&fetched, operation)?;
-            }
+            rows.extend(&fetched, pre, operation)?;
             Origin::Query(query)
         }
     };
@@ -148,7 +140,6 @@ struct ByParent<DB: Backend> {
     relation: &'static Relation,
     ops: &'static dyn RelationOps<DB>,
     parents: Keys,
-    post: bool,
 }
 
 /// A model whose relations are being followed, and the keys of its rows newly collected.
@@ -183,14 +174,12 @@ impl<'a, DB: Backend> Collector<'a, DB> {
                 continue;
             }
             let ops = relations::ops_of::<DB>(relation)?;
-            let child = (relation.child)();
             match relation.on_delete {
                 OnDelete::DoNothing => {}
                 OnDelete::SetNull | OnDelete::SetDefault => self.updates.push(ByParent {
                     relation,
                     ops,
                     parents,
-                    post: false,
                 }),
                 OnDelete::Protect => {
                     let found = ops.fetch(relation, tx, &*parents, false).await?;
@@ -208,6 +197,7 @@ impl<'a, DB: Backend> Collector<'a, DB> {
                     });
                 }
                 OnDelete::Cascade => {
+                    let child = (relation.child)();
                     let (pre, post) = ops.listeners();
                     let index = self.entry(child, ops, pre, post);
                     if !pre && !relations::collects(child) && !relations::restricted(child) {
@@ -215,7 +205,6 @@ impl<'a, DB: Backend> Collector<'a, DB> {
                             relation,
                             ops,
                             parents,
-                            post,
                         });
                         continue;
                     }
@@ -285,13 +274,13 @@ impl<'a, DB: Backend> Collector<'a, DB> {
 
     /// The entries' indexes with each model after the collected models whose foreign keys
     /// point at it, otherwise in the order they were reached; where a cycle between models
-    /// leaves no such order, the model reached last goes first (Django keeps the order
-    /// reached, and relies on constraints checked at COMMIT).
+    /// leaves no such order, the model reached last goes first.
     ///
     /// Django orders by the cascades it followed and relies on its constraints being checked
-    /// at COMMIT; here every foreign key between two collected models counts (but `set_null` /
-    /// `set_default` ones, updated before any DELETE), so that a schema whose constraints are
-    /// checked per statement is deleted in an order it accepts.
+    /// at COMMIT (keeping the order reached on a cycle); here every foreign key between two
+    /// collected models counts (but `set_null` / `set_default` ones, updated before any
+    /// DELETE), so that a schema whose constraints are checked per statement is deleted in an
+    /// order it accepts.
     fn order(&self) -> Vec<usize> {
         let mut dependencies: Vec<(TypeId, TypeId)> = Vec::new();
         for parent in &self.entries {
@@ -334,6 +323,12 @@ impl<'a, DB: Backend> Collector<'a, DB> {
         sorted
     }
 
+    /// Whether `post_delete` receivers hear the child of `relation` (a collected model).
+    fn heard(&self, relation: &Relation) -> bool {
+        let child = (relation.child)();
+        self.entries.iter().any(|e| e.model == child && e.post)
+    }
+
     /// Sends the signals and runs the statements, in Django's order.
     async fn run(
         mut self,
@@ -348,7 +343,17 @@ impl<'a, DB: Backend> Collector<'a, DB> {
                 entry.rows.send_pre(tx, origin).await?;
             }
         }
-        for fast in self.deferred.iter().filter(|d| !d.post) {
+        let unheard: Vec<bool> = self
+            .deferred
+            .iter()
+            .map(|d| !self.heard(d.relation))
+            .collect();
+        for (fast, _) in self
+            .deferred
+            .iter()
+            .zip(unheard)
+            .filter(|(_, unheard)| *unheard)
+        {
             let (rows, _) = fast
                 .ops
                 .delete(fast.relation, tx, &*fast.parents, false)
@@ -366,8 +371,8 @@ impl<'a, DB: Backend> Collector<'a, DB> {
         for &index in order {
             let entry = &mut self.entries[index];
             let mut rows = entry.rows.delete(tx, entry.post).await?;
-            for heard in self.deferred.iter().filter(|d| d.post) {
-                if (heard.relation.child)() != entry.model {
+            for heard in &self.deferred {
+                if !entry.post || (heard.relation.child)() != entry.model {
                     continue;
                 }
                 let (count, found) = heard
@@ -463,40 +468,31 @@ impl<'a, C: Model> Collected<'a, C> {
         }
     }
 
-    /// Adds whole rows.
-    pub(crate) fn extend_rows<DB: Backend>(
+    /// Adds rows not already here: whole when `whole`, else rows of which only the key was
+    /// selected.
+    pub(crate) fn extend<DB: Backend>(
         &mut self,
         rows: &[DB::Row],
+        whole: bool,
         operation: Operation,
     ) -> Result<(), OrmError>
     where
         C: Persist<DB>,
     {
         for row in rows {
-            let item = C::from_row(row).during(operation)?;
-            if let Some(key) = item.pk()
-                && self.seen.insert(key.clone())
-            {
-                self.keys.push(key);
-                self.items.push(Item::Owned(item));
-            }
-        }
-        Ok(())
-    }
-
-    /// Adds rows of which only the key was selected.
-    pub(crate) fn extend_keys<DB: Backend>(
-        &mut self,
-        rows: &[DB::Row],
-        operation: Operation,
-    ) -> Result<(), OrmError>
-    where
-        C: Persist<DB>,
-    {
-        for row in rows {
-            let key = C::pk_from_row(row).during(operation)?;
-            if self.seen.insert(key.clone()) {
-                self.keys.push(key);
+            if whole {
+                let item = C::from_row(row).during(operation)?;
+                if let Some(key) = item.pk()
+                    && self.seen.insert(key.clone())
+                {
+                    self.keys.push(key);
+                    self.items.push(Item::Owned(item));
+                }
+            } else {
+                let key = C::pk_from_row(row).during(operation)?;
+                if self.seen.insert(key.clone()) {
+                    self.keys.push(key);
+                }
             }
         }
         Ok(())

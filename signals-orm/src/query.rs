@@ -747,7 +747,7 @@ impl<M: Model> Query<M> {
         M: Persist<DB>,
     {
         let operation = Operation::on::<M>("delete");
-        let lock = <DB as Backend>::NAME == "postgres";
+        let lock = sql::locks_rows::<DB>();
         let mut total = 0;
         loop {
             // Each chunk's rows are deleted before the next is selected, so the next SELECT
@@ -909,7 +909,7 @@ impl<M: Model> Query<M> {
         M: Persist<DB>,
     {
         let operation = Operation::on::<M>("update");
-        let lock = <DB as Backend>::NAME == "postgres";
+        let lock = sql::locks_rows::<DB>();
         let indexes: Vec<usize> = assigned.iter().map(|a| a.column - 1).collect();
         // Each row binds its key and value per column, and its key again in the `IN` list.
         let per_row = 2 * indexes.len() + 1;
@@ -1084,7 +1084,7 @@ impl<M: Model> Query<M> {
         M: Persist<DB>,
     {
         let operation = Operation::on::<M>("fetch");
-        let lock = lock && <DB as Backend>::NAME == "postgres";
+        let lock = lock && sql::locks_rows::<DB>();
         let query = built::<M, DB>(sql::select(
             M::META,
             sql::param_prefix::<DB>(),
@@ -1216,7 +1216,7 @@ fn decode<M: Persist<DB>, DB: Backend>(
 }
 
 /// A statement built by `sql.rs`, with its values bound.
-fn built<M: Persist<DB>, DB: Backend>(
+pub(crate) fn built<M: Persist<DB>, DB: Backend>(
     (text, args): (String, Vec<sql::Bound<'_>>),
 ) -> sqlx::query::Query<'_, DB, DB::Arguments> {
     bind_args::<M, DB>(DB::query_with_room(text.into(), args.len()), &args)

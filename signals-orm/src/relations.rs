@@ -242,7 +242,7 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
     ) -> BoxFuture<'a, Result<Found, OrmError>> {
         Box::pin(async move {
             let operation = Operation::on::<C>("collect the rows to delete");
-            let lock = <DB as Backend>::NAME == "postgres";
+            let lock = sql::locks_rows::<DB>();
             let mut found = Collected::<C>::new();
             for keys in parent_keys::<P>(parents).chunks(ROWS_PER_CHUNK) {
                 let text = sql::select_where_in(
@@ -258,11 +258,7 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
                 let fetched = DB::fetch_all(tx.own_conn(), query)
                     .await
                     .during(operation)?;
-                if rows {
-                    found.extend_rows(&fetched, operation)?;
-                } else {
-                    found.extend_keys(&fetched, operation)?;
-                }
+                found.extend(&fetched, rows, operation)?;
             }
             Ok(Box::new(found) as Found)
         })
@@ -293,7 +289,7 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
                         .await
                         .during(operation)?;
                     count += rows.len() as u64;
-                    deleted.extend_rows(&rows, operation)?;
+                    deleted.extend(&rows, true, operation)?;
                 } else {
                     count += DB::execute(tx.own_conn(), query).await.during(operation)?;
                 }
@@ -457,7 +453,7 @@ pub(crate) fn children_of<C: BelongsTo<P>, P: Model>(parent: &P) -> Query<C> {
 #[doc(hidden)]
 pub async fn parent<'a, P: Persist<DB>, DB: Backend>(
     db: impl IntoDb<'a, DB>,
-    key: &P::Pk,
+    key: &'a P::Pk,
 ) -> Result<P, OrmError> {
     optional_parent(db, Some(key))
         .await?
@@ -476,13 +472,10 @@ pub async fn parent<'a, P: Persist<DB>, DB: Backend>(
 #[doc(hidden)]
 pub async fn optional_parent<'a, P: Persist<DB>, DB: Backend>(
     db: impl IntoDb<'a, DB>,
-    key: Option<&P::Pk>,
+    key: Option<&'a P::Pk>,
 ) -> Result<Option<P>, OrmError> {
-    let Some(key) = key else {
-        return Ok(None);
-    };
-    let operation = Operation::on::<P>("fetch");
-    let query = P::bind_pk(key, sqlx::query(P::sql().select_by_pk.as_str()));
-    let row = db.into_db().fetch_optional(query, operation).await?;
-    row.as_ref().map(P::from_row).transpose().during(operation)
+    match key {
+        Some(key) => <P as crate::writes::ModelExt>::get(db, key).await,
+        None => Ok(None),
+    }
 }

@@ -297,6 +297,13 @@ pub(crate) fn param_prefix<DB: crate::Backend>() -> char {
     if DB::ANONYMOUS_PLACEHOLDERS { '?' } else { '$' }
 }
 
+/// Whether backend `DB` locks the rows a write selects before writing them (`FOR UPDATE`):
+/// PostgreSQL. SQLite's write lock, taken by `BEGIN IMMEDIATE`, already keeps other writers
+/// out.
+pub(crate) fn locks_rows<DB: crate::Backend>() -> bool {
+    <DB as crate::Backend>::NAME == "postgres"
+}
+
 /// One value a statement binds, in placeholder order: a value of a column's type (by column
 /// index, 0 for the key), or a row count (`LIMIT` / `OFFSET`, bound like any value).
 pub(crate) enum Bound<'a> {
