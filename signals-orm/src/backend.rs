@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 
 use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use sqlx::AssertSqlSafe;
 use sqlx::Database;
 use sqlx::query::Query;
@@ -104,6 +105,14 @@ pub trait Backend: Database + sealed::Sealed {
         query: Query<'c, Self, Self::Arguments>,
     ) -> BoxFuture<'c, Result<Vec<Self::Row>, sqlx::Error>>;
 
+    /// Runs `query` and yields its rows as they arrive, so a caller that decodes each one holds
+    /// no more than one undecoded row (a `Vec` of rows costs a page fault per few rows).
+    #[doc(hidden)]
+    fn fetch<'c>(
+        conn: &'c mut Self::Connection,
+        query: Query<'c, Self, Self::Arguments>,
+    ) -> BoxStream<'c, Result<Self::Row, sqlx::Error>>;
+
     /// Runs SQL without arguments through the simple protocol (`SAVEPOINT`, DDL).
     #[doc(hidden)]
     fn execute_raw(
@@ -181,6 +190,13 @@ macro_rules! backend {
                 Box::pin(query.fetch_all(conn))
             }
 
+            fn fetch<'c>(
+                conn: &'c mut Self::Connection,
+                query: Query<'c, Self, Self::Arguments>,
+            ) -> BoxStream<'c, Result<Self::Row, sqlx::Error>> {
+                query.fetch(conn)
+            }
+
             fn check_committable(
                 conn: &mut Self::Connection,
             ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
@@ -230,3 +246,27 @@ backend!(
     Some("SELECT 1"),
     postgres
 );
+
+/// Runs `query` and hands each row to `each` as it arrives (decoding while streaming, as
+/// sqlx's `query_as(..).fetch_all` does); returns how many rows came.
+///
+/// # Errors
+///
+/// The database's error during `operation`, or the first error `each` returns (the rest of
+/// the rows are then dropped unread).
+pub(crate) async fn for_each_row<'c, DB: Backend>(
+    conn: &'c mut DB::Connection,
+    query: Query<'c, DB, DB::Arguments>,
+    operation: crate::error::Operation,
+    mut each: impl FnMut(&DB::Row) -> Result<(), crate::OrmError>,
+) -> Result<u64, crate::OrmError> {
+    use crate::error::Context as _;
+    use futures_util::TryStreamExt as _;
+    let mut rows = DB::fetch(conn, query);
+    let mut count = 0;
+    while let Some(row) = rows.try_next().await.during(operation)? {
+        each(&row)?;
+        count += 1;
+    }
+    Ok(count)
+}

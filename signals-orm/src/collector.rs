@@ -76,10 +76,10 @@ pub(crate) async fn delete<M: Persist<DB>, DB: Backend>(
                 query,
                 selected,
             ));
-            let fetched = DB::fetch_all(tx.own_conn(), statement)
-                .await
-                .during(operation)?;
-            rows.extend(&fetched, pre, operation)?;
+            crate::backend::for_each_row(tx.own_conn(), statement, operation, |row| {
+                rows.add_row::<DB>(row, pre, operation)
+            })
+            .await?;
             Origin::Query(query)
         }
     };
@@ -468,33 +468,46 @@ impl<'a, C: Model> Collected<'a, C> {
         }
     }
 
-    /// Adds rows not already here: whole when `whole`, else rows of which only the key was
-    /// selected.
-    pub(crate) fn extend<DB: Backend>(
+    /// Adds `row` unless already here: whole when `whole`, else a row of which only the key
+    /// was selected.
+    pub(crate) fn add_row<DB: Backend>(
         &mut self,
-        rows: &[DB::Row],
+        row: &DB::Row,
         whole: bool,
         operation: Operation,
     ) -> Result<(), OrmError>
     where
         C: Persist<DB>,
     {
-        for row in rows {
-            if whole {
-                let item = C::from_row(row).during(operation)?;
-                if let Some(key) = item.pk()
-                    && self.seen.insert(key.clone())
-                {
-                    self.keys.push(key);
-                    self.items.push(Item::Owned(item));
-                }
-            } else {
-                let key = C::pk_from_row(row).during(operation)?;
-                if self.seen.insert(key.clone()) {
-                    self.keys.push(key);
-                }
+        if whole {
+            let item = C::from_row(row).during(operation)?;
+            if let Some(key) = item.pk()
+                && self.seen.insert(key.clone())
+            {
+                self.keys.push(key);
+                self.items.push(Item::Owned(item));
+            }
+        } else {
+            let key = C::pk_from_row(row).during(operation)?;
+            if self.seen.insert(key.clone()) {
+                self.keys.push(key);
             }
         }
+        Ok(())
+    }
+
+    /// Adds a row a `DELETE .. RETURNING` returned, for its `post_delete` only: a deleted row
+    /// comes back once, so it needs no key bookkeeping.
+    pub(crate) fn push_returned<DB: Backend>(
+        &mut self,
+        row: &DB::Row,
+        operation: Operation,
+    ) -> Result<(), OrmError>
+    where
+        C: Persist<DB>,
+    {
+        self.items
+            .push(Item::Owned(C::from_row(row).during(operation)?));
         Ok(())
     }
 
@@ -620,16 +633,14 @@ impl<C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'_, C> {
                     query = C::bind_pk(key, query);
                 }
                 if returning {
-                    let rows = DB::fetch_all(tx.own_conn(), query)
-                        .await
-                        .during(operation)?;
-                    count += rows.len() as u64;
-                    for row in &rows {
+                    count += crate::backend::for_each_row(tx.own_conn(), query, operation, |row| {
                         let item = C::from_row(row).during(operation)?;
                         if item.pk().is_none_or(|key| !whole.contains(&key)) {
                             returned.push(Item::Owned(item));
                         }
-                    }
+                        Ok(())
+                    })
+                    .await?;
                 } else {
                     count += DB::execute(tx.own_conn(), query).await.during(operation)?;
                 }

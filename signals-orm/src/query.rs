@@ -561,11 +561,7 @@ impl<M: Model> Query<M> {
             self,
             sql::Selected::Rows,
         ));
-        let rows = db.into_db().fetch_all(query, operation).await?;
-        rows.iter()
-            .map(M::from_row)
-            .collect::<Result<_, _>>()
-            .during(operation)
+        db.into_db().fetch_models(query, operation).await
     }
 
     /// The first row selected: in the query's order, or by key when it has none (Django's
@@ -761,11 +757,7 @@ impl<M: Model> Query<M> {
                     ROWS_PER_CHUNK,
                     lock,
                 ));
-                let rows = DB::fetch_all(tx.own_conn(), query)
-                    .await
-                    .during(operation)?;
-                let selected = decode::<M, DB>(&rows, operation)?;
-                drop(rows);
+                let selected = fetch_models::<M, DB>(tx, query, operation).await?;
                 if selected.is_empty() {
                     break;
                 }
@@ -780,11 +772,8 @@ impl<M: Model> Query<M> {
                 for key in &keys {
                     query = M::bind_pk(key, query);
                 }
-                let rows = DB::fetch_all(tx.own_conn(), query)
-                    .await
-                    .during(operation)?;
                 (
-                    decode::<M, DB>(&rows, operation)?,
+                    fetch_models::<M, DB>(tx, query, operation).await?,
                     selected.len() < ROWS_PER_CHUNK,
                 )
             } else {
@@ -795,10 +784,7 @@ impl<M: Model> Query<M> {
                     ROWS_PER_CHUNK,
                     lock,
                 ));
-                let rows = DB::fetch_all(tx.own_conn(), query)
-                    .await
-                    .during(operation)?;
-                let deleted = decode::<M, DB>(&rows, operation)?;
+                let deleted = fetch_models::<M, DB>(tx, query, operation).await?;
                 let last = deleted.len() < ROWS_PER_CHUNK;
                 (deleted, last)
             };
@@ -887,11 +873,7 @@ impl<M: Model> Query<M> {
                 &assigned,
                 true,
             ));
-            let rows = DB::fetch_all(tx.own_conn(), query)
-                .await
-                .during(operation)?;
-            let mut written = decode::<M, DB>(&rows, operation)?;
-            drop(rows);
+            let mut written = fetch_models::<M, DB>(tx, query, operation).await?;
             post_saves(&mut written, &fields, tx).await?;
             Ok(written.len() as u64)
         })
@@ -933,11 +915,7 @@ impl<M: Model> Query<M> {
             if let Some(key) = &after {
                 query = M::bind_pk(key, query);
             }
-            let rows = DB::fetch_all(tx.own_conn(), query)
-                .await
-                .during(operation)?;
-            let mut selected = decode::<M, DB>(&rows, operation)?;
-            drop(rows);
+            let mut selected = fetch_models::<M, DB>(tx, query, operation).await?;
             let Some(last) = selected.last() else { break };
             after = last.pk();
             let full = selected.len() == ROWS_PER_CHUNK;
@@ -982,10 +960,7 @@ impl<M: Model> Query<M> {
                 for key in keys {
                     query = M::bind_pk(key, query);
                 }
-                let rows = DB::fetch_all(tx.own_conn(), query)
-                    .await
-                    .during(operation)?;
-                written.extend(decode::<M, DB>(&rows, operation)?);
+                written.extend(fetch_models::<M, DB>(tx, query, operation).await?);
             }
             drop(selected);
             post_saves(&mut written, fields, tx).await?;
@@ -1092,8 +1067,7 @@ impl<M: Model> Query<M> {
             self,
             sql::Selected::UpToTwo(lock),
         ));
-        let rows = Db::Tx(tx).fetch_all(query, operation).await?;
-        let mut found = decode::<M, DB>(&rows, operation)?;
+        let mut found: Vec<M> = Db::Tx(tx).fetch_models(query, operation).await?;
         if found.len() > 1 {
             return Err(OrmError::MultipleRows {
                 model: M::META.name,
@@ -1204,15 +1178,20 @@ async fn post_saves<M: Model, DB: Backend>(
     Ok(())
 }
 
-/// Rows decoded into models.
-fn decode<M: Persist<DB>, DB: Backend>(
-    rows: &[DB::Row],
+/// Runs a statement of the write's transaction and decodes its rows into models as they
+/// arrive.
+async fn fetch_models<M: Persist<DB>, DB: Backend>(
+    tx: &mut Tx<DB>,
+    query: sqlx::query::Query<'_, DB, DB::Arguments>,
     operation: Operation,
 ) -> Result<Vec<M>, OrmError> {
-    rows.iter()
-        .map(M::from_row)
-        .collect::<Result<_, _>>()
-        .during(operation)
+    let mut models = Vec::new();
+    crate::backend::for_each_row(tx.own_conn(), query, operation, |row| {
+        models.push(M::from_row(row).during(operation)?);
+        Ok(())
+    })
+    .await?;
+    Ok(models)
 }
 
 /// A statement built by `sql.rs`, with its values bound.

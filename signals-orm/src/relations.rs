@@ -255,10 +255,10 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
                     lock,
                 );
                 let query = bind_keys::<P, DB>(DB::query_with_room(text.into(), keys.len()), keys);
-                let fetched = DB::fetch_all(tx.own_conn(), query)
-                    .await
-                    .during(operation)?;
-                found.extend(&fetched, rows, operation)?;
+                crate::backend::for_each_row(tx.own_conn(), query, operation, |row| {
+                    found.add_row::<DB>(row, rows, operation)
+                })
+                .await?;
             }
             Ok(Box::new(found) as Found)
         })
@@ -285,11 +285,10 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
                 );
                 let query = bind_keys::<P, DB>(DB::query_with_room(text.into(), keys.len()), keys);
                 if returning {
-                    let rows = DB::fetch_all(tx.own_conn(), query)
-                        .await
-                        .during(operation)?;
-                    count += rows.len() as u64;
-                    deleted.extend(&rows, true, operation)?;
+                    count += crate::backend::for_each_row(tx.own_conn(), query, operation, |row| {
+                        deleted.push_returned::<DB>(row, operation)
+                    })
+                    .await?;
                 } else {
                     count += DB::execute(tx.own_conn(), query).await.during(operation)?;
                 }

@@ -1695,8 +1695,15 @@ fn is_control(statement: &str) -> bool {
 fn cascade_statements<DB: BenchDb>(parents: usize) -> [String; 3] {
     let p = if DB::ANONYMOUS { '?' } else { '$' };
     let lock = if DB::ANONYMOUS { "" } else { " FOR UPDATE" };
+    // SQLite binds a key list to bare `?` placeholders, in order; PostgreSQL numbers them.
     let keys = (1..=parents)
-        .map(|i| format!("{p}{i}"))
+        .map(|i| {
+            if DB::ANONYMOUS {
+                "?".to_owned()
+            } else {
+                format!("${i}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ");
     [

@@ -140,11 +140,14 @@ where
         let own = self.own_pk()?;
         let query = <D::Own as Persist<DB>>::bind_pk(&own, sqlx::query(D::select_others(T::sql())));
         let operation = Operation::on_table("fetch links", T::TABLE);
-        let rows = db.into_db().fetch_all(query, operation).await?;
-        rows.iter()
-            .map(<D::Other as Persist<DB>>::pk_from_row)
-            .collect::<Result<_, _>>()
-            .during(operation)
+        let mut keys = BTreeSet::new();
+        db.into_db()
+            .fetch_each(query, operation, |row| {
+                keys.insert(<D::Other as Persist<DB>>::pk_from_row(row).during(operation)?);
+                Ok(())
+            })
+            .await?;
+        Ok(keys)
     }
 
     /// The related objects, ordered by key.
@@ -165,11 +168,7 @@ where
         let sql = D::Other::sql().select_where_pk_in(meta, D::select_others(T::sql()));
         let query = <D::Own as Persist<DB>>::bind_pk(&own, sqlx::query(sqlx::AssertSqlSafe(sql)));
         let operation = Operation::on::<D::Other>("fetch related");
-        let rows = db.into_db().fetch_all(query, operation).await?;
-        rows.iter()
-            .map(<D::Other as Persist<DB>>::from_row)
-            .collect::<Result<_, _>>()
-            .during(operation)
+        db.into_db().fetch_models(query, operation).await
     }
 
     /// Links `keys` (Django's `add`): `pre_add` carries the keys not linked when the current

@@ -151,26 +151,50 @@ impl<'a, DB: Backend> Db<'a, DB> {
         }
     }
 
-    /// Runs a read: on a connection of the pool, or inside the caller's transaction.
-    pub(crate) async fn fetch_all(
+    /// Runs a read: on a connection of the pool, or inside the caller's transaction, handing
+    /// each row to `each` as it arrives (see `backend::for_each_row`).
+    pub(crate) async fn fetch_each(
         self,
         query: sqlx::query::Query<'_, DB, DB::Arguments>,
         operation: Operation,
-    ) -> Result<Vec<DB::Row>, OrmError> {
+        each: impl FnMut(&DB::Row) -> Result<(), OrmError>,
+    ) -> Result<u64, OrmError> {
         match self {
             Db::Pool(pool) => {
                 let mut conn = pool.acquire().await.during(operation)?;
-                DB::fetch_all(&mut conn, query).await
+                crate::backend::for_each_row(&mut *conn, query, operation, each).await
             }
             Db::Tx(tx) => {
-                let result = DB::fetch_all(tx.own_conn(), query).await;
-                read_in(tx, result, operation)
+                let result =
+                    crate::backend::for_each_row(tx.own_conn(), query, operation, each).await;
+                // A database error marks the transaction as a failed read does; a row that
+                // does not decode left it usable.
+                if let Err(OrmError::Database { source, .. }) = &result {
+                    tx.set_rollback_only(format!(
+                        "an earlier read in it failed: {operation} failed: {source}"
+                    ));
+                }
+                result
             }
         }
-        .during(operation)
     }
 
-    /// Runs a read of at most one row, as [`fetch_all`](Db::fetch_all).
+    /// Runs a read and decodes its rows into models as they arrive.
+    pub(crate) async fn fetch_models<M: crate::Persist<DB>>(
+        self,
+        query: sqlx::query::Query<'_, DB, DB::Arguments>,
+        operation: Operation,
+    ) -> Result<Vec<M>, OrmError> {
+        let mut models = Vec::new();
+        self.fetch_each(query, operation, |row| {
+            models.push(M::from_row(row).during(operation)?);
+            Ok(())
+        })
+        .await?;
+        Ok(models)
+    }
+
+    /// Runs a read of at most one row, as [`fetch_each`](Db::fetch_each).
     pub(crate) async fn fetch_optional(
         self,
         query: sqlx::query::Query<'_, DB, DB::Arguments>,
