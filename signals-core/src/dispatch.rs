@@ -147,7 +147,7 @@ fn call_sync<S: Signal>(
         S::NAME,
         sender,
         receiver,
-        catch_unwind(AssertUnwindSafe(|| handler.call(event))),
+        catch_unwind(AssertUnwindSafe(|| handler.call(sender, event))),
     )
 }
 
@@ -157,7 +157,7 @@ async fn call_async<S: Signal>(
     sender: Sender,
     receiver: &'static str,
 ) -> Result<(), SendError> {
-    let outcome = match catch_unwind(AssertUnwindSafe(|| handler.call(event))) {
+    let outcome = match catch_unwind(AssertUnwindSafe(|| handler.call(sender, event))) {
         Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
         Err(payload) => Err(payload),
     };
@@ -224,7 +224,7 @@ fn run_sync<S: Signal>(
         };
         let event = S::reborrow(&mut event);
         // Each failure moved out whole, so that success has nothing to drop.
-        match catch_unwind(AssertUnwindSafe(|| handler.call(event))) {
+        match catch_unwind(AssertUnwindSafe(|| handler.call(sender, event))) {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 return receiver_error(S::NAME, sender, entry.info.name, Ok(Err(error)));

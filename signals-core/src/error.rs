@@ -33,6 +33,10 @@ pub enum SendError {
         receiver: &'static str,
         /// The panic message.
         message: String,
+        /// Where it panicked (`src/receivers.rs:12:9`), recorded by a panic hook the
+        /// dispatcher chains in front of the program's at first use; `None` if the program
+        /// replaced the hook after that.
+        location: Option<String>,
     },
     /// A synchronous send met an async receiver it cannot await. Nothing ran.
     AsyncReceiverInSyncSend {
@@ -77,10 +81,17 @@ impl std::fmt::Display for SendError {
                 sender,
                 receiver,
                 message,
-            } => write!(
-                f,
-                "receiver `{receiver}` of signal `{signal}` (sender `{sender}`) panicked: {message}"
-            )?,
+                location,
+            } => {
+                write!(
+                    f,
+                    "receiver `{receiver}` of signal `{signal}` (sender `{sender}`) panicked"
+                )?;
+                if let Some(location) = location {
+                    write!(f, " at {location}")?;
+                }
+                write!(f, ": {message}")?;
+            }
             SendError::AsyncReceiverInSyncSend {
                 signal,
                 sender,
@@ -178,6 +189,7 @@ pub fn receiver_outcome(
             sender,
             receiver,
             message: panic_message(&*payload),
+            location: LAST_PANIC.with(std::cell::RefCell::take),
         }),
     }
 }
@@ -191,4 +203,27 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     } else {
         "non-string panic payload".to_owned()
     }
+}
+
+thread_local! {
+    /// Where the last panic of this thread happened, for the receiver that raised it.
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Chains a panic hook in front of the program's (once, at the first registry used) that
+/// records where each panic happened, so [`SendError::Panicked`] can say where a receiver
+/// panicked. The previous hook still runs: the program's panic output is unchanged.
+pub(crate) fn record_panic_locations() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(at) = info.location() {
+                let at = format!("{}:{}:{}", at.file(), at.line(), at.column());
+                // `try_with`: a panic while the thread's locals are torn down records nothing.
+                let _ = LAST_PANIC.try_with(|last| last.replace(Some(at)));
+            }
+            previous(info);
+        }));
+    });
 }

@@ -116,6 +116,30 @@ pub fn disconnect<S: Signal, F: 'static>(receiver: F, sender: Sender) -> bool {
     S::registry().disconnect_fn(receiver, sender)
 }
 
+/// Connects again a `#[receiver]` function of `S` that [`disconnect`] removed, for the sender
+/// it was declared with, at its declared place in the dispatch order. Returns whether it was
+/// reconnected (`false` when it is connected already, or is no `#[receiver]` of `S` for
+/// `sender`). Django reconnects with `connect(receiver)` again; a link-time receiver has no
+/// other handle.
+///
+/// ```
+/// use signals_core::{receiver, Sender, Signal};
+///
+/// #[derive(Signal)]
+/// struct Ping;
+///
+/// #[receiver(Ping)]
+/// fn pong(_: &Ping) {}
+///
+/// assert!(signals_core::disconnect::<Ping, _>(pong, Sender::NONE));
+/// assert!(!signals_core::has_listeners::<Ping>(Sender::NONE));
+/// assert!(signals_core::reconnect::<Ping, _>(pong, Sender::NONE));
+/// assert!(signals_core::has_listeners::<Ping>(Sender::NONE));
+/// ```
+pub fn reconnect<S: Signal, F: 'static>(receiver: F, sender: Sender) -> bool {
+    S::registry().reconnect_fn(receiver, sender)
+}
+
 /// Disconnects the receiver of `S` with `dispatch_uid` for `sender`; returns whether one was
 /// removed.
 #[expect(
@@ -172,10 +196,13 @@ pub mod __private {
     pub use crate::error::{receiver_outcome, write_causes};
     pub use crate::local::LocalCopy;
     pub use crate::receiver::{
-        AsyncFn, AsyncHandler, AsyncReceiverFn, BoxFuture, FromEvent, Handler, Phase, ReceiverInfo,
-        ReceiverOutput, StaticOrShared, SyncFn, SyncHandler,
+        AsyncFn, AsyncHandler, AsyncReceiverFn, AsyncSenderReceiverFn, BoxFuture, FromEvent,
+        Handler, Phase, ReceiverInfo, ReceiverOutput, StaticOrShared, SyncFn, SyncHandler,
+        WithSender,
     };
-    pub use crate::registry::{ErasedRegistry, LinkedReceiver, Registry, unheard_send};
+    pub use crate::registry::{
+        ErasedRegistry, LinkedReceiver, Registry, RuntimeReceiver, unheard_send,
+    };
     pub use crate::report::{Report, Severity};
     pub use crate::signal::AnySender;
     /// The trait alone (the crate root's `Signal` is also the derive).

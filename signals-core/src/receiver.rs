@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::signal::{PlainSignal, Signal};
+use crate::signal::{PlainSignal, Sender, Signal};
 
 /// The error a receiver may return: any error, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -15,7 +15,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A synchronous receiver of `S`, called with one event.
 pub trait SyncHandler<S: Signal>: Send + Sync + 'static {
-    /// Runs the receiver.
+    /// Runs the receiver for a send from `sender` (Django passes `sender` to every receiver).
     ///
     /// # Errors
     ///
@@ -24,13 +24,14 @@ pub trait SyncHandler<S: Signal>: Send + Sync + 'static {
         clippy::elidable_lifetime_names,
         reason = "the name ties the event to what is built from it"
     )]
-    fn call<'e>(&self, event: S::Event<'e>) -> Result<(), BoxError>;
+    fn call<'e>(&self, sender: Sender, event: S::Event<'e>) -> Result<(), BoxError>;
 }
 
 /// An asynchronous receiver of `S`: awaited in dispatch order, one after another.
 pub trait AsyncHandler<S: Signal>: Send + Sync + 'static {
-    /// Starts the receiver; the dispatcher awaits the future before calling the next one.
-    fn call<'e>(&self, event: S::Event<'e>) -> BoxFuture<'e, Result<(), BoxError>>;
+    /// Starts the receiver for a send from `sender`; the dispatcher awaits the future before
+    /// calling the next one.
+    fn call<'e>(&self, sender: Sender, event: S::Event<'e>) -> BoxFuture<'e, Result<(), BoxError>>;
 }
 
 /// Turns a signal's event into one receiver parameter.
@@ -189,14 +190,17 @@ impl Phase {
 
 /// Something [`connect`](crate::connect) can register as a receiver of `S`.
 ///
-/// Implemented for `Fn(&S) -> R` closures and functions (sync) and for `async fn(&S) -> R`
-/// functions (async), where `R` is `()` or `Result<(), E>`, for every signal that lends
-/// itself as `&S` (every `derive(Signal)` type). `M` only tells the impls apart.
+/// Implemented for `Fn(&S) -> R` and `Fn(&S, Sender) -> R` closures and functions (sync) and
+/// for `async fn(&S) -> R` and `async fn(&S, Sender) -> R` functions (async), where `R` is `()`
+/// or `Result<(), E>`, for every signal that lends itself as `&S` (every `derive(Signal)`
+/// type); the [`Sender`] parameter is the sender of the send, as Django passes `sender` to
+/// every receiver. `M` only tells the impls apart. Model signals take their own closures
+/// (`signals_orm::model_signals::post_save.connect(..)`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be connected as a receiver of `{S}`",
-    label = "expected `Fn(&{S})` or `async fn(&{S})` returning `()` or `Result<(), E>`",
+    label = "expected `Fn(&{S})`, `Fn(&{S}, Sender)` or `async fn(&{S})` returning `()` or `Result<(), E>`",
     note = "closures must be `Send + Sync + 'static`: move owned data in",
-    note = "signals that do not derive `Signal` (model signals) take link-time receivers only: `#[receiver(post_save, sender = ..)]`"
+    note = "model signals are connected through their own values: `signals_orm::model_signals::post_save.connect(|ev: PostSave<'_, User>| ..)`"
 )]
 pub trait IntoReceiver<S: Signal, M>: Send + Sync + Sized + 'static {
     /// The handler the registry stores.
@@ -210,15 +214,15 @@ pub trait IntoReceiver<S: Signal, M>: Send + Sync + Sized + 'static {
     }
 }
 
-/// A signal whose receivers can be connected at runtime: one that lends itself as `&S`.
+/// A signal whose receivers can be connected at runtime as closures of `&S`: one that lends
+/// itself as `&S`.
 ///
-/// A bound of its own on the one [`IntoReceiver`] impl, so that connecting to a model signal is
-/// reported as what it is (no closure type would do, runtime receivers of model signals are
-/// not supported yet) and not only as a closure of the wrong type.
+/// A bound of its own on the [`IntoReceiver`] impls, so that connecting a closure to a model
+/// signal through `signals_core::connect` is reported as what it is.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be connected at runtime: model signals take link-time receivers only: use `#[receiver(post_save, sender = ..)]`",
-    label = "no runtime receivers for this signal",
-    note = "runtime receivers get `&S`, which only signals deriving `Signal` lend; declare the receiver as a function with `#[receiver(..)]` and the signal's Django name (`pre_save`, `post_save`, `pre_delete`, `post_delete`, `m2m_changed`)"
+    message = "`{Self}` is not connected through `signals_core::connect`: model signals have their own `connect`",
+    label = "not a custom signal",
+    note = "`use signals_orm::model_signals::post_save;` then `post_save.connect(|ev: PostSave<'_, User>| ..)` (or `pre_save`, `pre_delete`, `post_delete`)"
 )]
 #[doc(hidden)]
 pub trait RuntimeSignal: PlainSignal {}
@@ -247,21 +251,26 @@ where
     }
 }
 
-/// Marks the sync closure impl of [`IntoReceiver`].
+/// Marks the sync closure impls of [`IntoReceiver`]: `P` is the parameter list.
 #[doc(hidden)]
-pub enum SyncFn<R> {
+pub enum SyncFn<R, P = ()> {
     #[doc(hidden)]
-    __Never(std::convert::Infallible, std::marker::PhantomData<R>),
+    __Never(std::convert::Infallible, std::marker::PhantomData<(R, P)>),
 }
 
-/// Marks the async function impl of [`IntoReceiver`].
+/// Marks the async function impls of [`IntoReceiver`]: `P` is the parameter list.
 #[doc(hidden)]
-pub enum AsyncFn<R> {
+pub enum AsyncFn<R, P = ()> {
     #[doc(hidden)]
-    __Never(std::convert::Infallible, std::marker::PhantomData<R>),
+    __Never(std::convert::Infallible, std::marker::PhantomData<(R, P)>),
 }
+
+/// Marks the shapes that also take the [`Sender`].
+#[doc(hidden)]
+pub enum WithSender {}
 
 struct SyncClosure<F>(F);
+struct SyncSenderClosure<F>(F);
 
 impl<S, F, R> SyncHandler<S> for SyncClosure<F>
 where
@@ -273,8 +282,23 @@ where
         clippy::elidable_lifetime_names,
         reason = "the name ties the event to what is built from it"
     )]
-    fn call<'e>(&self, event: S::Event<'e>) -> Result<(), BoxError> {
+    fn call<'e>(&self, _sender: Sender, event: S::Event<'e>) -> Result<(), BoxError> {
         (self.0)(S::from_event(event)).into_result()
+    }
+}
+
+impl<S, F, R> SyncHandler<S> for SyncSenderClosure<F>
+where
+    S: PlainSignal,
+    F: Fn(&S, Sender) -> R + Send + Sync + 'static,
+    R: ReceiverOutput,
+{
+    #[expect(
+        clippy::elidable_lifetime_names,
+        reason = "the name ties the event to what is built from it"
+    )]
+    fn call<'e>(&self, sender: Sender, event: S::Event<'e>) -> Result<(), BoxError> {
+        (self.0)(S::from_event(event), sender).into_result()
     }
 }
 
@@ -289,6 +313,20 @@ where
         S: PlainSignal,
     {
         Handler::Sync(StaticOrShared::Shared(Arc::new(SyncClosure(self))))
+    }
+}
+
+impl<S, F, R> ClosureReceiver<S, SyncFn<R, WithSender>> for F
+where
+    S: Signal,
+    F: Fn(&S, Sender) -> R + Send + Sync + 'static,
+    R: ReceiverOutput + 'static,
+{
+    fn handler(self) -> Handler<S>
+    where
+        S: PlainSignal,
+    {
+        Handler::Sync(StaticOrShared::Shared(Arc::new(SyncSenderClosure(self))))
     }
 }
 
@@ -315,15 +353,54 @@ where
     }
 }
 
+/// An `async fn(&'e S, Sender)`: the future may borrow the event.
+pub trait AsyncSenderReceiverFn<'e, S: 'e>: Send + Sync + 'static {
+    /// The future's output.
+    type Output: ReceiverOutput;
+    /// The future.
+    type Future: Future<Output = Self::Output> + Send + 'e;
+    /// Starts the receiver.
+    fn start(&self, event: &'e S, sender: Sender) -> Self::Future;
+}
+
+impl<'e, S: 'e, F, Fut> AsyncSenderReceiverFn<'e, S> for F
+where
+    F: Fn(&'e S, Sender) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'e,
+    Fut::Output: ReceiverOutput,
+{
+    type Output = Fut::Output;
+    type Future = Fut;
+    fn start(&self, event: &'e S, sender: Sender) -> Fut {
+        self(event, sender)
+    }
+}
+
 struct AsyncClosure<F>(F);
+struct AsyncSenderClosure<F>(F);
 
 impl<S, F> AsyncHandler<S> for AsyncClosure<F>
 where
     S: PlainSignal,
     F: for<'e> AsyncReceiverFn<'e, S>,
 {
-    fn call<'e>(&self, event: S::Event<'e>) -> BoxFuture<'e, Result<(), BoxError>> {
+    fn call<'e>(
+        &self,
+        _sender: Sender,
+        event: S::Event<'e>,
+    ) -> BoxFuture<'e, Result<(), BoxError>> {
         let fut = self.0.start(S::from_event(event));
+        Box::pin(async move { fut.await.into_result() })
+    }
+}
+
+impl<S, F> AsyncHandler<S> for AsyncSenderClosure<F>
+where
+    S: PlainSignal,
+    F: for<'e> AsyncSenderReceiverFn<'e, S>,
+{
+    fn call<'e>(&self, sender: Sender, event: S::Event<'e>) -> BoxFuture<'e, Result<(), BoxError>> {
+        let fut = self.0.start(S::from_event(event), sender);
         Box::pin(async move { fut.await.into_result() })
     }
 }
@@ -338,5 +415,18 @@ where
         S: PlainSignal,
     {
         Handler::Async(StaticOrShared::Shared(Arc::new(AsyncClosure(self))))
+    }
+}
+
+impl<S, F> ClosureReceiver<S, AsyncFn<(), WithSender>> for F
+where
+    S: Signal,
+    F: for<'e> AsyncSenderReceiverFn<'e, S>,
+{
+    fn handler(self) -> Handler<S>
+    where
+        S: PlainSignal,
+    {
+        Handler::Async(StaticOrShared::Shared(Arc::new(AsyncSenderClosure(self))))
     }
 }

@@ -134,17 +134,25 @@ fn handler(
     name: &syn::Ident,
 ) -> (TokenStream, TokenStream) {
     let private = receiver.root.private();
-    let (args, extract) = arguments(receiver, signal, sender_marker);
+    let (mut args, extract) = arguments(receiver, signal, sender_marker);
+    if let Some(ty) = &receiver.sender_param {
+        // Checked at the user's type: a `Sender` that is not the dispatcher's is reported there.
+        args.push(
+            quote_spanned!(ty.span()=> { let __signals_s: #ty = __signals_sender; __signals_s }),
+        );
+    }
     let into_result = into_result(receiver);
     if receiver.on_commit {
         // Runs at commit: the handler only queues an owned copy of the payload on the write's
         // transaction.
         let ty = &receiver.params[0];
         let arg = format_ident!("__signals_arg0");
+        let sender_arg = args.get(1).into_iter();
+        let call = quote!(#name(#arg #(, #sender_arg)*));
         let run = if receiver.is_async {
-            quote!(#name(#arg).await)
+            quote!(#call.await)
         } else {
-            quote!(#name(#arg))
+            call
         };
         let defer = quote! {
             #private::defer_on_commit::<#signal, #sender_marker, #ty, _, _>(
@@ -157,7 +165,7 @@ fn handler(
             // Queued at once all the same. An async handler (a ready future, one allocation
             // per send) only so that introspection lists the receiver as async, as it runs.
             let call = quote! {
-                fn call<'e>(&self, event: <#signal as #private::Signal>::Event<'e>)
+                fn call<'e>(&self, __signals_sender: #private::Sender, event: <#signal as #private::Signal>::Event<'e>)
                     -> #private::BoxFuture<'e, #private::Result<(), #private::BoxError>>
                 {
                     #private::Box::pin(::core::future::ready(#defer))
@@ -169,7 +177,7 @@ fn handler(
             );
         }
         let call = quote! {
-            fn call<'e>(&self, event: <#signal as #private::Signal>::Event<'e>)
+            fn call<'e>(&self, __signals_sender: #private::Sender, event: <#signal as #private::Signal>::Event<'e>)
                 -> #private::Result<(), #private::BoxError>
             {
                 #defer
@@ -181,7 +189,7 @@ fn handler(
         )
     } else if receiver.is_async {
         let call = quote! {
-            fn call<'e>(&self, event: <#signal as #private::Signal>::Event<'e>)
+            fn call<'e>(&self, __signals_sender: #private::Sender, event: <#signal as #private::Signal>::Event<'e>)
                 -> #private::BoxFuture<'e, #private::Result<(), #private::BoxError>>
             {
                 #private::Box::pin(async move {
@@ -197,7 +205,7 @@ fn handler(
     } else {
         let call = quote! {
             #[inline]
-            fn call<'e>(&self, event: <#signal as #private::Signal>::Event<'e>)
+            fn call<'e>(&self, __signals_sender: #private::Sender, event: <#signal as #private::Signal>::Event<'e>)
                 -> #private::Result<(), #private::BoxError>
             {
                 #extract

@@ -18,8 +18,11 @@ pub struct Receiver {
     pub priority: i32,
     pub on_commit: bool,
     pub is_async: bool,
-    /// Parameter types, one or two.
+    /// Parameter types, one or two (the sender's excluded).
     pub params: Vec<syn::Type>,
+    /// The type of a last parameter named `Sender`: the sender of the send, as Django passes
+    /// `sender` to every receiver.
+    pub sender_param: Option<syn::Type>,
     /// The declared return type (`None` for `()`), which the generated call names so that a
     /// type the dispatcher cannot take is reported there.
     pub output: Option<syn::Type>,
@@ -66,7 +69,7 @@ pub fn receiver(
             "`on_commit` applies to model signals, which run inside a transaction: use `signals_orm::receiver`",
         ));
     }
-    let params = check_signature(&root, &function.sig, errors);
+    let (params, sender_param) = check_signature(&root, &function.sig, errors);
     let django = signals.len() == args.signals.len() && signals.iter().all(|s| s.django);
     if let (true, Some(first)) = (django, params.first()) {
         check_payload(&args, first, errors);
@@ -90,6 +93,7 @@ pub fn receiver(
         on_commit: args.on_commit.is_some(),
         is_async: function.sig.asyncness.is_some(),
         params,
+        sender_param,
         output,
     })
 }
@@ -297,7 +301,7 @@ fn check_signature(
     root: &Root,
     sig: &syn::Signature,
     errors: &mut Vec<syn::Error>,
-) -> Vec<syn::Type> {
+) -> (Vec<syn::Type>, Option<syn::Type>) {
     if let Some(constness) = &sig.constness {
         errors.push(syn::Error::new(
             constness.span(),
@@ -343,12 +347,19 @@ fn check_signature(
             }
         }
     }
+    // A last parameter of a type named `Sender` gets the send's sender, after the others.
+    let sender_param = (params.len() > 1 && params.last().is_some_and(is_sender))
+        .then(|| params.pop())
+        .flatten();
     let max = if root.has_orm() { 2 } else { 1 };
-    let typed: Vec<&syn::FnArg> = sig
+    let mut typed: Vec<&syn::FnArg> = sig
         .inputs
         .iter()
         .filter(|a| matches!(a, syn::FnArg::Typed(_)))
         .collect();
+    if sender_param.is_some() {
+        typed.pop();
+    }
     if sig.inputs.is_empty() {
         errors.push(syn::Error::new(
             sig.paren_token.span.join(),
@@ -357,11 +368,18 @@ fn check_signature(
     } else if typed.len() > max {
         let extra = &typed[max..];
         let message = if max == 1 {
-            "a receiver of a custom signal takes one parameter, the event: remove the others"
+            "a receiver of a custom signal takes the event and, optionally, last, its `Sender`: remove the others"
         } else {
-            "a receiver takes the event and, optionally, the write's transaction: remove the others"
+            "a receiver takes the event and, optionally, the write's transaction and, last, the `Sender`: remove the others"
         };
         errors.push(syn::Error::new_spanned(quote!(#(#extra),*), message));
     }
-    params
+    (params, sender_param)
+}
+
+/// Whether a parameter type is written `Sender` (any path ending in it): the dispatcher's
+/// sender type, which the generated code then checks at this type.
+fn is_sender(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Path(path) if path.qself.is_none()
+        && path.path.segments.last().is_some_and(|s| s.ident == "Sender" && s.arguments.is_none()))
 }

@@ -4,10 +4,15 @@
 //! names (`#[receiver(post_save, ..)]`) and get [`PreSave`](crate::PreSave) ... during the write
 //! or [`Committed`](crate::Committed) after COMMIT.
 
+mod connect;
 mod event;
 pub(crate) mod on_commit;
 pub(crate) mod payload;
 pub(crate) mod senders;
+
+pub use connect::{
+    AsyncFn1, AsyncFn2, ModelReceiver, Shape, post_delete, post_save, pre_delete, pre_save,
+};
 
 // The events are named only inside the crate: receivers see payloads, never events.
 pub(crate) use event::{DeleteEvent, SaveEvent};

@@ -1,4 +1,5 @@
-// Model signals take link-time receivers only (for now): `connect` says so.
+// `signals_orm::connect` is for custom signals: connecting a model-signal closure there points at the
+// model signal's own `connect`.
 use signals_orm::model_signals::PostSaveSignal;
 use signals_orm::{Model, PostSave};
 
