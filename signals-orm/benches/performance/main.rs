@@ -313,9 +313,18 @@ fn versions(django: &django::Django) -> table::Versions {
     }
 }
 
+/// The workspace's commit and whether tracked files differ from it, as they were when the run
+/// started (the build measured is that tree; a commit made during a long run must not be
+/// credited with it).
+fn git() -> (Option<String>, Option<bool>) {
+    static AT_START: std::sync::OnceLock<(Option<String>, Option<bool>)> =
+        std::sync::OnceLock::new();
+    AT_START.get_or_init(git_now).clone()
+}
+
 /// The workspace's commit, and whether tracked files differ from it (read only: no index
 /// refresh).
-fn git() -> (Option<String>, Option<bool>) {
+fn git_now() -> (Option<String>, Option<bool>) {
     let root = workspace_root();
     let root = root.to_string_lossy();
     let commit = first_line("git", &["-C", &root, "rev-parse", "HEAD"]);
@@ -512,6 +521,8 @@ fn report(
 }
 
 fn main() {
+    // Read now: the report is written at the end of a run that can last 20 minutes.
+    let _ = git();
     if let Some(docs) = docs_target() {
         if let Err(e) = regenerate_docs(&docs) {
             eprintln!("SIGNALS_BENCH_DOCS: {e}");
