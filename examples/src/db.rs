@@ -1,13 +1,17 @@
 //! The shop's database: SQLite (a file, or memory) or PostgreSQL from `DATABASE_URL`, with
-//! the schema created fresh on every run.
+//! the schema created fresh on every run by the shop's sqlx migrations (`examples/migrations`).
 
 use std::path::Path;
 use std::str::FromStr as _;
 
 use signals_orm::AnyTx;
+use signals_orm::migrate::migrate;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
+
+use crate::Error;
 
 /// A pool on either backend. Cloning shares the pool.
 #[derive(Clone, Debug)]
@@ -40,21 +44,14 @@ macro_rules! on_tx {
     };
 }
 
-const SCHEMA: &str = "
-DROP TABLE IF EXISTS post_tags, posts, tags, audit_log, invoices, orders, products, profiles, customers;
-CREATE TABLE customers (id {key}, name TEXT NOT NULL, email TEXT NOT NULL, online BOOLEAN NOT NULL DEFAULT FALSE, last_login BIGINT);
-CREATE TABLE profiles (id {key}, customer_id BIGINT NOT NULL REFERENCES customers (id), bio TEXT NOT NULL);
-CREATE TABLE products (id {key}, name TEXT NOT NULL, stock BIGINT NOT NULL, price_cents BIGINT NOT NULL, image_path TEXT NOT NULL);
-CREATE TABLE orders (id {key}, customer_id BIGINT NOT NULL REFERENCES customers (id), email TEXT NOT NULL, product_id BIGINT NOT NULL REFERENCES products (id), quantity BIGINT NOT NULL, total_cents BIGINT NOT NULL, paid BOOLEAN NOT NULL DEFAULT FALSE);
-CREATE TABLE invoices (id {key}, customer_id BIGINT NOT NULL REFERENCES customers (id), order_id BIGINT NOT NULL REFERENCES orders (id));
-CREATE TABLE audit_log (id {key}, actor TEXT NOT NULL, action TEXT NOT NULL, model TEXT NOT NULL, object_pk TEXT NOT NULL, data TEXT NOT NULL, at BIGINT NOT NULL);
-CREATE TABLE posts (id {key}, title TEXT NOT NULL);
-CREATE TABLE tags (id {key}, name TEXT NOT NULL, post_count BIGINT NOT NULL DEFAULT 0);
-CREATE TABLE post_tags (post_id BIGINT NOT NULL REFERENCES posts (id) ON DELETE CASCADE, tag_id BIGINT NOT NULL REFERENCES tags (id) ON DELETE CASCADE, PRIMARY KEY (post_id, tag_id));
-";
+/// The shop's migrations on SQLite (`examples/migrations/sqlite`), run by
+/// `signals_orm::migrate::migrate`, which sends `pre_migrate` and `post_migrate` around them.
+pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+/// The same on PostgreSQL (`examples/migrations/postgres`: identity keys).
+pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The tables, in creation order.
-pub const TABLES: [&str; 9] = [
+pub const TABLES: [&str; 10] = [
     "customers",
     "profiles",
     "products",
@@ -64,6 +61,7 @@ pub const TABLES: [&str; 9] = [
     "posts",
     "tags",
     "post_tags",
+    "shipping_methods",
 ];
 
 impl ShopDb {
@@ -73,7 +71,7 @@ impl ShopDb {
     /// # Errors
     ///
     /// When the database cannot be reached or the schema not created.
-    pub async fn open(sqlite_file: &Path) -> Result<Self, sqlx::Error> {
+    pub async fn open(sqlite_file: &Path) -> Result<Self, Error> {
         match std::env::var("DATABASE_URL") {
             Ok(url) => Self::postgres(&url, None).await,
             Err(_) => Self::sqlite_file(sqlite_file).await,
@@ -85,7 +83,7 @@ impl ShopDb {
     /// # Errors
     ///
     /// When the file cannot be opened or the schema not created.
-    pub async fn sqlite_file(path: &Path) -> Result<Self, sqlx::Error> {
+    pub async fn sqlite_file(path: &Path) -> Result<Self, Error> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal);
@@ -105,7 +103,7 @@ impl ShopDb {
     /// # Errors
     ///
     /// When the server cannot be reached or the schema not created.
-    pub async fn postgres(url: &str, schema: Option<&str>) -> Result<Self, sqlx::Error> {
+    pub async fn postgres(url: &str, schema: Option<&str>) -> Result<Self, Error> {
         let mut options = PgPoolOptions::new().max_connections(5);
         if let Some(schema) = schema {
             let admin = PgPoolOptions::new().max_connections(1).connect(url).await?;
@@ -135,7 +133,7 @@ impl ShopDb {
     /// # Errors
     ///
     /// When SQLite cannot open it.
-    pub async fn memory() -> Result<Self, sqlx::Error> {
+    pub async fn memory() -> Result<Self, Error> {
         let db = ShopDb::Sqlite(
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -146,38 +144,28 @@ impl ShopDb {
         Ok(db)
     }
 
-    /// Drops and creates every table.
+    /// Drops every table (and sqlx's migration history), then runs the shop's migrations
+    /// through `signals_orm::migrate::migrate`: `post_migrate` seeds the default rows.
     ///
     /// # Errors
     ///
-    /// When a statement fails.
-    pub async fn reset(&self) -> Result<(), sqlx::Error> {
+    /// When a statement, a migration or a `post_migrate` receiver fails.
+    pub async fn reset(&self) -> Result<(), Error> {
+        let drops: String = TABLES
+            .iter()
+            .rev()
+            .chain(&["_sqlx_migrations"])
+            .fold(String::new(), |sql, t| {
+                sql + "DROP TABLE IF EXISTS " + t + ";"
+            });
+        on_db!(self, |pool| sqlx::raw_sql(sqlx::AssertSqlSafe(drops))
+            .execute(pool)
+            .await
+            .map(drop))?;
         match self {
-            ShopDb::Sqlite(pool) => {
-                // SQLite drops one table per statement.
-                let drops: String = TABLES.iter().rev().fold(String::new(), |sql, t| {
-                    sql + "DROP TABLE IF EXISTS " + t + ";"
-                });
-                let creates = SCHEMA
-                    .lines()
-                    .filter(|l| !l.starts_with("DROP"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                let sql = format!("{drops}{}", creates.replace("{key}", "INTEGER PRIMARY KEY"));
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(pool)
-                    .await?;
-            }
-            ShopDb::Postgres(pool) => {
-                let sql = SCHEMA.replace(
-                    "{key}",
-                    "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
-                );
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(pool)
-                    .await?;
-            }
-        }
+            ShopDb::Sqlite(pool) => migrate(pool, &SQLITE_MIGRATIONS).await?,
+            ShopDb::Postgres(pool) => migrate(pool, &POSTGRES_MIGRATIONS).await?,
+        };
         Ok(())
     }
 

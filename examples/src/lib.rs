@@ -4,12 +4,14 @@
 //! its custom signals if any, and the function that drives it. Each program in `examples/` runs
 //! one use case; `shop` runs them all as one session ([`shop`]). The tests in `examples/tests/`
 //! run the same functions and check their effects. The rest is shared: [`models`], [`db`],
-//! [`mail`], [`trace`] and [`run`] (what every program sets up).
+//! [`mail`], [`trace`], [`run`] (what every program sets up) and [`seed`] (the default rows a
+//! `post_migrate` receiver seeds).
 
 pub mod db;
 pub mod mail;
 pub mod models;
 pub mod run;
+pub mod seed;
 pub mod shop;
 pub mod trace;
 pub mod usecases;

@@ -553,7 +553,8 @@ async fn check_shop(run: &Run) {
             "audit_log=33",
             "posts=2",
             "tags=3",
-            "post_tags=2"
+            "post_tags=2",
+            "shipping_methods=2"
         ]
     );
     assert_eq!(summary.emails.len(), 7);

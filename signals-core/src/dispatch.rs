@@ -3,10 +3,15 @@
 //!
 //! The hot path, in order: in debug builds only, one atomic load saying that the program's
 //! first send already checked that receivers are linked; one atomic load says whether anybody
-//! listens (nothing else happens for an unheard signal); a mute check that is one more atomic
-//! load unless a mute scope is alive; a lock-free snapshot load; then each matching receiver in
-//! order. A send whose matching receivers are all sync never awaits and never allocates, even
-//! from `send().await`.
+//! listens (for an unheard signal, one more says whether a test-kit scope is alive, and nothing
+//! else happens); a scope check that is one more atomic load unless a mute or test-kit scope is
+//! alive; a lock-free snapshot load; then each matching receiver in order. A send whose
+//! matching receivers are all sync never awaits and never allocates, even from `send().await`.
+//!
+//! A send made while some scope is alive (anywhere) takes the `*_scoped` functions, out of
+//! line: they ask the task's scopes whether it is muted, record it for the test kit's
+//! recorders, and run fakes in place of the receivers they replace (`run_sync_recorded` and
+//! `run_async` with `Some(fakes)`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -17,12 +22,13 @@ use futures_util::FutureExt as _;
 use tracing::Instrument as _;
 
 use crate::error::{Outcome, SendError, receiver_outcome};
-use crate::mute::is_muted;
+use crate::mute::any_scope;
 use crate::nesting::{self, Nested};
 use crate::receiver::{AsyncHandler, BoxError, BoxFuture, Handler, SyncHandler};
 use crate::registry::{Entry, Inner, Registry, Snapshot, check_linked_once};
 use crate::report::Report;
 use crate::signal::{PlainSignal, Sender, Signal};
+use crate::testing::{Fakes, Verdict, verdict};
 
 /// Where results go: stop at the first error, or keep every outcome.
 enum Sink<'a> {
@@ -215,7 +221,7 @@ fn run_sync<S: Signal>(
     sink: Sink<'_>,
 ) -> Result<(), SendError> {
     if !matches!(sink, Sink::FirstError) || debug_enabled() {
-        return run_sync_recorded(snap, sender, event, sink);
+        return run_sync_recorded(snap, sender, event, sink, None);
     }
     let _level = nesting::enter_sync(S::NAME, sender.name())?;
     for entry in matching(snap, sender) {
@@ -235,14 +241,15 @@ fn run_sync<S: Signal>(
     Ok(())
 }
 
-/// [`run_sync`] with a span per send and per receiver when DEBUG is enabled, and every outcome
-/// handed to the sink.
+/// [`run_sync`] with a span per send and per receiver when DEBUG is enabled, every outcome
+/// handed to the sink, and the test kit's fakes run in place of the receivers they replace.
 #[inline(never)]
 fn run_sync_recorded<S: Signal>(
     snap: &Snapshot<S>,
     sender: Sender,
     mut event: S::Event<'_>,
     mut sink: Sink<'_>,
+    fakes: Option<&Fakes>,
 ) -> Result<(), SendError> {
     let span = signal_span::<S>(sender);
     let _entered = span.enter();
@@ -252,7 +259,11 @@ fn run_sync_recorded<S: Signal>(
     };
     for entry in matching(snap, sender) {
         let receiver = entry.info.name;
-        let result = match &entry.handler {
+        let handler = match fakes {
+            None => &entry.handler,
+            Some(fakes) => fakes.call(entry, sender, &event),
+        };
+        let result = match handler {
             Handler::Sync(handler) => {
                 let event = S::reborrow(&mut event);
                 if debug_enabled() {
@@ -275,6 +286,7 @@ async fn run_async<S: Signal>(
     sender: Sender,
     mut event: S::Event<'_>,
     mut sink: Sink<'_>,
+    fakes: Option<Fakes>,
 ) -> Result<(), SendError> {
     // The depth was set by the `Nested` future that polls this one.
     if let Err(error) = nesting::check_async(S::NAME, sender.name()) {
@@ -283,7 +295,11 @@ async fn run_async<S: Signal>(
     for entry in matching(&snap, sender) {
         let receiver = entry.info.name;
         let span = receiver_span(receiver, entry.info.phase.as_str());
-        let result = match &entry.handler {
+        let handler = match &fakes {
+            None => &entry.handler,
+            Some(fakes) => fakes.call(entry, sender, &event),
+        };
+        let result = match handler {
             Handler::Sync(handler) => {
                 span.in_scope(|| call_sync(&**handler, S::reborrow(&mut event), sender, receiver))
             }
@@ -310,14 +326,23 @@ fn boxed_run<'f, 'e: 'f, 's: 'f, S: Signal>(
     sender: Sender,
     event: S::Event<'e>,
     sink: Sink<'s>,
+    fakes: Option<Fakes>,
 ) -> BoxFuture<'f, Result<(), SendError>> {
-    Box::pin(run_async(snap, sender, event, sink).instrument(signal_span::<S>(sender)))
+    Box::pin(run_async(snap, sender, event, sink, fakes).instrument(signal_span::<S>(sender)))
 }
 
 /// What an async send does after the synchronous checks.
 enum Plan<'e, S: Signal> {
     Done(Result<(), SendError>),
-    Await(Arc<Snapshot<S>>, S::Event<'e>),
+    Await(Arc<Snapshot<S>>, S::Event<'e>, Option<Fakes>),
+}
+
+/// Whether a send must be awaited: a matching receiver, or the fake in its place, is async.
+fn needs_await<S: Signal>(snap: &Snapshot<S>, sender: Sender, fakes: Option<&Fakes>) -> bool {
+    match fakes {
+        None => snap.any_async && matching(snap, sender).any(|e| e.handler.is_async()),
+        Some(fakes) => matching(snap, sender).any(|e| fakes.handler(e).is_async()),
+    }
 }
 
 impl<S: Signal> Registry<S> {
@@ -327,14 +352,38 @@ impl<S: Signal> Registry<S> {
         let Some(inner) = self.live() else {
             return Plan::Done(Ok(()));
         };
-        if is_muted::<S>(sender) {
-            return Plan::Done(Ok(()));
+        if any_scope() {
+            return Self::plan_scoped(inner, sender, event, sink);
         }
         let snap = inner.lend();
         if snap.any_async && matching(&snap, sender).any(|e| e.handler.is_async()) {
-            return Plan::Await(snap.share(), event);
+            return Plan::Await(snap.share(), event, None);
         }
         Plan::Done(run_sync(&snap, sender, event, sink))
+    }
+
+    /// [`plan`](Registry::plan) while a mute or test-kit scope is alive somewhere: muted,
+    /// recorded, faked.
+    #[inline(never)]
+    fn plan_scoped<'e>(
+        inner: &Inner<S>,
+        sender: Sender,
+        event: S::Event<'e>,
+        sink: Sink<'_>,
+    ) -> Plan<'e, S> {
+        let fakes = match verdict::<S>(sender, &event) {
+            Verdict::Muted => return Plan::Done(Ok(())),
+            Verdict::Deliver => None,
+            Verdict::Faked(fakes) => Some(fakes),
+        };
+        let snap = inner.lend();
+        if needs_await(&snap, sender, fakes.as_ref()) {
+            return Plan::Await(snap.share(), event, fakes);
+        }
+        Plan::Done(match &fakes {
+            None => run_sync(&snap, sender, event, sink),
+            Some(fakes) => run_sync_recorded(&snap, sender, event, sink, Some(fakes)),
+        })
     }
 
     async fn send_in(
@@ -343,11 +392,11 @@ impl<S: Signal> Registry<S> {
         event: S::Event<'_>,
         mut sink: Sink<'_>,
     ) -> Result<(), SendError> {
-        let (snap, event) = match self.plan(sender, event, reborrow_sink(&mut sink)) {
+        let (snap, event, fakes) = match self.plan(sender, event, reborrow_sink(&mut sink)) {
             Plan::Done(result) => return result,
-            Plan::Await(snap, event) => (snap, event),
+            Plan::Await(snap, event, fakes) => (snap, event, fakes),
         };
-        Nested::new(boxed_run(snap, sender, event, sink)).await
+        Nested::new(boxed_run(snap, sender, event, sink, fakes)).await
     }
 
     /// Sends `event` from `sender`, awaiting async receivers in dispatch order; stops at the
@@ -409,8 +458,8 @@ impl<S: Signal> Registry<S> {
         sender: Sender,
         event: S::Event<'_>,
     ) -> Result<(), SendError> {
-        if is_muted::<S>(sender) {
-            return Ok(());
+        if any_scope() {
+            return Self::run_sync_scoped(inner, sender, event, Sink::FirstError);
         }
         let snap = inner.lend();
         if snap.any_async
@@ -421,13 +470,44 @@ impl<S: Signal> Registry<S> {
         run_sync(&snap, sender, event, Sink::FirstError)
     }
 
+    /// A sync send while a mute or test-kit scope is alive somewhere: muted, recorded, faked.
+    /// An async receiver (or fake) is refused before anything runs when the sink stops at the
+    /// first error, and reported per receiver by `send_robust_sync`.
+    #[inline(never)]
+    fn run_sync_scoped(
+        inner: &Inner<S>,
+        sender: Sender,
+        event: S::Event<'_>,
+        sink: Sink<'_>,
+    ) -> Result<(), SendError> {
+        let fakes = match verdict::<S>(sender, &event) {
+            Verdict::Muted => return Ok(()),
+            Verdict::Deliver => None,
+            Verdict::Faked(fakes) => Some(fakes),
+        };
+        let snap = inner.lend();
+        if matches!(sink, Sink::FirstError)
+            && let Some(entry) = matching(&snap, sender).find(|e| match &fakes {
+                None => e.handler.is_async(),
+                Some(fakes) => fakes.handler(e).is_async(),
+            })
+        {
+            return Err(async_refused::<S>(sender, entry.info.name));
+        }
+        match &fakes {
+            None => run_sync(&snap, sender, event, sink),
+            Some(fakes) => run_sync_recorded(&snap, sender, event, sink, Some(fakes)),
+        }
+    }
+
     /// [`Registry::send_robust`] from synchronous code: sync receivers run, each async one is
     /// reported as [`SendError::AsyncReceiverInSyncSend`].
     pub fn send_robust_sync(&'static self, sender: Sender, event: S::Event<'_>) -> Vec<Outcome> {
         check_linked_once::<S>(sender);
         let mut out = Vec::new();
         let Some(inner) = self.live() else { return out };
-        if is_muted::<S>(sender) {
+        if any_scope() {
+            let _ = Self::run_sync_scoped(inner, sender, event, Sink::Robust(&mut out));
             return out;
         }
         let _ = run_sync(&inner.lend(), sender, event, Sink::Robust(&mut out));
@@ -474,14 +554,26 @@ impl<S: Signal> Future for Sending<'_, S> {
                 let Some(inner) = registry.live() else {
                     return Poll::Ready(Ok(()));
                 };
-                if is_muted::<S>(sender) {
-                    return Poll::Ready(Ok(()));
+                if any_scope() {
+                    match Registry::<S>::plan_scoped(inner, sender, event, Sink::FirstError) {
+                        Plan::Done(result) => return Poll::Ready(result),
+                        Plan::Await(snap, event, fakes) => {
+                            Nested::new(boxed_run(snap, sender, event, Sink::FirstError, fakes))
+                        }
+                    }
+                } else {
+                    let snap = inner.lend();
+                    if !(snap.any_async && matching(&snap, sender).any(|e| e.handler.is_async())) {
+                        return Poll::Ready(run_sync(&snap, sender, event, Sink::FirstError));
+                    }
+                    Nested::new(boxed_run(
+                        snap.share(),
+                        sender,
+                        event,
+                        Sink::FirstError,
+                        None,
+                    ))
                 }
-                let snap = inner.lend();
-                if !(snap.any_async && matching(&snap, sender).any(|e| e.handler.is_async())) {
-                    return Poll::Ready(run_sync(&snap, sender, event, Sink::FirstError));
-                }
-                Nested::new(boxed_run(snap.share(), sender, event, Sink::FirstError))
             }
             State::Running(running) => running,
             State::Finished => panic!("a send's future was polled after it completed"),

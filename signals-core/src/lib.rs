@@ -35,7 +35,11 @@ mod nesting;
 mod receiver;
 mod registry;
 mod report;
+#[cfg(feature = "http")]
+pub mod request;
+pub mod settings;
 mod signal;
+pub mod testing;
 
 pub use dispatch::{send, send_robust, send_robust_sync, send_sync};
 pub use error::{Outcome, SendError};
@@ -214,6 +218,38 @@ pub mod __private {
     pub use std::boxed::Box;
     pub use std::option::Option;
     pub use std::result::Result;
+    pub use std::string::String;
+    pub use std::vec::Vec;
+
+    /// A value and its type's name, to describe it for the test kit by its `Debug` text when
+    /// it has one: `(&Describe(value, "Name")).describe_fields()` with both traits below in
+    /// scope picks [`DescribeByDebug`] when the type implements `Debug` (the method needs no
+    /// autoref) and [`DescribeNothing`] otherwise.
+    pub struct Describe<'a, T: ?Sized>(pub &'a T, pub &'static str);
+
+    /// [`Describe`] of a `Debug` type: its `Debug` text.
+    pub trait DescribeByDebug {
+        /// The described fields.
+        fn describe_fields(&self) -> Vec<(&'static str, String)>;
+    }
+
+    impl<T: ?Sized + std::fmt::Debug> DescribeByDebug for Describe<'_, T> {
+        fn describe_fields(&self) -> Vec<(&'static str, String)> {
+            crate::testing::debug_fields(self.1, &format!("{:?}", self.0))
+        }
+    }
+
+    /// [`Describe`] of any other type: nothing.
+    pub trait DescribeNothing {
+        /// The described fields.
+        fn describe_fields(&self) -> Vec<(&'static str, String)>;
+    }
+
+    impl<T: ?Sized> DescribeNothing for &Describe<'_, T> {
+        fn describe_fields(&self) -> Vec<(&'static str, String)> {
+            Vec::new()
+        }
+    }
 
     /// The receiver function's type, so a runtime `connect` of it is seen as a duplicate.
     #[must_use]

@@ -45,6 +45,18 @@ pub trait AsyncHandler<S: Signal>: Send + Sync + 'static {
     note = "a receiver of a custom signal `S` takes `&S`; model signals document their payload types"
 )]
 pub trait FromEvent<'e, S: Signal, X: ?Sized>: Sized {
+    /// What this parameter needs the sender to prepare before the send, as bit flags whose
+    /// meaning the signal's crate defines (`0`, the default: nothing).
+    ///
+    /// Why: some payloads cost work that the sender should do only when a receiver asks for it
+    /// (the ORM reads a row's previous values only for receivers taking its `Changes`
+    /// payload). The registry keeps, per receiver, the flags of its first parameter type
+    /// ([`ReceiverInfo::needs`]), and [`Registry::needs`](crate::__private::Registry::needs)
+    /// ORs those of the receivers a send would reach, so the sender asks once per send, before
+    /// it builds the event. A parameter built from several (a payload and the write's
+    /// transaction) reports its payload's flags.
+    const NEEDS: u8 = 0;
+
     /// Builds the parameter.
     ///
     /// # Errors
@@ -165,6 +177,10 @@ pub struct ReceiverInfo {
     pub dispatch_uid: Option<Cow<'static, str>>,
     /// When the receiver runs relative to the transaction of the write (for model signals).
     pub phase: Phase,
+    /// What the receiver's parameter needs the sender to prepare: [`FromEvent::NEEDS`] of its
+    /// first parameter type (`0` for receivers that need nothing, which is every receiver of
+    /// a custom signal).
+    pub needs: u8,
 }
 
 /// When a receiver runs relative to the write that sent the signal.

@@ -42,6 +42,19 @@ pub trait Signal: Sized + Send + Sync + 'static {
 
     /// This signal's receiver registry (one `static` per signal type, so a send never hashes).
     fn registry() -> &'static Registry<Self>;
+
+    /// The payload's key fields as `(name, value)` text, for the test kit's
+    /// [`Recorder`](crate::testing::Recorder) and fakes: what a test compares sends by
+    /// (`pk=1 created=true` for the ORM's `post_save`).
+    ///
+    /// Called only for sends made inside a recording scope, never on the usual send path. The
+    /// default describes nothing (the recorder then shows the signal and the sender alone);
+    /// [`derive(Signal)`](derive@crate::Signal) describes a signal that implements `Debug` by
+    /// its `Debug` text, and the ORM's model signals override it.
+    #[must_use]
+    fn describe(_event: &Self::Event<'_>) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// A signal whose event is a shared reference to the signal value itself.

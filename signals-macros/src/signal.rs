@@ -32,6 +32,7 @@ pub fn expand(root: Root, item: TokenStream) -> TokenStream {
     let ident = &input.ident;
     let name = name.unwrap_or_else(|| ident.to_string());
     let private = root.private();
+    let ident_text = ident.to_string();
     quote! {
         #[automatically_derived]
         impl #private::Signal for #ident {
@@ -40,6 +41,15 @@ pub fn expand(root: Root, item: TokenStream) -> TokenStream {
             #[inline]
             fn reborrow<'s>(event: &'s mut &Self) -> &'s Self {
                 *event
+            }
+            /// The signal's `Debug` text when it implements `Debug`, else nothing: for the
+            /// test kit's recorder.
+            fn describe(
+                event: &<Self as #private::Signal>::Event<'_>,
+            ) -> #private::Vec<(&'static str, #private::String)> {
+                #[allow(unused_imports)]
+                use #private::{DescribeByDebug as _, DescribeNothing as _};
+                (&#private::Describe(*event, #ident_text)).describe_fields()
             }
             #[inline]
             fn registry() -> &'static #private::Registry<Self> {

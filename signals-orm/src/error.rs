@@ -161,6 +161,9 @@ pub enum OrmError {
         /// The key, as JSON.
         key: String,
     },
+    /// sqlx's migrator failed in [`migrate`](crate::migrate::migrate): a migration's SQL, a
+    /// changed checksum, a dirty version (the source says which).
+    Migration(sqlx::migrate::MigrateError),
 }
 
 /// Rows of one relation that stop a delete: [`OrmError::Protected`] and
@@ -331,6 +334,7 @@ impl OrmError {
             OrmError::DoesNotExist { model, key } => {
                 write!(f, "no `{model}` row has the key {key}")
             }
+            OrmError::Migration(_) => f.write_str("migrating the database failed"),
             OrmError::PoolInReceiver => f.write_str(
                 "a receiver wrote through the pool while the write that sent its signal holds a connection of that pool in a transaction, which would deadlock: write through the transaction given to the receiver (a `tx: &mut Tx<..>` or `AnyTx` parameter)",
             ),
@@ -363,6 +367,7 @@ impl std::error::Error for OrmError {
             OrmError::Database { source, .. } => Some(source),
             OrmError::Signal(error @ SendError::TooDeep { .. }) => Some(error),
             OrmError::Signal(error) => error.source(),
+            OrmError::Migration(error) => Some(error),
             _ => None,
         }
     }

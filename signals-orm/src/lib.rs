@@ -51,20 +51,25 @@ mod tx;
 mod backend;
 mod checks;
 mod collector;
+pub mod connection;
 mod error;
 pub mod m2m;
+pub mod migrate;
 mod model;
 pub mod model_signals;
 pub mod query;
 mod relations;
 mod sql;
+pub mod testing;
 mod writes;
 
 pub use backend::Backend;
 pub use error::{Blocking, Operation, OrmError};
 pub use model::{AnyModel, Model, ModelMeta, Persist};
 pub use model_signals::on_commit::{Committed, ModelSnapshot};
-pub use model_signals::payload::{Origin, PostDelete, PostSave, PreDelete, PreSave, QueryOrigin};
+pub use model_signals::payload::{
+    Changes, Origin, PostDelete, PostSave, PreDelete, PreSave, QueryOrigin,
+};
 pub use relations::{BelongsTo, OnDelete};
 /// A signal: the trait behind [`derive(Signal)`](derive@Signal) and the model signals
 /// ([`model_signals`], [`m2m::M2mChangedSignal`]). What follows is the dispatcher's own
@@ -256,7 +261,7 @@ pub use signals_macros::OrmSignal as Signal;
 /// sender, a payload of one model without `sender`, `Committed` without `on_commit`, a second
 /// parameter that is not a transaction, a return type that is not `()` or a `Result`.
 pub use signals_macros::orm_receiver as receiver;
-pub use tx::{AnyTx, CommitReport, Db, IntoDb, Tx};
+pub use tx::{AnyTx, CommitCallback, CommitReport, Db, IntoDb, Tx};
 pub use writes::{ModelExt, Saved};
 
 pub mod dispatch {
@@ -290,6 +295,7 @@ pub mod __private {
     pub use crate::OrmError;
     pub use crate::m2m::{LinkRows, column_of};
     pub use crate::model::json;
+    pub use crate::model::{DiffersAlways, DiffersByEq, FieldPair};
     pub use crate::model_signals::on_commit::{FromCommitted, OwnedModel, defer_on_commit};
     pub use crate::model_signals::payload::ModelRef;
     pub use crate::model_signals::senders::{SenderOf, TxParam, payload_and_tx, tx_param};

@@ -10,6 +10,7 @@
 //! `docs/orm.md`, "Choosing rows".
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -17,8 +18,8 @@ use signals_core::{Sender, Signal as _};
 
 use crate::backend::Backend;
 use crate::error::{Context as _, Operation, OrmError};
-use crate::model::{Model, Persist};
-use crate::model_signals::payload::Origin;
+use crate::model::{AnyModel, Model, Persist};
+use crate::model_signals::payload::{Origin, Previous};
 use crate::model_signals::{
     DeleteEvent, PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal, SaveEvent,
 };
@@ -863,8 +864,10 @@ impl<M: Model> Query<M> {
             ));
             return run_unheard(db, query, operation).await;
         }
-        atomically!(db, |tx| if pre {
-            self.update_chunks(tx, &assigned, &fields).await
+        // A receiver taking `Changes` needs each row as it was: the chunks' SELECT reads it.
+        let previous = crate::writes::wants_previous::<M>();
+        atomically!(db, |tx| if pre || previous {
+            self.update_chunks(tx, &assigned, &fields, previous).await
         } else {
             let query = built::<M, DB>(sql::update_where(
                 M::META,
@@ -874,18 +877,22 @@ impl<M: Model> Query<M> {
                 true,
             ));
             let mut written = fetch_models::<M, DB>(tx, query, operation).await?;
-            post_saves(&mut written, &fields, tx).await?;
+            post_saves(&mut written, &fields, None, tx).await?;
             Ok(written.len() as u64)
         })
     }
 
-    /// The chunks of an update whose `pre_save` some receiver hears: each selected after the
-    /// last key of the one before, so a row still matching once updated is not selected again.
+    /// The chunks of an update whose `pre_save` some receiver hears, or whose rows as they were
+    /// some receiver asks for (`previous`, for [`Changes`](crate::Changes)): each selected
+    /// after the last key of the one before, so a row still matching once updated is not
+    /// selected again. With `previous`, each selected row is decoded twice, a copy kept as it
+    /// was before the assignments apply.
     async fn update_chunks<DB: Backend>(
         &self,
         tx: &mut Tx<DB>,
         assigned: &[Assignment<M>],
         fields: &[&'static str],
+        previous: bool,
     ) -> Result<u64, OrmError>
     where
         M: Persist<DB>,
@@ -915,7 +922,16 @@ impl<M: Model> Query<M> {
             if let Some(key) = &after {
                 query = M::bind_pk(key, query);
             }
-            let mut selected = fetch_models::<M, DB>(tx, query, operation).await?;
+            let mut selected = Vec::new();
+            let mut before = Vec::new();
+            crate::backend::for_each_row(tx.own_conn(), query, operation, |row| {
+                selected.push(M::from_row(row).during(operation)?);
+                if previous {
+                    before.push(M::from_row(row).during(operation)?);
+                }
+                Ok(())
+            })
+            .await?;
             let Some(last) = selected.last() else { break };
             after = last.pk();
             let full = selected.len() == ROWS_PER_CHUNK;
@@ -923,7 +939,7 @@ impl<M: Model> Query<M> {
             // write to another row (the key is not an assigned field, so it is not written).
             let keys: Vec<M::Pk> = selected.iter().filter_map(Model::pk).collect();
             let sender = Sender::of::<M>();
-            for instance in &mut selected {
+            for (i, instance) in selected.iter_mut().enumerate() {
                 for assignment in assigned {
                     assignment.apply(instance);
                 }
@@ -932,6 +948,9 @@ impl<M: Model> Query<M> {
                     created: false,
                     raw: false,
                     update_fields: Some(fields),
+                    previous: before
+                        .get(i)
+                        .map_or(Previous::Unread, |row| Previous::Row(row)),
                     tx,
                 };
                 PreSaveSignal::registry().send(sender, event).await?;
@@ -963,7 +982,8 @@ impl<M: Model> Query<M> {
                 written.extend(fetch_models::<M, DB>(tx, query, operation).await?);
             }
             drop(selected);
-            post_saves(&mut written, fields, tx).await?;
+            let before = previous.then_some(before.as_slice());
+            post_saves(&mut written, fields, before, tx).await?;
             total += written.len() as u64;
             if !full {
                 break;
@@ -1158,19 +1178,36 @@ fn unique_violation(error: &OrmError) -> bool {
     )
 }
 
-/// `post_save` of rows an update wrote, as written.
+/// `post_save` of rows an update wrote, as written; with `before`, the rows as they were
+/// before the update (in any order), each given to the `post_save` of the row with its key.
 async fn post_saves<M: Model, DB: Backend>(
     written: &mut [M],
     fields: &[&'static str],
+    before: Option<&[M]>,
     tx: &mut Tx<DB>,
 ) -> Result<(), OrmError> {
     let sender = Sender::of::<M>();
+    let by_key: Option<BTreeMap<M::Pk, &M>> = before.map(|rows| {
+        rows.iter()
+            .filter_map(|row| Some((row.pk()?, row)))
+            .collect()
+    });
     for instance in written {
+        let previous = match &by_key {
+            Some(rows) => Previous::read(
+                instance
+                    .pk()
+                    .and_then(|pk| rows.get(&pk).copied())
+                    .map(|row| row as &dyn AnyModel),
+            ),
+            None => Previous::Unread,
+        };
         let event = SaveEvent {
             instance,
             created: false,
             raw: false,
             update_fields: Some(fields),
+            previous,
             tx,
         };
         PostSaveSignal::registry().send(sender, event).await?;

@@ -6,7 +6,8 @@
 //! committed (no savepoint per write: it would cost two statements; open one yourself with
 //! `Tx::savepoint` or `Tx::atomic` to recover and carry on).
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 
 use signals_core::{Sender, Signal};
@@ -14,12 +15,12 @@ use signals_core::{Sender, Signal};
 use crate::backend::Backend;
 use crate::error::{Context as _, Operation, OrmError};
 use crate::model::{AnyModel, Model, Persist};
-use crate::model_signals::payload::Origin;
+use crate::model_signals::payload::{Origin, PREVIOUS_ROW, Previous};
 use crate::model_signals::{
     DeleteEvent, PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal, SaveEvent,
 };
 use crate::query::Deleted;
-use crate::sql::{ModelSql, UPDATE_ROWS, bulk_rows};
+use crate::sql::{self, ModelSql, UPDATE_ROWS, bulk_rows};
 use crate::tx::{Db, IntoDb, Tx};
 
 /// What a save did.
@@ -541,13 +542,25 @@ async fn save_in<M: Persist<DB>, DB: Backend>(
         Write::Fields(fields) => Some(fields),
         Write::Save | Write::Insert => None,
     };
+    // Before the write, `created` is Django's `_state.adding` (`PreSave::adding`): an INSERT
+    // is certain.
+    let adding = matches!(write, Write::Insert) || (M::META.pk_generated && model.pk().is_none());
+    // The row before the write, for receivers taking `Changes`: read, and locked, only when
+    // one of the model's receivers does (an INSERT has none to read).
+    let previous = if !adding
+        && wants_previous::<M>()
+        && let Some(pk) = model.pk()
+    {
+        Some(previous_row::<M, DB>(&pk, tx).await?)
+    } else {
+        None
+    };
     let pre = SaveEvent {
-        // Before the write, `created` is Django's `_state.adding` (`PreSave::adding`): an INSERT
-        // is certain. Written first: it reads `model` before `instance` borrows it.
-        created: matches!(write, Write::Insert) || (M::META.pk_generated && model.pk().is_none()),
         instance: model as &mut dyn AnyModel,
+        created: adding,
         raw,
         update_fields,
+        previous: previous_state(adding, previous.as_ref()),
         tx,
     };
     PreSaveSignal::registry().send(sender, pre).await?;
@@ -557,10 +570,88 @@ async fn save_in<M: Persist<DB>, DB: Backend>(
         created: saved.created(),
         raw,
         update_fields,
+        previous: previous_state(adding, previous.as_ref()),
         tx,
     };
     PostSaveSignal::registry().send(sender, post).await?;
     Ok(saved)
+}
+
+/// Whether a receiver of `M`'s `pre_save` or `post_save` takes the row's previous values
+/// ([`Changes`](crate::Changes)): then a save reads them before `pre_save`. Asked per write,
+/// after the check that anybody listens: a read of each registry's current receiver list, no
+/// lock, no allocation.
+pub(crate) fn wants_previous<M: Model>() -> bool {
+    let sender = Sender::of::<M>();
+    (PreSaveSignal::registry().needs(sender) | PostSaveSignal::registry().needs(sender))
+        & PREVIOUS_ROW
+        != 0
+}
+
+/// What a save's event says of the previous row: none for an INSERT (`adding`), the row read
+/// (`Some`, itself `None` when there was none), or nothing read (`None`).
+fn previous_state<M: Model>(adding: bool, previous: Option<&Option<M>>) -> Previous<'_> {
+    match previous {
+        _ if adding => Previous::Absent,
+        Some(row) => Previous::read(row.as_ref().map(|row| row as &dyn AnyModel)),
+        None => Previous::Unread,
+    }
+}
+
+/// The row with key `pk` as it is before a save writes it, `None` if there is none: `SELECT ..
+/// WHERE key = $1`, with `FOR UPDATE` on PostgreSQL, so that it cannot change (nor be deleted)
+/// between this read and the write.
+async fn previous_row<M: Persist<DB>, DB: Backend>(
+    pk: &M::Pk,
+    tx: &mut Tx<DB>,
+) -> Result<Option<M>, OrmError> {
+    let select = M::sql().select_by_pk.as_str();
+    let text = if sql::locks_rows::<DB>() {
+        Cow::Owned(format!("{select} FOR UPDATE"))
+    } else {
+        Cow::Borrowed(select)
+    };
+    let operation = Operation::on::<M>("fetch the previous row");
+    let query = M::bind_pk(pk, DB::query_with_room(text, 1));
+    let row = DB::fetch_optional(tx.own_conn(), query)
+        .await
+        .during(operation)?;
+    row.as_ref().map(M::from_row).transpose().during(operation)
+}
+
+/// The rows with keys `keys` as they are before a bulk write, by key: as [`previous_row`], one
+/// `SELECT .. WHERE key IN (..)` (`FOR UPDATE` on PostgreSQL) per
+/// [`Backend::MAX_BIND_PARAMETERS`] keys.
+async fn previous_rows<M: Persist<DB>, DB: Backend>(
+    keys: &[M::Pk],
+    tx: &mut Tx<DB>,
+) -> Result<BTreeMap<M::Pk, M>, OrmError> {
+    let operation = Operation::on::<M>("fetch the previous rows");
+    let mut rows = BTreeMap::new();
+    for chunk in keys.chunks(DB::MAX_BIND_PARAMETERS) {
+        let text = sql::select_where_in(
+            M::META,
+            M::sql(),
+            sql::param_prefix::<DB>(),
+            0,
+            chunk.len(),
+            true,
+            sql::locks_rows::<DB>(),
+        );
+        let mut query = DB::query_with_room(text.into(), chunk.len());
+        for key in chunk {
+            query = M::bind_pk(key, query);
+        }
+        crate::backend::for_each_row(tx.own_conn(), query, operation, |row| {
+            let model = M::from_row(row).during(operation)?;
+            if let Some(pk) = model.pk() {
+                rows.insert(pk, model);
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(rows)
 }
 
 async fn write_row<M: Persist<DB>, DB: Backend>(
@@ -730,6 +821,7 @@ async fn bulk_insert_in<M: Persist<DB>, DB: Backend>(
             created: true,
             raw: false,
             update_fields: None,
+            previous: Previous::Absent,
             tx,
         };
         PreSaveSignal::registry().send(sender, pre).await?;
@@ -741,6 +833,7 @@ async fn bulk_insert_in<M: Persist<DB>, DB: Backend>(
             created: true,
             raw: false,
             update_fields: None,
+            previous: Previous::Absent,
             tx,
         };
         PostSaveSignal::registry().send(sender, post).await?;
@@ -895,12 +988,22 @@ async fn bulk_update_in<M: Persist<DB>, DB: Backend>(
     tx: &mut Tx<DB>,
 ) -> Result<u64, OrmError> {
     let sender = Sender::of::<M>();
+    // The rows before the write, for receivers taking `Changes`: read, and locked, only when
+    // one of the model's receivers does.
+    let previous = if wants_previous::<M>() {
+        let keys: Vec<M::Pk> = models.iter().filter_map(Model::pk).collect();
+        Some(previous_rows::<M, DB>(&keys, tx).await?)
+    } else {
+        None
+    };
     for model in models.iter_mut() {
+        let previous = previous_in(previous.as_ref(), model);
         let pre = SaveEvent {
             instance: model as &mut dyn AnyModel,
             created: false,
             raw: false,
             update_fields: Some(fields),
+            previous,
             tx,
         };
         PreSaveSignal::registry().send(sender, pre).await?;
@@ -920,16 +1023,31 @@ async fn bulk_update_in<M: Persist<DB>, DB: Backend>(
         {
             continue;
         }
+        let previous = previous_in(previous.as_ref(), model);
         let post = SaveEvent {
             instance: model as &mut dyn AnyModel,
             created: false,
             raw: false,
             update_fields: Some(fields),
+            previous,
             tx,
         };
         PostSaveSignal::registry().send(sender, post).await?;
     }
     Ok(count)
+}
+
+/// The previous row of `model` among those read (`None`: none were read).
+fn previous_in<'p, M: Model>(read: Option<&'p BTreeMap<M::Pk, M>>, model: &M) -> Previous<'p> {
+    match read {
+        Some(rows) => Previous::read(
+            model
+                .pk()
+                .and_then(|pk| rows.get(&pk))
+                .map(|row| row as &dyn AnyModel),
+        ),
+        None => Previous::Unread,
+    }
 }
 
 /// A key as JSON text, to match the keys an UPDATE returned with the instances'.

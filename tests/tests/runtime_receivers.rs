@@ -4,7 +4,9 @@
 //! panicked. Rules: `docs/dispatch.md` (Runtime receivers).
 //!
 //! Runtime receivers are process-wide and the backends of one scenario run in parallel, so
-//! each scenario's receivers act only on instances carrying that run's own token.
+//! each scenario's receivers act only on instances carrying that run's own token; and the
+//! scenarios run one backend at a time (`ONE_BACKEND_AT_A_TIME`), since some receivers take
+//! `&mut Tx<DB>`: one typed for SQLite's transaction refuses a PostgreSQL write, as it should.
 
 mod support;
 
@@ -39,6 +41,9 @@ struct Note {
     body: String,
 }
 
+/// Held by the scenarios whose receivers take one backend's transaction.
+static ONE_BACKEND_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A token unique to one scenario on one backend.
 fn token<DB: TestBackend>(scenario: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -61,6 +66,7 @@ where
     Note: Persist<DB>,
     Log: Persist<DB>,
 {
+    let _one = ONE_BACKEND_AT_A_TIME.lock().await;
     let mine = token::<DB>("guard");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (m, s) = (mine.clone(), Arc::clone(&seen));
@@ -111,6 +117,7 @@ async fn a_failing_runtime_receiver_rolls_the_save_back_and_is_named<DB: TestBac
     Note: Persist<DB>,
     Log: Persist<DB>,
 {
+    let _one = ONE_BACKEND_AT_A_TIME.lock().await;
     let mine = token::<DB>("fails");
     let m = mine.clone();
     let _guard = pre_save.connect_with(
@@ -160,6 +167,7 @@ where
     Note: Persist<DB>,
     Log: Persist<DB>,
 {
+    let _one = ONE_BACKEND_AT_A_TIME.lock().await;
     let mine = token::<DB>("async-fn");
     let guard = post_save.connect(log_note::<DB>);
     assert!(guard.is_new());
@@ -186,6 +194,7 @@ where
     Note: Persist<DB>,
     Log: Persist<DB>,
 {
+    let _one = ONE_BACKEND_AT_A_TIME.lock().await;
     let mine = token::<DB>("delete");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (m, s) = (mine.clone(), Arc::clone(&seen));

@@ -7,13 +7,13 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use signals_orm::m2m::{M2mAction, M2mChanged, M2mSide};
 use signals_orm::model_signals::PostSaveSignal;
+use signals_orm::testing::{Fake, assert_lines};
 use signals_orm::{
     AnyModel, AnyTx, Committed, Model, ModelExt, ModelSnapshot, Mute, OrmError, Persist,
-    PostDelete, PostSave, PreDelete, PreSave, Saved, receiver,
+    PostDelete, PostSave, PreDelete, PreSave, Saved, Sender, Tx, receiver,
 };
 use sqlx::Pool;
 use support::{Log, TestBackend, log, logged};
@@ -135,8 +135,6 @@ struct Quiet {
 
 /// What the `Quiet` receivers heard, as `"<receiver> <body>"`; tests use bodies of their own.
 static QUIET_HEARD: Mutex<Vec<String>> = Mutex::new(Vec::new());
-/// Makes each run's body unique: the three backends' runs share `QUIET_HEARD`.
-static RUNS: AtomicUsize = AtomicUsize::new(0);
 
 fn heard(body: &str) -> Vec<String> {
     let suffix = format!(" {body}");
@@ -165,26 +163,27 @@ async fn a_muted_post_save_runs_no_receiver_and_queues_no_on_commit<DB: TestBack
 where
     Quiet: Persist<DB>,
 {
-    let muted = format!("muted-{}", RUNS.fetch_add(1, Ordering::SeqCst));
+    // The fake stands in for `quiet_saved` in this task only, so its calls are this test's.
+    let saved = Fake::<PostSaveSignal>::receiver(quiet_saved, Sender::of::<Quiet>());
+    let mut tx = Tx::begin(&pool).await.unwrap();
     let mut row = Quiet {
         id: None,
-        body: muted.clone(),
+        body: "muted".into(),
     };
     // The scope mutes this task only: other tests' saves meanwhile are heard.
-    Mute::new()
+    let muted = Mute::new()
         .signal::<PostSaveSignal>()
-        .scope(row.save(&pool))
-        .await
-        .unwrap();
+        .scope(row.save(&mut tx));
+    saved.scope(muted).await.unwrap();
     assert!(row.id.is_some(), "the row is written all the same");
-    assert_eq!(heard(&muted), Vec::<String>::new());
+    assert!(saved.calls().is_empty());
+    assert_lines(&tx.on_commit_queue(), &[]);
 
-    let loud = format!("loud-{}", RUNS.fetch_add(1, Ordering::SeqCst));
-    row.body.clone_from(&loud);
-    row.save(&pool).await.unwrap();
-    assert_eq!(
-        heard(&loud),
-        [format!("saved {loud}"), format!("committed {loud}")]
+    saved.scope(row.save(&mut tx)).await.unwrap();
+    assert_eq!(saved.calls().len(), 1);
+    assert_lines(
+        &tx.on_commit_queue(),
+        &["post_save[Quiet] testing_kit::quiet_committed"],
     );
 }
 

@@ -50,6 +50,7 @@ pub fn model(model: &Model) -> TokenStream {
     };
     let persist = persist(model);
     let foreign_keys = foreign_keys(model);
+    let field_differs = field_differs(model);
     quote! {
         const _: () = {
             #(#column_checks)*
@@ -88,6 +89,7 @@ pub fn model(model: &Model) -> TokenStream {
             fn set_pk(&mut self, pk: ::core::option::Option<Self::Pk>) {
                 #set_pk
             }
+            #field_differs
             fn values(&self) -> ::std::vec::Vec<(&'static str, #private::serde_json::Value)> {
                 ::std::vec![
                     (#key_name, #key_json),
@@ -100,6 +102,24 @@ pub fn model(model: &Model) -> TokenStream {
         #persist
 
         #foreign_keys
+    }
+}
+
+/// `Model::field_differs`: per saved field, `PartialEq` where the field's type implements it,
+/// else "differs" (autoref specialisation on the concrete field type, see `FieldPair`).
+fn field_differs(model: &Model) -> TokenStream {
+    let private = model.root.private();
+    let indexes = 0..model.fields.len();
+    let idents = model.fields.iter().map(|f| &f.ident);
+    quote! {
+        fn field_differs(&self, other: &Self, field: usize) -> bool {
+            #[allow(unused_imports)]
+            use #private::{DiffersAlways as _, DiffersByEq as _};
+            match field {
+                #(#indexes => (&#private::FieldPair(&self.#idents, &other.#idents)).differs(),)*
+                _ => true,
+            }
+        }
     }
 }
 

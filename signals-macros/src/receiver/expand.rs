@@ -51,6 +51,8 @@ fn one_signal(receiver: &Receiver, signal: &Signal, function: &syn::ItemFn) -> T
         quote!(Immediate)
     };
 
+    let (needs_fn, needs) = needs(receiver, signal, &sender_marker);
+
     let at = name.span();
     let line = quote_spanned!(at=> ::core::line!());
     let column = quote_spanned!(at=> ::core::column!());
@@ -58,6 +60,7 @@ fn one_signal(receiver: &Receiver, signal: &Signal, function: &syn::ItemFn) -> T
         #[doc(hidden)]
         const _: () = {
             #sender_check
+            #needs_fn
             struct __SignalsReceiver;
             #handler_impl
             static __SIGNALS_HANDLER: #private::Handler<#signal> =
@@ -77,11 +80,61 @@ fn one_signal(receiver: &Receiver, signal: &Signal, function: &syn::ItemFn) -> T
                         priority: #priority,
                         dispatch_uid: #dispatch_uid,
                         phase: #private::Phase::#phase,
+                        needs: #needs,
                     },
                 }
             }
         };
     }
+}
+
+/// What the receiver's parameters need the sender to prepare (`FromEvent::NEEDS`, for
+/// `ReceiverInfo::needs`): a `const fn __signals_needs` and the expression calling it. An
+/// `on_commit` receiver takes an owned copy made after the write (`Committed`), which needs
+/// nothing, and has none.
+///
+/// The function names what the handler's extraction names (`arguments`), with the same
+/// tokens, spans and lifetime name: a parameter that does not fit gives the same error in
+/// both, which rustc shows once.
+fn needs(
+    receiver: &Receiver,
+    signal: &TokenStream,
+    sender: &TokenStream,
+) -> (TokenStream, TokenStream) {
+    let private = receiver.root.private();
+    let body = match receiver.params.as_slice() {
+        _ if receiver.on_commit => return (TokenStream::new(), quote!(0)),
+        [payload, tx] => {
+            let parts = payload_and_tx(receiver, signal, sender, payload, tx);
+            quote!(#parts.1)
+        }
+        [ty] => quote_spanned!(ty.span()=>
+            <#ty as #private::FromEvent<'e, #signal, #sender>>::NEEDS
+        ),
+        _ => return (TokenStream::new(), quote!(0)),
+    };
+    (
+        quote! {
+            const fn __signals_needs<'e>() -> u8 {
+                #body
+            }
+        },
+        quote!(__signals_needs()),
+    )
+}
+
+/// The call of `payload_and_tx` that gives a two-parameter receiver's extraction and needs.
+fn payload_and_tx(
+    receiver: &Receiver,
+    signal: &TokenStream,
+    sender: &TokenStream,
+    payload: &syn::Type,
+    tx: &syn::Type,
+) -> TokenStream {
+    let private = receiver.root.private();
+    let (open, close) = around(tx, quote!(<), quote!(>::Param));
+    let param = quote!(#open #tx as #private::TxParam<'e> #close);
+    quote!(#private::payload_and_tx::<#signal, #sender, #payload, #param>())
 }
 
 /// A model signal's sender must be one of its senders (a model; for `m2m_changed` a through
@@ -244,10 +297,10 @@ fn mentions_impl(tokens: TokenStream) -> bool {
 /// The arguments of the call and the statement that builds them from `event`.
 ///
 /// With two parameters (payload and transaction) each is checked at its own type. The tuple
-/// comes from `payload_and_tx::<.., Payload, <Tx as TxParam>::Param>`, which rustc blames on
-/// the payload type; the transaction type is checked by `TxParam`, reported at that type
-/// (`tx_param::<Tx, _>` hands the transaction over as `Tx`). A transaction type that is not one
-/// leaves `Param` unknown, so the tuple is not reported too.
+/// comes from the function `payload_and_tx::<.., Payload, <Tx as TxParam>::Param>()` returns,
+/// which rustc blames on the payload type; the transaction type is checked by `TxParam`,
+/// reported at that type (`tx_param::<Tx, _>` hands the transaction over as `Tx`). A
+/// transaction type that is not one leaves `Param` unknown, so the tuple is not reported too.
 fn arguments(
     receiver: &Receiver,
     signal: &TokenStream,
@@ -257,11 +310,9 @@ fn arguments(
     let arg0 = format_ident!("__signals_arg0");
     if let [payload, tx] = receiver.params.as_slice() {
         let arg1 = format_ident!("__signals_arg1");
-        let (open, close) = around(tx, quote!(<), quote!(>::Param));
-        let param = quote!(#open #tx as #private::TxParam<'e> #close);
+        let parts = payload_and_tx(receiver, signal, sender, payload, tx);
         let extract = quote! {
-            let (#arg0, #arg1) =
-                #private::payload_and_tx::<#signal, #sender, #payload, #param>(event)?;
+            let (#arg0, #arg1) = (#parts.0)(event)?;
         };
         (
             vec![quote!(#arg0), quote!(#private::tx_param::<#tx, _>(#arg1))],

@@ -194,6 +194,7 @@ fn check_payload(args: &Args, ty: &syn::Type, errors: &mut Vec<syn::Error>) {
         "M2mChanged" | "AnyM2mChanged" => ("AnyM2mChanged<'_>", "every relation"),
         "PreSave" => ("PreSave<'_, dyn AnyModel>", "every model"),
         "PostSave" => ("PostSave<'_, dyn AnyModel>", "every model"),
+        "Changes" => ("Changes<'_, dyn AnyModel>", "every model"),
         "PreDelete" => ("PreDelete<'_, dyn AnyModel>", "every model"),
         "PostDelete" => ("PostDelete<'_, dyn AnyModel>", "every model"),
         _ => return,

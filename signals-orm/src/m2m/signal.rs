@@ -11,6 +11,7 @@ use signals_core::{BoxError, Signal};
 use super::Through;
 use crate::model::{AnyModel, Model, ModelMeta};
 use crate::model_signals::payload::{narrow, tx_payloads};
+use crate::model_signals::pk_text;
 use crate::tx::TxHandle;
 
 /// Django's `m2m_changed` actions.
@@ -87,6 +88,21 @@ impl Signal for M2mChangedSignal {
             keys_json: ev.keys_json,
             tx: &mut *ev.tx,
         }
+    }
+
+    /// `pk` (the instance whose manager was used), `action`, `reverse` and `pk_set` (the
+    /// keys as JSON, `-` for clear), for the test kit's recorder.
+    fn describe(ev: &M2mEvent<'_>) -> Vec<(&'static str, String)> {
+        let pk_set = ev.pk_set.as_deref().map_or_else(
+            || "-".to_owned(),
+            |set| serde_json::Value::Array((ev.keys_json)(set)).to_string(),
+        );
+        vec![
+            ("pk", pk_text(ev.instance)),
+            ("action", ev.action.as_str().to_owned()),
+            ("reverse", ev.reverse.to_string()),
+            ("pk_set", pk_set),
+        ]
     }
 
     fn registry() -> &'static Registry<Self> {

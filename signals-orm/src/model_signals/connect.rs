@@ -23,7 +23,7 @@ use signals_core::{BoxError, ConnectOptions, Connection, Sender, Signal};
 
 use super::payload::ModelRef;
 use super::{PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal};
-use crate::model_signals::payload::{PostDelete, PostSave, PreDelete, PreSave};
+use crate::model_signals::payload::{Changes, PostDelete, PostSave, PreDelete, PreSave};
 use crate::{Backend, Tx};
 
 /// A closure or function that [`post_save.connect`](PostSaveSignal::connect) (and the other
@@ -31,8 +31,8 @@ use crate::{Backend, Tx};
 ///
 /// Implemented for `Fn(Payload<'_, T>) -> R`, `Fn(Payload<'_, T>, &mut Tx<DB>) -> R` and the
 /// same as `async fn`, where `Payload` is the signal's payload (`PreSave`, `PostSave`,
-/// `PreDelete`, `PostDelete`), `T` a model or `dyn AnyModel`, and `R` is `()` or
-/// `Result<(), E>`. `M` only tells the shapes apart.
+/// `PreDelete`, `PostDelete`, and [`Changes`] for `pre_save` and `post_save`), `T` a model or
+/// `dyn AnyModel`, and `R` is `()` or `Result<(), E>`. `M` only tells the shapes apart.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be connected as a receiver of `{S}`",
     label = "expected `Fn(Payload<'_, Model>)` or `Fn(Payload<'_, Model>, &mut Tx<DB>)`, sync or `async fn`, returning `()` or `Result<(), E>`",
@@ -46,6 +46,9 @@ pub trait ModelReceiver<S: Signal, M>: Send + Sync + Sized + 'static {
     /// The sender the payload type implies: its model, or `None` for `dyn AnyModel`.
     #[doc(hidden)]
     fn implied_sender() -> Option<Sender>;
+    /// What the payload type needs the write to prepare (`FromEvent::NEEDS`).
+    #[doc(hidden)]
+    fn needs() -> u8;
 }
 
 /// The sender of a payload about `T`: `T` for a model, none for `dyn AnyModel`.
@@ -75,6 +78,9 @@ pub enum Async1 {}
 /// The payload and the transaction, awaited.
 #[doc(hidden)]
 pub struct Async2<DB>(PhantomData<DB>);
+/// Shape `K` taking [`Changes`] instead of the signal's own payload.
+#[doc(hidden)]
+pub struct WithChanges<K>(PhantomData<K>);
 
 /// A connected closure, with the types its call needs.
 struct Closure<F, T: ?Sized, R, Kind>(F, Marker<T, R, Kind>);
@@ -173,13 +179,22 @@ macro_rules! connectable {
                         identity,
                         type_name: std::any::type_name::<F>(),
                         implied_sender: F::implied_sender(),
+                        needs: F::needs(),
                     },
                     Location::caller(),
                 )
             }
         }
 
-        impl<F, T, R> SyncHandler<$signal> for Closure<F, T, R, Sync1>
+        shapes!($signal, $payload; Sync1, Sync2<DB>, Async1, Async2<DB>);
+    )*};
+}
+
+/// The four closure shapes of payload `$payload` for signal `$signal`, told apart by the kinds
+/// given (`DB` is the backend of the shapes with a transaction).
+macro_rules! shapes {
+    ($signal:ident, $payload:ident; $sync1:ty, $sync2:ty, $async1:ty, $async2:ty) => {
+        impl<F, T, R> SyncHandler<$signal> for Closure<F, T, R, $sync1>
         where
             T: ModelRef + ?Sized,
             F: for<'e> Fn($payload<'e, T>) -> R + Send + Sync + 'static,
@@ -196,7 +211,7 @@ macro_rules! connectable {
             }
         }
 
-        impl<F, T, R> ModelReceiver<$signal, Shape<T, R, Sync1>> for F
+        impl<F, T, R> ModelReceiver<$signal, Shape<T, R, $sync1>> for F
         where
             T: ModelRef + ?Sized,
             F: for<'e> Fn($payload<'e, T>) -> R + Send + Sync + 'static,
@@ -204,14 +219,17 @@ macro_rules! connectable {
             for<'e> $payload<'e, T>: FromEvent<'e, $signal, T::Sender>,
         {
             fn into_handler(self) -> Handler<$signal> {
-                Handler::Sync(StaticOrShared::Shared(Closure::<F, T, R, Sync1>::new(self)))
+                Handler::Sync(StaticOrShared::Shared(Closure::<F, T, R, $sync1>::new(self)))
             }
             fn implied_sender() -> Option<Sender> {
                 sender_of::<T>()
             }
+            fn needs() -> u8 {
+                <$payload<'static, T> as FromEvent<'static, $signal, T::Sender>>::NEEDS
+            }
         }
 
-        impl<F, T, R, DB> SyncHandler<$signal> for Closure<F, T, R, Sync2<DB>>
+        impl<F, T, R, DB> SyncHandler<$signal> for Closure<F, T, R, $sync2>
         where
             T: ModelRef + ?Sized,
             DB: Backend,
@@ -230,7 +248,7 @@ macro_rules! connectable {
             }
         }
 
-        impl<F, T, R, DB> ModelReceiver<$signal, Shape<T, R, Sync2<DB>>> for F
+        impl<F, T, R, DB> ModelReceiver<$signal, Shape<T, R, $sync2>> for F
         where
             T: ModelRef + ?Sized,
             DB: Backend,
@@ -239,14 +257,17 @@ macro_rules! connectable {
             for<'e> ($payload<'e, T>, &'e mut Tx<DB>): FromEvent<'e, $signal, T::Sender>,
         {
             fn into_handler(self) -> Handler<$signal> {
-                Handler::Sync(StaticOrShared::Shared(Closure::<F, T, R, Sync2<DB>>::new(self)))
+                Handler::Sync(StaticOrShared::Shared(Closure::<F, T, R, $sync2>::new(self)))
             }
             fn implied_sender() -> Option<Sender> {
                 sender_of::<T>()
             }
+            fn needs() -> u8 {
+                <$payload<'static, T> as FromEvent<'static, $signal, T::Sender>>::NEEDS
+            }
         }
 
-        impl<F, T> AsyncHandler<$signal> for Closure<F, T, (), Async1>
+        impl<F, T> AsyncHandler<$signal> for Closure<F, T, (), $async1>
         where
             T: ModelRef + ?Sized,
             F: for<'e> AsyncFn1<'e, $payload<'e, T>>,
@@ -267,21 +288,24 @@ macro_rules! connectable {
             }
         }
 
-        impl<F, T> ModelReceiver<$signal, Shape<T, (), Async1>> for F
+        impl<F, T> ModelReceiver<$signal, Shape<T, (), $async1>> for F
         where
             T: ModelRef + ?Sized,
             F: for<'e> AsyncFn1<'e, $payload<'e, T>>,
             for<'e> $payload<'e, T>: FromEvent<'e, $signal, T::Sender>,
         {
             fn into_handler(self) -> Handler<$signal> {
-                Handler::Async(StaticOrShared::Shared(Closure::<F, T, (), Async1>::new(self)))
+                Handler::Async(StaticOrShared::Shared(Closure::<F, T, (), $async1>::new(self)))
             }
             fn implied_sender() -> Option<Sender> {
                 sender_of::<T>()
             }
+            fn needs() -> u8 {
+                <$payload<'static, T> as FromEvent<'static, $signal, T::Sender>>::NEEDS
+            }
         }
 
-        impl<F, T, DB> AsyncHandler<$signal> for Closure<F, T, (), Async2<DB>>
+        impl<F, T, DB> AsyncHandler<$signal> for Closure<F, T, (), $async2>
         where
             T: ModelRef + ?Sized,
             DB: Backend,
@@ -303,7 +327,7 @@ macro_rules! connectable {
             }
         }
 
-        impl<F, T, DB> ModelReceiver<$signal, Shape<T, (), Async2<DB>>> for F
+        impl<F, T, DB> ModelReceiver<$signal, Shape<T, (), $async2>> for F
         where
             T: ModelRef + ?Sized,
             DB: Backend,
@@ -311,13 +335,16 @@ macro_rules! connectable {
             for<'e> ($payload<'e, T>, &'e mut Tx<DB>): FromEvent<'e, $signal, T::Sender>,
         {
             fn into_handler(self) -> Handler<$signal> {
-                Handler::Async(StaticOrShared::Shared(Closure::<F, T, (), Async2<DB>>::new(self)))
+                Handler::Async(StaticOrShared::Shared(Closure::<F, T, (), $async2>::new(self)))
             }
             fn implied_sender() -> Option<Sender> {
                 sender_of::<T>()
             }
+            fn needs() -> u8 {
+                <$payload<'static, T> as FromEvent<'static, $signal, T::Sender>>::NEEDS
+            }
         }
-    )*};
+    };
 }
 
 connectable!(
@@ -334,3 +361,6 @@ connectable!(
     /// `post_delete.connect(|ev: PostDelete<'_, User>| ..)`.
     PostDeleteSignal, post_delete, PostDelete;
 );
+
+shapes!(PreSaveSignal, Changes; WithChanges<Sync1>, WithChanges<Sync2<DB>>, WithChanges<Async1>, WithChanges<Async2<DB>>);
+shapes!(PostSaveSignal, Changes; WithChanges<Sync1>, WithChanges<Sync2<DB>>, WithChanges<Async1>, WithChanges<Async2<DB>>);

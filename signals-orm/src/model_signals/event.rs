@@ -2,7 +2,7 @@
 //! transaction as `dyn TxHandle`, narrowed per receiver by `payload.rs` and `on_commit.rs`.
 
 use crate::model::AnyModel;
-use crate::model_signals::payload::Origin;
+use crate::model_signals::payload::{Origin, Previous};
 use crate::tx::TxHandle;
 
 /// The event behind `pre_save` and `post_save`.
@@ -12,6 +12,9 @@ pub struct SaveEvent<'e> {
     pub(crate) created: bool,
     pub(crate) raw: bool,
     pub(crate) update_fields: Option<&'e [&'static str]>,
+    /// The row as it was before the write, for receivers taking
+    /// [`Changes`](crate::model_signals::payload::Changes).
+    pub(crate) previous: Previous<'e>,
     pub(crate) tx: &'e mut dyn TxHandle,
 }
 

@@ -110,19 +110,22 @@ where
     T::cast(param)
 }
 
-/// The payload and the transaction of a two-parameter receiver. Called with the payload type
-/// written out, so that rustc reports a payload that does not fit at that type.
-///
-/// # Errors
-///
-/// As the event's [`FromEvent`] impl: a payload of another model, a transaction of the other
-/// backend.
+/// What builds the payload and the transaction of a two-parameter receiver from the event (as
+/// the event's [`FromEvent`] impl: it fails for a payload of another model, or a transaction
+/// of the other backend), and what they need the sender to prepare
+/// ([`FromEvent::NEEDS`]). Called with the payload type written out, so that rustc reports a
+/// payload that does not fit at that type, by the handler and by its `ReceiverInfo`'s `needs`
+/// alike (the same error, shown once).
 #[inline]
-pub fn payload_and_tx<'e, S, X, P, T>(event: S::Event<'e>) -> Result<(P, T), BoxError>
+#[must_use]
+pub const fn payload_and_tx<'e, S, X, P, T>() -> (ExtractPair<'e, S, P, T>, u8)
 where
     S: Signal,
     X: ?Sized,
     (P, T): FromEvent<'e, S, X>,
 {
-    <(P, T)>::from_event(event)
+    (<(P, T)>::from_event, <(P, T) as FromEvent<'e, S, X>>::NEEDS)
 }
+
+/// The function [`payload_and_tx`] returns.
+pub type ExtractPair<'e, S, P, T> = fn(<S as Signal>::Event<'e>) -> Result<(P, T), BoxError>;

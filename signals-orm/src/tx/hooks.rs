@@ -9,13 +9,38 @@ use signals_core::BoxError;
 
 use super::CommitReport;
 
-/// Who queued an `on_commit` callback: shown in errors and traces.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HookLabel {
-    pub(crate) signal: &'static str,
-    pub(crate) sender: &'static str,
-    pub(crate) receiver: &'static str,
+/// An `on_commit` callback queued in a transaction, as [`Tx::on_commit_queue`] lists it: who
+/// queued it. Also what errors and traces name.
+///
+/// Its `Display` is one line, `signal[Sender] receiver`, the sender without its module path
+/// (`post_save[User] app::send_welcome`; `on_commit[-] app::checkout::{{closure}}` for a
+/// callback queued with [`Tx::on_commit`]), for
+/// [`assert_lines`](crate::testing::assert_lines).
+///
+/// [`Tx::on_commit_queue`]: crate::Tx::on_commit_queue
+/// [`Tx::on_commit`]: crate::Tx::on_commit
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OnCommitCallback {
+    /// The signal whose `on_commit` receiver queued it (`post_save`), or `on_commit` for
+    /// [`Tx::on_commit`](crate::Tx::on_commit).
+    pub signal: &'static str,
+    /// The sender's type path (the model, or the relation for `m2m_changed`), `-` for
+    /// [`Tx::on_commit`](crate::Tx::on_commit).
+    pub sender: &'static str,
+    /// The receiver's path, or the closure's type name.
+    pub receiver: &'static str,
 }
+
+impl std::fmt::Display for OnCommitCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sender = self.sender.rsplit("::").next().unwrap_or(self.sender);
+        write!(f, "{}[{sender}] {}", self.signal, self.receiver)
+    }
+}
+
+/// The name the crate's own code uses.
+pub(crate) type HookLabel = OnCommitCallback;
 
 type HookFn = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>;
 
@@ -30,9 +55,14 @@ impl Hook {
     pub(crate) fn new(label: HookLabel, run: HookFn) -> Self {
         Hook { label, run }
     }
+
+    pub(crate) fn label(&self) -> HookLabel {
+        self.label
+    }
 }
 
-pub(crate) async fn run_hooks(hooks: Vec<Hook>) -> CommitReport {
+/// Runs `hooks` in order; `when` says when in the report of a failure ("after COMMIT").
+pub(crate) async fn run_hooks(hooks: Vec<Hook>, when: &'static str) -> CommitReport {
     let mut report = CommitReport {
         ran: hooks.len(),
         failures: Vec::new(),
@@ -53,7 +83,7 @@ pub(crate) async fn run_hooks(hooks: Vec<Hook>) -> CommitReport {
         };
         // `save(&pool)` commits for the caller and cannot return this: the report is the only
         // trace, so it reaches stderr when no tracing subscriber is installed.
-        Report::error("on_commit callback failed after COMMIT", &error)
+        Report::error(when, &error)
             .about(label.receiver, label.signal)
             .emit();
         report.failures.push(error);

@@ -12,8 +12,8 @@ use std::cell::Cell;
 use std::future::Future;
 
 use futures_util::future::BoxFuture;
-use signals_core::SendError;
 use signals_core::extract::ReceiverOutput;
+use signals_core::{BoxError, SendError};
 
 use crate::backend::Backend;
 use crate::error::{Context as _, Operation, OrmError};
@@ -23,6 +23,7 @@ pub use handle::TxHandle;
 pub(crate) use handle::tx_of;
 pub use hooks::Hook;
 pub(crate) use hooks::HookLabel;
+pub use hooks::OnCommitCallback;
 use hooks::run_hooks;
 
 /// Runs `$body` (an expression using `$tx: &mut Tx<DB>`) atomically: in its own transaction
@@ -399,22 +400,71 @@ impl<DB: Backend> Tx<DB> {
     }
 
     /// Queues `callback` to run after the outermost COMMIT, in registration order (Django's
-    /// `transaction.on_commit`). It returns `()` or `Result<(), E>`; failures are logged and
-    /// returned in the [`CommitReport`], and never undo the commit.
-    pub fn on_commit<F, Fut>(&mut self, callback: F)
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output: ReceiverOutput> + Send + 'static,
-    {
+    /// `transaction.on_commit`): a closure returning `()` or `Result<(), E>`, or a future of
+    /// one (`move || async move { .. }`). Failures are logged and returned in the
+    /// [`CommitReport`], and never undo the commit.
+    pub fn on_commit<M>(&mut self, callback: impl CommitCallback<M>) {
         let label = HookLabel {
             signal: "on_commit",
             sender: "-",
-            receiver: std::any::type_name::<F>(),
+            receiver: callback.name(),
         };
-        self.hooks.push(Hook::new(
-            label,
-            Box::new(move || Box::pin(async move { callback().await.into_result() })),
-        ));
+        self.hooks.push(Hook::new(label, callback.into_hook()));
+    }
+
+    /// The `on_commit` callbacks queued in this transaction so far, in the order they will
+    /// run: who queued each ([`OnCommitCallback`]: signal, sender, receiver). Callbacks of a
+    /// savepoint rolled back are not listed (they were discarded); those of a savepoint still
+    /// open or released are.
+    ///
+    /// For tests, Django's `captureOnCommitCallbacks()`: a test that rolls its transaction
+    /// back at the end can still check what would have run after COMMIT; with
+    /// [`run_on_commit_queue`](Tx::run_on_commit_queue) it can run them too.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use signals_orm::Tx;
+    ///
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+    /// let mut tx = Tx::begin(&pool).await?;
+    /// tx.on_commit(|| async { println!("mail sent") });
+    /// let queued = tx.on_commit_queue();
+    /// assert_eq!(queued.len(), 1);
+    /// assert_eq!(queued[0].signal, "on_commit");
+    /// let report = tx.run_on_commit_queue().await; // runs it, without committing
+    /// assert_eq!((report.ran, report.failures.len()), (1, 0));
+    /// assert!(tx.on_commit_queue().is_empty());
+    /// tx.rollback().await?; // the test's data is gone, the callback ran
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn on_commit_queue(&self) -> Vec<OnCommitCallback> {
+        self.hooks.iter().map(Hook::label).collect()
+    }
+
+    /// Runs the queued `on_commit` callbacks now, in order, without committing, and empties
+    /// the queue: Django's `captureOnCommitCallbacks(execute=True)`, for tests that roll
+    /// their transaction back. Returns what [`commit`](Tx::commit) would have returned about
+    /// them: how many ran and each failure (reported as `commit` reports them).
+    ///
+    /// The transaction goes on: callbacks queued later run at the COMMIT (or at the next call).
+    /// What ran is gone from the queue even if a savepoint open now is rolled back later. It
+    /// does not check whether the transaction could commit ([`rollback_only`](Tx::rollback_only)
+    /// says that).
+    pub async fn run_on_commit_queue(&mut self) -> CommitReport {
+        let hooks = std::mem::take(&mut self.hooks);
+        // Every savepoint open now began at or before the end of what ran: rolling one back
+        // discards only what is queued from now on.
+        for mark in &mut self.savepoints {
+            *mark = 0;
+        }
+        run_hooks(
+            hooks,
+            "on_commit callback failed (run by `run_on_commit_queue`, without COMMIT)",
+        )
+        .await
     }
 
     /// Opens a savepoint; writes after it can be undone with
@@ -633,7 +683,7 @@ impl<DB: Backend> Tx<DB> {
         let inner = self.inner;
         FinishOnDrop(Some(Box::pin(async move {
             inner.commit().await.during(Operation::tx("COMMIT"))?;
-            Ok(run_hooks(hooks).await)
+            Ok(run_hooks(hooks, "on_commit callback failed after COMMIT").await)
         })))
         .await
     }
@@ -740,5 +790,52 @@ impl<DB: Backend> std::fmt::Debug for Tx<DB> {
             .field("on_commit", &self.hooks.len())
             .field("rollback_only", &self.rollback_only())
             .finish_non_exhaustive()
+    }
+}
+
+/// What [`Tx::on_commit`] takes: a closure run after COMMIT, sync (`|| ..`) or returning a
+/// future (`|| async { .. }`), whose result is `()` or `Result<(), E>`. `M` only tells the two
+/// apart.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an `on_commit` callback",
+    label = "expected `move || ..` or `move || async move {{ .. }}` returning `()` or `Result<(), E>`",
+    note = "the callback runs after COMMIT, when the transaction is gone: it takes no arguments and owns what it uses (`move`)",
+    note = "`E` may be any error convertible into `Box<dyn Error + Send + Sync>`"
+)]
+pub trait CommitCallback<M>: Send + 'static {
+    /// The callback as a queued hook.
+    #[doc(hidden)]
+    fn into_hook(self) -> Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>;
+    /// The name shown in errors and in [`Tx::on_commit_queue`]: the closure's type.
+    #[doc(hidden)]
+    fn name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
+}
+
+/// Marks a callback returning a future.
+#[doc(hidden)]
+pub enum Awaited {}
+/// Marks a callback returning its result directly.
+#[doc(hidden)]
+pub enum Immediate {}
+
+impl<F, Fut> CommitCallback<(Awaited, Fut)> for F
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output: ReceiverOutput> + Send + 'static,
+{
+    fn into_hook(self) -> Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send> {
+        Box::new(move || Box::pin(async move { self().await.into_result() }))
+    }
+}
+
+impl<F, R> CommitCallback<(Immediate, R)> for F
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: ReceiverOutput + 'static,
+{
+    fn into_hook(self) -> Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send> {
+        Box::new(move || Box::pin(std::future::ready(self().into_result())))
     }
 }
