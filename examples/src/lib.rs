@@ -15,6 +15,7 @@ pub mod seed;
 pub mod shop;
 pub mod trace;
 pub mod usecases;
+pub mod web;
 
 /// The error of a use case.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

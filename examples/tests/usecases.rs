@@ -21,13 +21,24 @@ static PAYMENTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// A run on a fresh SQLite file in a temporary folder, tracing into its own `Trace`.
 async fn sqlite_run() -> (Run, tempfile::TempDir, tracing::subscriber::DefaultGuard) {
     let dir = tempfile::tempdir().unwrap();
-    let db = ShopDb::sqlite_file(&dir.path().join("shop.db"))
+    let db = quietly(ShopDb::sqlite_file(&dir.path().join("shop.db")))
         .await
         .unwrap();
     let trace = Trace::default();
     let guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(trace.clone()));
     (Run::with_db(dir.path(), db, trace).unwrap(), dir, guard)
+}
+
+/// Runs `setup` (making a database, whose migrations send `pre_migrate` and `post_migrate`)
+/// under a trace of its own, thrown away. Not untraced: the dispatcher's spans are created
+/// through `tracing` callsites whose interest is cached at their first use, and a first use
+/// while no test has a subscriber yet (which a parallel test's can race) would cache "never":
+/// every later trace of this process would then miss those spans.
+async fn quietly<T>(setup: impl Future<Output = T>) -> T {
+    let _scratch =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(Trace::default()));
+    setup.await
 }
 
 /// The receivers of other use cases that ran, sorted: what the programs that do not mute them
@@ -631,7 +642,7 @@ async fn the_shop_session_runs_on_postgresql() {
     };
     let dir = tempfile::tempdir().unwrap();
     let schema = format!("shop_test_{}", std::process::id());
-    let db = ShopDb::postgres(&url, Some(&schema)).await.unwrap();
+    let db = quietly(ShopDb::postgres(&url, Some(&schema))).await.unwrap();
     let trace = Trace::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(trace.clone()));

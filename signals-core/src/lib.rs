@@ -194,6 +194,23 @@ macro_rules! link {
     };
 }
 
+/// The body of [`Signal::registry`] for a signal implemented by hand: the `static` registry
+/// and its thread-local copy of the receiver list (see `Registry::new`). Hidden: for crates
+/// that define signals with their own event types, as signals-orm does.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __signal_registry {
+    ($signal:ty) => {{
+        ::std::thread_local! {
+            static LOCAL: $crate::__private::LocalCopy<$signal> =
+                const { $crate::__private::LocalCopy::new() };
+        }
+        static REGISTRY: $crate::__private::Registry<$signal> =
+            $crate::__private::Registry::new(&LOCAL);
+        &REGISTRY
+    }};
+}
+
 #[doc(hidden)]
 pub mod __private {
     //! What generated code reaches; not part of the API.

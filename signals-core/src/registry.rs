@@ -403,28 +403,60 @@ impl<S: Signal> Registry<S> {
             needs: receiver.needs,
         };
         let identity = receiver.identity;
-        let inner = self.inner();
-        let mut next = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = Entry {
+        let inserted = self.insert(|id| Entry {
             handler,
             sender: sender.and_then(|s| s.type_id()),
             sender_name: sender.map(|s| s.name()),
             info: StaticOrShared::Shared(Arc::new(info)),
             identity,
             registration: Registration::Runtime,
-            id: *next,
-        };
+            id,
+        });
+        match inserted {
+            // The duplicate's closure is dropped here, after the lock was released: its `Drop`
+            // is user code, which may connect or disconnect.
+            Err(duplicate) => {
+                drop(duplicate);
+                Connection {
+                    registry: self,
+                    id: None,
+                }
+            }
+            Ok((id, stale)) => {
+                // The guard exists before the old list is let go of: a closure's `Drop` run by
+                // that may panic, and the receiver must not then stay connected with nobody
+                // holding its guard.
+                let connection = Connection {
+                    registry: self,
+                    id: Some(id),
+                };
+                drop(stale);
+                connection
+            }
+        }
+    }
+
+    /// Inserts the entry `make` builds (given its id) at its place in the dispatch order,
+    /// unless one with the same key is there. Returns its id and the old list, for the caller
+    /// to drop once it holds what must outlive it, or the refused entry; either way the writer
+    /// lock is released first (dropping a receiver's closure runs user code, which may
+    /// connect).
+    #[expect(
+        clippy::result_large_err,
+        reason = "a refused entry comes back once per duplicate connect, to be dropped unlocked"
+    )]
+    fn insert(
+        &'static self,
+        make: impl FnOnce(u64) -> Entry<S>,
+    ) -> Result<(u64, impl Sized), Entry<S>> {
+        let inner = self.inner();
+        let mut next = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = make(*next);
         let current = inner.snapshot.load();
         if current.entries.iter().any(|e| e.same_key(&entry)) {
-            // The duplicate's closure is dropped after the lock is released: its `Drop` is user
-            // code, which may connect or disconnect.
             drop(current);
             drop(next);
-            drop(entry);
-            return Connection {
-                registry: self,
-                id: None,
-            };
+            return Err(entry);
         }
         *next += 1;
         let id = entry.id;
@@ -434,14 +466,7 @@ impl<S: Signal> Registry<S> {
         drop(current);
         let stale = inner.publish(entries);
         drop(next);
-        // The guard exists before the old list is let go of: a closure's `Drop` run by that may
-        // panic, and the receiver must not then stay connected with nobody holding its guard.
-        let connection = Connection {
-            registry: self,
-            id: Some(id),
-        };
-        drop(stale);
-        connection
+        Ok((id, stale))
     }
 
     /// Disconnects a function receiver connected (at link time or at runtime) for `sender`.
@@ -475,30 +500,16 @@ impl<S: Signal> Registry<S> {
         let Some(handler) = linked.handler.downcast_ref::<Handler<S>>() else {
             return false;
         };
-        let inner = self.inner();
-        let mut next = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = Entry {
+        self.insert(|id| Entry {
             handler: handler.clone(),
             sender: sender.type_id(),
             sender_name: linked.sender.map(|f| f().name()),
             info: StaticOrShared::Static(&linked.info),
             identity: Some(identity),
             registration: Registration::Linked,
-            id: *next,
-        };
-        let current = inner.snapshot.load();
-        if current.entries.iter().any(|e| e.same_key(&entry)) {
-            return false;
-        }
-        *next += 1;
-        let mut entries = current.entries.clone();
-        let at = entries.partition_point(|e| e.dispatch_order(&entry) != Ordering::Greater);
-        entries.insert(at, entry);
-        drop(current);
-        let stale = inner.publish(entries);
-        drop(next);
-        drop(stale);
-        true
+            id,
+        })
+        .is_ok()
     }
 
     /// Disconnects the receiver with this `dispatch_uid` for `sender` (Django's

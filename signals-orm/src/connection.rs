@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::marker::PhantomData;
 
-use signals_core::__private::{FromEvent, LocalCopy, Registry, Report};
+use signals_core::__private::{FromEvent, Registry, Report};
 use signals_core::{BoxError, Sender, Signal};
 use sqlx::pool::PoolOptions;
 
@@ -41,11 +41,7 @@ impl Signal for ConnectionCreatedSignal {
     }
 
     fn registry() -> &'static Registry<Self> {
-        thread_local! {
-            static LOCAL: LocalCopy<ConnectionCreatedSignal> = const { LocalCopy::new() };
-        }
-        static REGISTRY: Registry<ConnectionCreatedSignal> = Registry::new(&LOCAL);
-        &REGISTRY
+        signals_core::__signal_registry!(ConnectionCreatedSignal)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use signals_core::__private::{FromEvent, LocalCopy, Registry};
+use signals_core::__private::{FromEvent, Registry};
 use signals_core::{BoxError, PlainSignal, Sender, Signal};
 use sqlx::migrate::{Migrate, MigrateError, Migrator};
 
@@ -52,11 +52,7 @@ impl Signal for PreMigrate {
     }
 
     fn registry() -> &'static Registry<Self> {
-        thread_local! {
-            static LOCAL: LocalCopy<PreMigrate> = const { LocalCopy::new() };
-        }
-        static REGISTRY: Registry<PreMigrate> = Registry::new(&LOCAL);
-        &REGISTRY
+        signals_core::__signal_registry!(PreMigrate)
     }
 }
 
@@ -107,11 +103,7 @@ impl Signal for PostMigrateSignal {
     }
 
     fn registry() -> &'static Registry<Self> {
-        thread_local! {
-            static LOCAL: LocalCopy<PostMigrateSignal> = const { LocalCopy::new() };
-        }
-        static REGISTRY: Registry<PostMigrateSignal> = Registry::new(&LOCAL);
-        &REGISTRY
+        signals_core::__signal_registry!(PostMigrateSignal)
     }
 }
 

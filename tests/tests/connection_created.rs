@@ -2,14 +2,15 @@
 //! `signals_orm::connection::pool_options`, per backend; a failing receiver fails the
 //! connection attempt, naming itself. Rules: `docs/orm.md`, "`connection_created`".
 
-use std::io::Write;
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use signals_orm::connection::{ConnectionCreated, ConnectionCreatedSignal, pool_options};
 use signals_orm::receiver;
 use sqlx::{Postgres, Sqlite};
+use support::Captured;
 
 static SQLITE_CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
 
@@ -80,19 +81,6 @@ async fn every_new_sqlite_connection_is_configured_once() {
     );
 }
 
-/// A `MakeWriter` collecting formatted events in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[test]
 fn a_failing_receiver_fails_the_connection_and_is_reported_by_name() {

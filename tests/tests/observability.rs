@@ -1,10 +1,10 @@
 //! Introspection and tracing: what a developer sees when asking "what runs, and what happened?".
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod support;
 
 use signals_core::introspection::Phase;
 use signals_core::{Sender, Signal, receiver};
+use support::Captured;
 
 struct Invoice;
 
@@ -101,19 +101,6 @@ fn on_commit_receivers_are_listed_with_the_kind_of_their_function() {
     assert_eq!(cells[cells.len() - 2..], ["async", "on_commit"], "{line}");
 }
 
-/// A `MakeWriter` collecting formatted events in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[test]
 fn each_send_is_a_span_naming_receivers_and_outcomes_and_robust_errors_are_logged() {

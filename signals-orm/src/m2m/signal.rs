@@ -5,7 +5,7 @@ use std::any::Any;
 use std::collections::BTreeSet;
 use std::fmt;
 
-use signals_core::__private::{AnySender, LocalCopy, Registry};
+use signals_core::__private::{AnySender, Registry};
 use signals_core::{BoxError, Signal};
 
 use super::Through;
@@ -106,11 +106,7 @@ impl Signal for M2mChangedSignal {
     }
 
     fn registry() -> &'static Registry<Self> {
-        thread_local! {
-            static LOCAL: LocalCopy<M2mChangedSignal> = const { LocalCopy::new() };
-        }
-        static REGISTRY: Registry<M2mChangedSignal> = Registry::new(&LOCAL);
-        &REGISTRY
+        signals_core::__signal_registry!(M2mChangedSignal)
     }
 }
 

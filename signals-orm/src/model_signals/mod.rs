@@ -17,7 +17,7 @@ pub use connect::{
 // The events are named only inside the crate: receivers see payloads, never events.
 pub(crate) use event::{DeleteEvent, SaveEvent};
 
-use signals_core::__private::{LocalCopy, Registry};
+use signals_core::__private::Registry;
 use signals_core::Signal;
 
 use crate::model::AnyModel;
@@ -42,11 +42,7 @@ macro_rules! model_signal {
             }
 
             fn registry() -> &'static Registry<Self> {
-                thread_local! {
-                    static LOCAL: LocalCopy<$signal> = const { LocalCopy::new() };
-                }
-                static REGISTRY: Registry<$signal> = Registry::new(&LOCAL);
-                &REGISTRY
+                signals_core::__signal_registry!($signal)
             }
         }
     };

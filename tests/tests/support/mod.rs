@@ -229,3 +229,25 @@ pub async fn log(tx: AnyTx<'_>, entry: String) -> Result<(), OrmError> {
 pub async fn logged<DB: TestBackend>(pool: &Pool<DB>) -> Vec<String> {
     DB::strings(pool, "SELECT entry FROM log ORDER BY id").await
 }
+
+/// A `MakeWriter` collecting formatted tracing events in memory (`with_writer(move ||
+/// captured.clone())`); `text()` is what was written.
+#[derive(Clone, Default)]
+pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
