@@ -145,11 +145,13 @@ impl ShopDb {
     }
 
     /// Drops every table (and sqlx's migration history), then runs the shop's migrations
-    /// through `signals_orm::migrate::migrate`: `post_migrate` seeds the default rows.
+    /// through `signals_orm::migrate::migrate` (`post_migrate` seeds the default rows) and
+    /// checks every model against the tables they made (`signals_orm::check`).
     ///
     /// # Errors
     ///
-    /// When a statement, a migration or a `post_migrate` receiver fails.
+    /// When a statement, a migration or a `post_migrate` receiver fails, or a model does not
+    /// fit its table (the error lists each problem).
     pub async fn reset(&self) -> Result<(), Error> {
         let drops: String = TABLES
             .iter()
@@ -166,6 +168,9 @@ impl ShopDb {
             ShopDb::Sqlite(pool) => migrate(pool, &SQLITE_MIGRATIONS).await?,
             ShopDb::Postgres(pool) => migrate(pool, &POSTGRES_MIGRATIONS).await?,
         };
+        // Django's system checks, for the schema: every model's table and columns as the
+        // migrations left them, or an error listing what does not fit.
+        on_db!(self, |pool| signals_orm::check(pool).await?.into_result())?;
         Ok(())
     }
 

@@ -132,10 +132,30 @@ pub trait Backend: Database + sealed::Sealed {
     fn relation_ops(
         relation: &crate::relations::Relation,
     ) -> Option<&'static dyn crate::relations::RelationOps<Self>>;
+
+    /// A model's column types on this backend, `None` when its field types do not fit it.
+    #[doc(hidden)]
+    fn stored(
+        model: &crate::registry::RegisteredModel,
+    ) -> Option<&'static dyn crate::registry::Stored<Self>>;
+
+    /// The columns `wanted` of `table` as the database's catalogue describes them, one per
+    /// wanted column (`None` for a column the table lacks); `None` when there is no table
+    /// (`signals_orm::check`).
+    #[doc(hidden)]
+    #[expect(
+        clippy::type_complexity,
+        reason = "spelt out: a sealed trait's signature names no crate-private alias"
+    )]
+    fn table_columns<'c>(
+        conn: &'c mut Self::Connection,
+        table: &'static str,
+        wanted: &'static [crate::model::ColumnMeta],
+    ) -> BoxFuture<'c, Result<Option<Vec<Option<crate::schema::TableColumn<Self>>>>, sqlx::Error>>;
 }
 
 macro_rules! backend {
-    ($db:ty, $name:literal, $begin:literal, $max_params:expr, $anonymous:literal, $check:expr, $ops:ident) => {
+    ($db:ty, $name:literal, $begin:literal, $max_params:expr, $anonymous:literal, $check:expr, $ops:ident, $columns:path) => {
         impl Backend for $db {
             const NAME: &'static str = $name;
             const BEGIN: &'static str = $begin;
@@ -212,6 +232,20 @@ macro_rules! backend {
                 (relation.ops.$ops)()
             }
 
+            fn stored(
+                model: &crate::registry::RegisteredModel,
+            ) -> Option<&'static dyn crate::registry::Stored<Self>> {
+                (model.backends.$ops)()
+            }
+
+            fn table_columns<'c>(
+                conn: &'c mut Self::Connection,
+                table: &'static str,
+                wanted: &'static [crate::model::ColumnMeta],
+            ) -> BoxFuture<'c, Result<crate::schema::Found<Self>, sqlx::Error>> {
+                $columns(conn, table, wanted)
+            }
+
             fn execute_raw(
                 conn: &mut Self::Connection,
                 sql: String,
@@ -234,7 +268,8 @@ backend!(
     crate::sql::SQLITE_MAX_BIND_PARAMETERS,
     true,
     None::<&str>,
-    sqlite
+    sqlite,
+    crate::schema::sqlite_columns
 );
 #[cfg(feature = "postgres")]
 backend!(
@@ -244,7 +279,8 @@ backend!(
     crate::sql::POSTGRES_MAX_BIND_PARAMETERS,
     false,
     Some("SELECT 1"),
-    postgres
+    postgres,
+    crate::schema::postgres_columns
 );
 
 /// Runs `query` and hands each row to `each` as it arrives (decoding while streaming, as

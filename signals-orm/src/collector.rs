@@ -27,6 +27,7 @@ use signals_core::{Sender, Signal as _};
 
 use crate::backend::Backend;
 use crate::error::{Blocking, Context as _, Operation, OrmError};
+use crate::init::Init;
 use crate::model::{Model, ModelMeta, Persist};
 use crate::model_signals::payload::Origin;
 use crate::model_signals::{DeleteEvent, PostDeleteSignal, PreDeleteSignal};
@@ -76,8 +77,9 @@ pub(crate) async fn delete<M: Persist<DB>, DB: Backend>(
                 query,
                 selected,
             ));
+            let whole = pre.then(Init::<M, DB>::new);
             crate::backend::for_each_row(tx.own_conn(), statement, operation, |row| {
-                rows.add_row::<DB>(row, pre, operation)
+                rows.add_row::<DB>(row, whole, operation)
             })
             .await?;
             Origin::Query(query)
@@ -468,24 +470,23 @@ impl<'a, C: Model> Collected<'a, C> {
         }
     }
 
-    /// Adds `row` unless already here: whole when `whole`, else a row of which only the key
-    /// was selected.
+    /// Adds `row` unless already here: whole (built with `whole`, which sends its
+    /// `post_init`) when given, else a row of which only the key was selected.
     pub(crate) fn add_row<DB: Backend>(
         &mut self,
         row: &DB::Row,
-        whole: bool,
+        whole: Option<Init<C, DB>>,
         operation: Operation,
     ) -> Result<(), OrmError>
     where
         C: Persist<DB>,
     {
-        if whole {
-            let item = C::from_row(row).during(operation)?;
-            if let Some(key) = item.pk()
-                && self.seen.insert(key.clone())
-            {
+        if let Some(init) = whole {
+            // The key first: a row already here is not built again (nor sent `post_init`).
+            let key = C::pk_from_row(row).during(operation)?;
+            if self.seen.insert(key.clone()) {
                 self.keys.push(key);
-                self.items.push(Item::Owned(item));
+                self.items.push(Item::Owned(init.decode(row, operation)?));
             }
         } else {
             let key = C::pk_from_row(row).during(operation)?;
@@ -501,13 +502,13 @@ impl<'a, C: Model> Collected<'a, C> {
     pub(crate) fn push_returned<DB: Backend>(
         &mut self,
         row: &DB::Row,
+        init: Init<C, DB>,
         operation: Operation,
     ) -> Result<(), OrmError>
     where
         C: Persist<DB>,
     {
-        self.items
-            .push(Item::Owned(C::from_row(row).during(operation)?));
+        self.items.push(Item::Owned(init.decode(row, operation)?));
         Ok(())
     }
 
@@ -620,6 +621,7 @@ impl<C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'_, C> {
             // self-reference is a descendant, deleted before its ancestors.
             let keys: Vec<&C::Pk> = self.keys.iter().rev().collect();
             let mut returned = Vec::new();
+            let init = Init::<C, DB>::new();
             for chunk in keys.chunks(DB::MAX_BIND_PARAMETERS) {
                 let text = sql::delete_where_in(
                     C::META,
@@ -634,9 +636,11 @@ impl<C: Persist<DB>, DB: Backend> Rows<DB> for Collected<'_, C> {
                 }
                 if returning {
                     count += crate::backend::for_each_row(tx.own_conn(), query, operation, |row| {
-                        let item = C::from_row(row).during(operation)?;
-                        if item.pk().is_none_or(|key| !whole.contains(&key)) {
-                            returned.push(Item::Owned(item));
+                        // The key first (`RETURNING` lists it first): a row read whole before
+                        // is not built again (nor sent `post_init`).
+                        let key = C::pk_from_row(row).during(operation)?;
+                        if !whole.contains(&key) {
+                            returned.push(Item::Owned(init.decode(row, operation)?));
                         }
                         Ok(())
                     })

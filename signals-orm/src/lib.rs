@@ -53,24 +53,30 @@ mod checks;
 mod collector;
 pub mod connection;
 mod error;
+pub mod init;
 pub mod m2m;
 pub mod migrate;
 mod model;
 pub mod model_signals;
 pub mod query;
+pub mod registry;
 mod relations;
+pub mod schema;
 mod sql;
 pub mod testing;
 mod writes;
 
 pub use backend::Backend;
 pub use error::{Blocking, Operation, OrmError};
-pub use model::{AnyModel, Model, ModelMeta, Persist};
+pub use init::PostInit;
+pub use model::{AnyModel, ColumnMeta, Model, ModelMeta, Persist};
 pub use model_signals::on_commit::{Committed, ModelSnapshot};
 pub use model_signals::payload::{
     Changes, Origin, PostDelete, PostSave, PreDelete, PreSave, QueryOrigin,
 };
+pub use registry::prepare;
 pub use relations::{BelongsTo, OnDelete};
+pub use schema::check;
 /// A signal: the trait behind [`derive(Signal)`](derive@Signal) and the model signals
 /// ([`model_signals`], [`m2m::M2mChangedSignal`]). What follows is the dispatcher's own
 /// documentation: every name it uses is also at the root of this crate (`signals_orm::Signal`
@@ -163,6 +169,7 @@ pub use signals_macros::OrmSignal as Signal;
 /// | `priority = 10` | Dispatch order: higher first, default 0. Equal priorities run in declaration order (module path, then line). |
 /// | `dispatch_uid = "audit"` | Django's `dispatch_uid`: with the same sender, a later receiver with the same uid is not added. |
 /// | `on_commit` | Model signals: run after the outermost COMMIT, with an owned copy of the payload ([`Committed`]), instead of inside the write's transaction. Nothing runs if the transaction rolls back. |
+/// | `durable` | Features `durable-sqlite` / `durable-postgres`: the receiver is a job, inserted in the write's own transaction and run at least once by a worker (`durable::worker`), retried with backoff, kept dead after its last attempt. Options: `queue = "mail"`, `max_attempts = 5`, `backoff = Backoff::Fixed(..)`, `delay = Duration::..`, `job_priority = 1` (`durable::JobOptions`). `docs/durable.md`. |
 /// | `crate = path` | Where `signals_orm` is, when the dependency is renamed. |
 ///
 /// # Parameters
@@ -181,6 +188,9 @@ pub use signals_macros::OrmSignal as Signal;
 /// | any model signal | a second parameter, [`AnyTx<'_>`](AnyTx): the same, for a receiver serving both backends | |
 /// | the four above, with `on_commit` | [`Committed<User>`](Committed) (the model must be `Clone`), the only parameter | `User` |
 /// | the four above, with `on_commit` | `Committed<ModelSnapshot>` ([`ModelSnapshot`]), the only parameter | none: every model |
+/// | the four above, with `durable` | `Job<User>` (`durable::Job`; the model derives `serde::Serialize` and `Deserialize`), the only parameter | `User` (required) |
+/// | `m2m_changed`, with `durable` | `Job<M2mChange<PostTags>>`, the only parameter | `PostTags` (required) |
+/// | a custom signal `S`, with `durable` | `Job<S>` (`S` serde-serializable), the only parameter; sent with `durable::send(&mut tx, ..)` | any type, or none |
 /// | a custom signal `S` | `&S`, the only parameter | any type, or none |
 ///
 /// A `Tx` of the other backend than the write's is an error at run time, naming the receiver.
@@ -290,10 +300,12 @@ pub mod __private {
     pub use std::sync::OnceLock;
     pub use std::vec::Vec;
 
+    pub use crate::__model_backends as model_backends;
     pub use crate::__relation_ops as relation_ops;
     pub use crate::__stub_model as stub_model;
     pub use crate::OrmError;
     pub use crate::m2m::{LinkRows, column_of};
+    pub use crate::model::ColumnMeta;
     pub use crate::model::json;
     pub use crate::model::{DiffersAlways, DiffersByEq, FieldPair};
     pub use crate::model_signals::on_commit::{FromCommitted, OwnedModel, defer_on_commit};
@@ -301,6 +313,7 @@ pub mod __private {
     pub use crate::model_signals::senders::{SenderOf, TxParam, payload_and_tx, tx_param};
     pub use crate::query::Filter;
     pub use crate::query::{Column, expect_value, take_value};
+    pub use crate::registry::{ModelBackends, ModelProbe, NotStoredOn, RegisteredModel, StoredOn};
     pub use crate::relations::{
         BackendOps, BelongsTo, DoesNotFit, Fits, OnDelete, Probe, Relation, optional_parent, parent,
     };
@@ -335,5 +348,9 @@ pub mod __private {
         pub type post_delete = crate::model_signals::PostDeleteSignal;
         /// Django's `m2m_changed`.
         pub type m2m_changed = crate::m2m::M2mChangedSignal;
+        /// Django's `post_init`.
+        pub type post_init = crate::init::PostInitSignal;
+        /// Django's `class_prepared`.
+        pub type class_prepared = crate::registry::ClassPrepared;
     }
 }

@@ -18,6 +18,7 @@ use signals_core::{Sender, Signal as _};
 
 use crate::backend::Backend;
 use crate::error::{Context as _, Operation, OrmError};
+use crate::init::Init;
 use crate::model::{AnyModel, Model, Persist};
 use crate::model_signals::payload::{Origin, Previous};
 use crate::model_signals::{
@@ -587,7 +588,8 @@ impl<M: Model> Query<M> {
             sql::Selected::First,
         ));
         let row = db.into_db().fetch_optional(query, operation).await?;
-        row.as_ref().map(M::from_row).transpose().during(operation)
+        row.map(|row| Init::<M, DB>::new().decode(&row, operation))
+            .transpose()
     }
 
     /// How many rows are selected (Django's `count()`), limit and offset included.
@@ -924,10 +926,11 @@ impl<M: Model> Query<M> {
             }
             let mut selected = Vec::new();
             let mut before = Vec::new();
+            let init = Init::<M, DB>::new();
             crate::backend::for_each_row(tx.own_conn(), query, operation, |row| {
-                selected.push(M::from_row(row).during(operation)?);
+                selected.push(init.decode(row, operation)?);
                 if previous {
-                    before.push(M::from_row(row).during(operation)?);
+                    before.push(init.decode(row, operation)?);
                 }
                 Ok(())
             })
@@ -1216,15 +1219,16 @@ async fn post_saves<M: Model, DB: Backend>(
 }
 
 /// Runs a statement of the write's transaction and decodes its rows into models as they
-/// arrive.
+/// arrive, each with its `post_init`.
 async fn fetch_models<M: Persist<DB>, DB: Backend>(
     tx: &mut Tx<DB>,
     query: sqlx::query::Query<'_, DB, DB::Arguments>,
     operation: Operation,
 ) -> Result<Vec<M>, OrmError> {
     let mut models = Vec::new();
+    let init = Init::<M, DB>::new();
     crate::backend::for_each_row(tx.own_conn(), query, operation, |row| {
-        models.push(M::from_row(row).during(operation)?);
+        models.push(init.decode(row, operation)?);
         Ok(())
     })
     .await?;

@@ -18,6 +18,7 @@ use signals_core::{Sender, Signal as _};
 use crate::backend::Backend;
 use crate::collector::{Collected, Rows};
 use crate::error::{Context as _, Operation, OrmError};
+use crate::init::Init;
 use crate::model::{Model, ModelMeta, Persist};
 use crate::model_signals::{PostDeleteSignal, PreDeleteSignal};
 use crate::query::{Filter, Query, ROWS_PER_CHUNK};
@@ -244,6 +245,7 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
             let operation = Operation::on::<C>("collect the rows to delete");
             let lock = sql::locks_rows::<DB>();
             let mut found = Collected::<C>::new();
+            let whole = rows.then(Init::<C, DB>::new);
             for keys in parent_keys::<P>(parents).chunks(ROWS_PER_CHUNK) {
                 let text = sql::select_where_in(
                     C::META,
@@ -256,7 +258,7 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
                 );
                 let query = bind_keys::<P, DB>(DB::query_with_room(text.into(), keys.len()), keys);
                 crate::backend::for_each_row(tx.own_conn(), query, operation, |row| {
-                    found.add_row::<DB>(row, rows, operation)
+                    found.add_row::<DB>(row, whole, operation)
                 })
                 .await?;
             }
@@ -274,6 +276,7 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
         Box::pin(async move {
             let operation = Operation::on::<C>("delete");
             let mut deleted = Collected::<C>::new();
+            let init = Init::<C, DB>::new();
             let mut count = 0;
             for keys in parent_keys::<P>(parents).chunks(ROWS_PER_CHUNK) {
                 let text = sql::delete_where_in(
@@ -286,7 +289,7 @@ impl<C: Persist<DB>, P: Persist<DB>, DB: Backend> RelationOps<DB> for Link<C, P>
                 let query = bind_keys::<P, DB>(DB::query_with_room(text.into(), keys.len()), keys);
                 if returning {
                     count += crate::backend::for_each_row(tx.own_conn(), query, operation, |row| {
-                        deleted.push_returned::<DB>(row, operation)
+                        deleted.push_returned::<DB>(row, init, operation)
                     })
                     .await?;
                 } else {

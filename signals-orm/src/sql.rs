@@ -1023,6 +1023,7 @@ mod tests {
         pk_generated: true,
         fields: &["name", "email"],
         columns: &["name", "email_address"],
+        schema: &[],
     };
 
     #[test]

@@ -14,6 +14,7 @@ use signals_core::{Sender, Signal};
 
 use crate::backend::Backend;
 use crate::error::{Context as _, Operation, OrmError};
+use crate::init::Init;
 use crate::model::{AnyModel, Model, Persist};
 use crate::model_signals::payload::{Origin, PREVIOUS_ROW, Previous};
 use crate::model_signals::{
@@ -244,10 +245,8 @@ pub trait ModelExt: Model {
             let query = Self::bind_pk(pk, sqlx::query(Self::sql().select_by_pk.as_str()));
             let operation = Operation::on::<Self>("fetch");
             let row = db.fetch_optional(query, operation).await?;
-            row.as_ref()
-                .map(Self::from_row)
+            row.map(|row| Init::<Self, DB>::new().decode(&row, operation))
                 .transpose()
-                .during(operation)
         }
     }
 
@@ -616,7 +615,8 @@ async fn previous_row<M: Persist<DB>, DB: Backend>(
     let row = DB::fetch_optional(tx.own_conn(), query)
         .await
         .during(operation)?;
-    row.as_ref().map(M::from_row).transpose().during(operation)
+    row.map(|row| Init::<M, DB>::new().decode(&row, operation))
+        .transpose()
 }
 
 /// The rows with keys `keys` as they are before a bulk write, by key: as [`previous_row`], one
@@ -627,6 +627,7 @@ async fn previous_rows<M: Persist<DB>, DB: Backend>(
     tx: &mut Tx<DB>,
 ) -> Result<BTreeMap<M::Pk, M>, OrmError> {
     let operation = Operation::on::<M>("fetch the previous rows");
+    let init = Init::<M, DB>::new();
     let mut rows = BTreeMap::new();
     for chunk in keys.chunks(DB::MAX_BIND_PARAMETERS) {
         let text = sql::select_where_in(
@@ -643,7 +644,7 @@ async fn previous_rows<M: Persist<DB>, DB: Backend>(
             query = M::bind_pk(key, query);
         }
         crate::backend::for_each_row(tx.own_conn(), query, operation, |row| {
-            let model = M::from_row(row).during(operation)?;
+            let model = init.decode(row, operation)?;
             if let Some(pk) = model.pk() {
                 rows.insert(pk, model);
             }

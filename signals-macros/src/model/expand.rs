@@ -57,6 +57,17 @@ pub fn model(model: &Model) -> TokenStream {
             #row_check
         };
 
+        // The model registry: `class_prepared` and `signals_orm::check` find it here.
+        const _: () = {
+            #private::inventory::submit! {
+                #private::RegisteredModel {
+                    meta: <#ident as #private::Model>::META,
+                    sender: #private::sender_of::<#ident>,
+                    backends: #private::model_backends!(#ident),
+                }
+            }
+        };
+
         const _: () = {
         #columns
 
@@ -403,6 +414,20 @@ fn persist(model: &Model) -> TokenStream {
             fn from_row(row: &<DB as #sqlx::Database>::Row) -> ::core::result::Result<Self, #sqlx::Error> {
                 <Self as #sqlx::FromRow<'_, <DB as #sqlx::Database>::Row>>::from_row(row)
             }
+            fn column_type(column: usize) -> ::core::option::Option<<DB as #sqlx::Database>::TypeInfo> {
+                match column {
+                    0 => ::core::option::Option::Some(<#key_type as #sqlx::Type<DB>>::type_info()),
+                    #(#value_indexes => ::core::option::Option::Some(<#field_types as #sqlx::Type<DB>>::type_info()),)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+            fn column_accepts(column: usize, found: &<DB as #sqlx::Database>::TypeInfo) -> bool {
+                match column {
+                    0 => <#key_type as #sqlx::Type<DB>>::compatible(found),
+                    #(#value_indexes => <#field_types as #sqlx::Type<DB>>::compatible(found),)*
+                    _ => false,
+                }
+            }
         }
     }
 }
@@ -447,7 +472,8 @@ fn columns(model: &Model) -> TokenStream {
     }
 }
 
-/// The `ModelMeta` literal: the names of the type, table, key and fields, and their columns.
+/// The `ModelMeta` literal: the names of the type, table, key and fields, their columns, and
+/// each stored column as the struct declares it (key first).
 fn meta(model: &Model) -> TokenStream {
     let private = model.root.private();
     let name = model.ident.to_string();
@@ -457,6 +483,24 @@ fn meta(model: &Model) -> TokenStream {
     let generated = model.key_generated;
     let field_names: Vec<&str> = model.fields.iter().map(|f| f.name.as_str()).collect();
     let columns: Vec<&str> = model.fields.iter().map(|f| f.column.as_str()).collect();
+    let schema = std::iter::once(&model.key)
+        .chain(&model.fields)
+        .enumerate()
+        .map(|(i, f)| {
+            let (field, column, rust_type) = (&f.name, &f.column, &f.type_text);
+            // The key's `Option` means "generated", not "may be NULL".
+            let primary_key = i == 0;
+            let nullable = f.optional && !primary_key;
+            quote! {
+                #private::ColumnMeta {
+                    field: #field,
+                    column: #column,
+                    rust_type: #rust_type,
+                    nullable: #nullable,
+                    primary_key: #primary_key,
+                }
+            }
+        });
     quote! {
         #private::ModelMeta {
             name: #name,
@@ -466,6 +510,7 @@ fn meta(model: &Model) -> TokenStream {
             pk_generated: #generated,
             fields: &[#(#field_names),*],
             columns: &[#(#columns),*],
+            schema: &[#(#schema),*],
         }
     }
 }

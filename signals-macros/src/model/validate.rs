@@ -123,6 +123,11 @@ pub struct Field {
     /// The field's name as written, without `r#`.
     pub name: String,
     pub column: String,
+    /// The type as written, without the spaces tokens print with (`Option<String>`), for the
+    /// model's `ColumnMeta`.
+    pub type_text: String,
+    /// Whether the type is an `Option` (read from the tokens: an alias of `Option` is not).
+    pub optional: bool,
 }
 
 /// The checked model; `None` when an error was pushed to `errors` (here or while reading).
@@ -439,6 +444,8 @@ fn checked_field(field: &parse::Field<'_>, errors: &mut Vec<syn::Error>) -> Fiel
         ty: field.ty.clone(),
         name,
         column,
+        type_text: type_text(field.ty),
+        optional: option_inner(field.ty).is_some(),
     }
 }
 
@@ -495,6 +502,12 @@ fn type_text(ty: &syn::Type) -> String {
         ("< ", "<"),
         (" >", ">"),
         (" ,", ","),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+        ("& ", "&"),
     ]
     .iter()
     .fold(text, |text, (from, to)| text.replace(from, to))

@@ -10,6 +10,7 @@ pub(crate) mod on_commit;
 pub(crate) mod payload;
 pub(crate) mod senders;
 
+pub use crate::init::PostInitSignal;
 pub use connect::{
     AsyncFn1, AsyncFn2, ModelReceiver, Shape, post_delete, post_save, pre_delete, pre_save,
 };

@@ -180,15 +180,17 @@ impl<'a, DB: Backend> Db<'a, DB> {
         }
     }
 
-    /// Runs a read and decodes its rows into models as they arrive.
+    /// Runs a read and decodes its rows into models as they arrive, each with its
+    /// `post_init`.
     pub(crate) async fn fetch_models<M: crate::Persist<DB>>(
         self,
         query: sqlx::query::Query<'_, DB, DB::Arguments>,
         operation: Operation,
     ) -> Result<Vec<M>, OrmError> {
         let mut models = Vec::new();
+        let init = crate::init::Init::<M, DB>::new();
         self.fetch_each(query, operation, |row| {
-            models.push(M::from_row(row).during(operation)?);
+            models.push(init.decode(row, operation)?);
             Ok(())
         })
         .await?;
@@ -232,12 +234,16 @@ pub trait IntoDb<'a, DB: Backend> {
 
 impl<'a, DB: Backend> IntoDb<'a, DB> for &'a sqlx::Pool<DB> {
     fn into_db(self) -> Db<'a, DB> {
+        // Every write and fetch takes its database here: the ORM's first use prepares the
+        // model registry (`class_prepared`); after that, one atomic load.
+        crate::registry::prepared();
         Db::Pool(self)
     }
 }
 
 impl<'a, DB: Backend> IntoDb<'a, DB> for &'a mut Tx<DB> {
     fn into_db(self) -> Db<'a, DB> {
+        crate::registry::prepared();
         Db::Tx(self)
     }
 }
