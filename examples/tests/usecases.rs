@@ -642,7 +642,9 @@ async fn the_shop_session_runs_on_postgresql() {
     };
     let dir = tempfile::tempdir().unwrap();
     let schema = format!("shop_test_{}", std::process::id());
-    let db = quietly(ShopDb::postgres(&url, Some(&schema))).await.unwrap();
+    let db = quietly(ShopDb::postgres(&url, Some(&schema)))
+        .await
+        .unwrap();
     let trace = Trace::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(trace.clone()));

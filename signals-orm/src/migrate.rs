@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use signals_core::__private::{FromEvent, Registry};
-use signals_core::{BoxError, PlainSignal, Sender, Signal};
+use signals_core::{BoxError, Sender, Signal};
 use sqlx::migrate::{Migrate, MigrateError, Migrator};
 
 use crate::tx::{AnyTx, TxHandle, tx_of};
@@ -34,40 +34,14 @@ pub struct Migrated {
 ///
 /// Receivers take `&PreMigrate`: `#[receiver(signals_orm::migrate::PreMigrate)]`. A failing
 /// receiver stops the migration before anything is applied.
-#[derive(Debug)]
+#[derive(crate::Signal, Debug)]
+#[signal(name = "pre_migrate", crate = crate)]
 #[non_exhaustive]
 pub struct PreMigrate {
     /// The migrations about to be applied, in order.
     pub pending: Vec<MigrationInfo>,
     /// The backend (`"sqlite"` or `"postgres"`), Django's `using`.
     pub using: &'static str,
-}
-
-impl Signal for PreMigrate {
-    const NAME: &'static str = "pre_migrate";
-    type Event<'e> = &'e PreMigrate;
-
-    fn reborrow<'s>(event: &'s mut &PreMigrate) -> &'s PreMigrate {
-        event
-    }
-
-    fn registry() -> &'static Registry<Self> {
-        signals_core::__signal_registry!(PreMigrate)
-    }
-}
-
-impl PlainSignal for PreMigrate {
-    fn as_event(&self) -> &Self {
-        self
-    }
-
-    #[expect(
-        clippy::elidable_lifetime_names,
-        reason = "the name ties the event to what is built from it"
-    )]
-    fn from_event<'e>(event: <Self as Signal>::Event<'e>) -> &'e Self {
-        event
-    }
 }
 
 /// `post_migrate` as a type: what receivers name in `#[receiver(..)]` and what

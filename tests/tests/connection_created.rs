@@ -81,7 +81,6 @@ async fn every_new_sqlite_connection_is_configured_once() {
     );
 }
 
-
 #[test]
 fn a_failing_receiver_fails_the_connection_and_is_reported_by_name() {
     let captured = Captured::default();

@@ -101,7 +101,6 @@ fn on_commit_receivers_are_listed_with_the_kind_of_their_function() {
     assert_eq!(cells[cells.len() - 2..], ["async", "on_commit"], "{line}");
 }
 
-
 #[test]
 fn each_send_is_a_span_naming_receivers_and_outcomes_and_robust_errors_are_logged() {
     let captured = Captured::default();
