@@ -52,6 +52,8 @@ mod backend;
 mod checks;
 mod collector;
 pub mod connection;
+#[cfg(feature = "durable")]
+pub mod durable;
 mod error;
 pub mod init;
 pub mod m2m;
@@ -304,6 +306,9 @@ pub mod __private {
     pub use crate::__relation_ops as relation_ops;
     pub use crate::__stub_model as stub_model;
     pub use crate::OrmError;
+    /// What `#[receiver(.., durable)]` generates code against.
+    #[cfg(feature = "durable")]
+    pub use crate::durable::__private as durable;
     pub use crate::m2m::{LinkRows, column_of};
     pub use crate::model::ColumnMeta;
     pub use crate::model::json;

@@ -8,7 +8,8 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens as _, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 
-use super::validate::{Receiver, Signal};
+use super::parse::JOB_OPTIONS;
+use super::validate::{Durable, Receiver, Signal};
 
 pub fn receiver(receiver: &Receiver, function: &syn::ItemFn) -> TokenStream {
     receiver
@@ -24,6 +25,7 @@ fn one_signal(receiver: &Receiver, signal: &Signal, function: &syn::ItemFn) -> T
         (Some(sender), true) => sender_check(receiver, &signal.path, sender),
         _ => TokenStream::new(),
     };
+    let django = signal.django;
     let signal = &signal.path;
     let name = &function.sig.ident;
     let sender_marker = receiver
@@ -32,8 +34,13 @@ fn one_signal(receiver: &Receiver, signal: &Signal, function: &syn::ItemFn) -> T
         .map_or_else(|| quote!(#private::AnySender), |ty| quote!(#ty));
     let name_str = name.to_string();
     let receiver_name = quote!(::core::concat!(::core::module_path!(), "::", #name_str));
-    let (handler_impl, handler_variant) =
-        handler(receiver, signal, &sender_marker, &receiver_name, name);
+    let (durable_items, (handler_impl, handler_variant)) = match &receiver.durable {
+        Some(durable) => durable_receiver(receiver, durable, signal, django, &receiver_name, name),
+        None => (
+            TokenStream::new(),
+            handler(receiver, signal, &sender_marker, &receiver_name, name),
+        ),
+    };
     let sender = receiver.sender.as_ref().map_or_else(
         || quote!(#private::Option::None),
         |ty| quote!(#private::Option::Some(#private::sender_of::<#ty>)),
@@ -61,6 +68,7 @@ fn one_signal(receiver: &Receiver, signal: &Signal, function: &syn::ItemFn) -> T
         const _: () = {
             #sender_check
             #needs_fn
+            #durable_items
             struct __SignalsReceiver;
             #handler_impl
             static __SIGNALS_HANDLER: #private::Handler<#signal> =
@@ -103,7 +111,9 @@ fn needs(
 ) -> (TokenStream, TokenStream) {
     let private = receiver.root.private();
     let body = match receiver.params.as_slice() {
-        _ if receiver.on_commit => return (TokenStream::new(), quote!(0)),
+        _ if receiver.on_commit || receiver.durable.is_some() => {
+            return (TokenStream::new(), quote!(0));
+        }
         [payload, tx] => {
             let parts = payload_and_tx(receiver, signal, sender, payload, tx);
             quote!(#parts.1)
@@ -176,6 +186,118 @@ fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
             token
         })
         .collect()
+}
+
+/// A durable receiver: its checks, its jobs' options, the function a worker runs a job with
+/// and its link-time registration (`DurableDef`); and the dispatcher's handler, which enqueues
+/// the job in the write's transaction (a model signal) or in the durable send in progress (a
+/// custom signal), with the `Handler` variant it goes in.
+fn durable_receiver(
+    receiver: &Receiver,
+    durable: &Durable,
+    signal: &TokenStream,
+    django: bool,
+    receiver_name: &TokenStream,
+    name: &syn::Ident,
+) -> (TokenStream, (TokenStream, TokenStream)) {
+    let private = receiver.root.private();
+    let payload = &durable.payload;
+    // The name its jobs carry: the function's path unless `name = ".."` fixes it.
+    let receiver_name = durable
+        .name
+        .as_ref()
+        .map_or_else(|| receiver_name.clone(), |name| quote!(#name));
+    let receiver_name = &receiver_name;
+    // The payload as the generated code names it: unknown when it is not a payload, so that
+    // the check below is the only error reported about it.
+    let checked =
+        quote_spanned!(payload.span()=> <#payload as #private::durable::DurablePayload>::Checked);
+    let checks = match (&receiver.sender, django) {
+        (Some(sender), true) => quote_spanned!(payload.span()=>
+            #private::durable::payload::<#payload>();
+            #private::durable::job_of::<#payload, #sender>();
+        ),
+        _ if django => quote_spanned!(payload.span()=> #private::durable::payload::<#payload>();),
+        _ => quote_spanned!(payload.span()=>
+            #private::durable::payload::<#payload>();
+            #private::durable::signal_job::<#payload, #signal>();
+        ),
+    };
+    let options = durable.options.iter().map(|(key, value)| {
+        let method = if key == "job_priority" {
+            format_ident!("priority", span = key.span())
+        } else {
+            debug_assert!(JOB_OPTIONS.contains(&key.to_string().as_str()));
+            key.clone()
+        };
+        quote_spanned!(value.span()=> .#method(#value))
+    });
+    let into_result = into_result(receiver);
+    let call = if receiver.is_async {
+        quote!(#name(job).await)
+    } else {
+        quote!(#name(job))
+    };
+    let sender_name = receiver.sender.as_ref().map_or_else(
+        || quote!(|| "-"),
+        |ty| quote!(|| #private::sender_of::<#ty>().name()),
+    );
+    let items = quote! {
+        const _: () = { #checks };
+        const __SIGNALS_JOB_OPTIONS: #private::durable::JobOptions =
+            #private::durable::JobOptions::new() #(#options)*;
+        fn __signals_run(
+            job: #private::durable::RawJob,
+        ) -> #private::BoxFuture<'static, #private::Result<(), #private::durable::JobError>> {
+            match job.decode::<#checked>() {
+                #private::Result::Ok(job) => #private::Box::pin(async move {
+                    #into_result(#call).map_err(#private::durable::JobError::Failed)
+                }),
+                #private::Result::Err(error) => {
+                    #private::Box::pin(::core::future::ready(#private::Result::Err(error)))
+                }
+            }
+        }
+        #private::inventory::submit! {
+            #private::durable::DurableDef {
+                name: #receiver_name,
+                signal: <#signal as #private::Signal>::NAME,
+                sender: #sender_name,
+                payload: || ::core::any::type_name::<#checked>(),
+                options: __SIGNALS_JOB_OPTIONS,
+                run: __signals_run,
+            }
+        }
+    };
+    let handler = if django {
+        let call = quote! {
+            fn call<'e>(&self, __signals_sender: #private::Sender, event: <#signal as #private::Signal>::Event<'e>)
+                -> #private::BoxFuture<'e, #private::Result<(), #private::BoxError>>
+            {
+                #private::durable::enqueue::<#signal, #checked>(event, #receiver_name, __SIGNALS_JOB_OPTIONS)
+            }
+        };
+        (
+            quote!(impl #private::AsyncHandler<#signal> for __SignalsReceiver { #call }),
+            quote!(Async),
+        )
+    } else {
+        let checked_signal = quote_spanned!(payload.span()=>
+            <#signal as #private::durable::DurablePayload>::Checked
+        );
+        let call = quote! {
+            fn call<'e>(&self, __signals_sender: #private::Sender, event: <#signal as #private::Signal>::Event<'e>)
+                -> #private::Result<(), #private::BoxError>
+            {
+                #private::durable::collect::<#checked_signal>(event, __signals_sender, #receiver_name, __SIGNALS_JOB_OPTIONS)
+            }
+        };
+        (
+            quote!(impl #private::SyncHandler<#signal> for __SignalsReceiver { #call }),
+            quote!(Sync),
+        )
+    };
+    (items, handler)
 }
 
 /// The handler impl calling the user's function, and the `Handler` variant it goes in.

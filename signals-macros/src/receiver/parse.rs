@@ -9,7 +9,25 @@ use syn::{Token, bracketed};
 use crate::suggest;
 
 /// The keys `#[receiver]` accepts after the signal.
-const KEYS: &[&str] = &["sender", "dispatch_uid", "priority", "crate", "on_commit"];
+const KEYS: &[&str] = &[
+    "sender",
+    "dispatch_uid",
+    "priority",
+    "crate",
+    "on_commit",
+    "durable",
+    "name",
+    "queue",
+    "max_attempts",
+    "backoff",
+    "delay",
+    "job_priority",
+];
+
+/// The options of a durable receiver's jobs: each is the `signals_orm::durable::JobOptions`
+/// method of the same name (`job_priority` is its `priority`, the key `priority` being the
+/// dispatch order).
+pub const JOB_OPTIONS: &[&str] = &["queue", "max_attempts", "backoff", "delay", "job_priority"];
 
 /// The attribute's arguments, each with the span of its key for later errors.
 pub struct Args {
@@ -19,6 +37,12 @@ pub struct Args {
     pub priority: Option<(i32, Span)>,
     pub krate: Option<syn::Path>,
     pub on_commit: Option<Span>,
+    /// `durable`: the receiver's work is a job, run by a worker (signals-orm's `durable`).
+    pub durable: Option<Span>,
+    /// The durable job's options, `key = expression`, in the order written.
+    pub job_options: Vec<(syn::Ident, syn::Expr)>,
+    /// `name = "..."`: the name a durable receiver's jobs carry, with the key's span.
+    pub durable_name: Option<(syn::LitStr, Span)>,
 }
 
 /// Parses the arguments; `None` when they cannot be read at all. Errors about single keys are
@@ -57,6 +81,9 @@ fn parse_args(input: ParseStream, errors: &mut Vec<syn::Error>) -> Option<Args> 
         priority: None,
         krate: None,
         on_commit: None,
+        durable: None,
+        job_options: Vec::new(),
+        durable_name: None,
     };
     while !input.is_empty() {
         if let Err(error) = input.parse::<Token![,]>() {
@@ -109,6 +136,9 @@ fn parse_key(input: ParseStream, args: &mut Args) -> syn::Result<()> {
             format!("`{name}` needs a value: `{name} = {example}`"),
         )
     };
+    if durable_key(&key, has_value, input, args)? {
+        return Ok(());
+    }
     match name.as_str() {
         "on_commit" => {
             if has_value {
@@ -168,12 +198,82 @@ fn parse_key(input: ParseStream, args: &mut Args) -> syn::Result<()> {
             return Err(syn::Error::new(
                 key.span(),
                 format!(
-                    "unknown #[receiver] key `{name}`{hint}; the keys are `sender`, `dispatch_uid`, `priority`, `on_commit` and `crate`"
+                    "unknown #[receiver] key `{name}`{hint}; the keys are `sender`, `dispatch_uid`, `priority`, `on_commit`, `durable` (with `name`, `queue`, `max_attempts`, `backoff`, `delay`, `job_priority`) and `crate`"
                 ),
             ));
         }
     }
     Ok(())
+}
+
+/// Parses `durable` and the job options; `false` for any other key.
+fn durable_key(
+    key: &syn::Ident,
+    has_value: bool,
+    input: ParseStream,
+    args: &mut Args,
+) -> syn::Result<bool> {
+    let name = key.to_string();
+    let repeated = || syn::Error::new(key.span(), format!("`{name}` is given twice: keep one"));
+    if name == "durable" {
+        if has_value {
+            return Err(syn::Error::new(
+                key.span(),
+                "`durable` is a flag and takes no value: write `durable`, and the job's options as keys of their own (`queue = \"mail\"`, `max_attempts = 5`)",
+            ));
+        }
+        if args.durable.replace(key.span()).is_some() {
+            return Err(repeated());
+        }
+        return Ok(true);
+    }
+    if name == "name" {
+        if !has_value {
+            return Err(syn::Error::new(
+                key.span(),
+                "`name` needs a value: `name = \"shop.send_confirmation\"`",
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let value: syn::LitStr = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "`name` takes a string literal: `name = \"shop.send_confirmation\"`",
+            )
+        })?;
+        if value.value().is_empty() {
+            return Err(syn::Error::new(
+                value.span(),
+                "a durable receiver's name cannot be empty",
+            ));
+        }
+        if args.durable_name.replace((value, key.span())).is_some() {
+            return Err(repeated());
+        }
+        return Ok(true);
+    }
+    if !JOB_OPTIONS.contains(&name.as_str()) {
+        return Ok(false);
+    }
+    if !has_value {
+        let example = match name.as_str() {
+            "queue" => "\"mail\"",
+            "backoff" => "Backoff::Fixed(Duration::from_secs(30))",
+            "delay" => "Duration::from_secs(60)",
+            _ => "5",
+        };
+        return Err(syn::Error::new(
+            key.span(),
+            format!("`{name}` needs a value: `{name} = {example}`"),
+        ));
+    }
+    input.parse::<Token![=]>()?;
+    let value: syn::Expr = input.parse()?;
+    if args.job_options.iter().any(|(k, _)| k == key) {
+        return Err(repeated());
+    }
+    args.job_options.push((key.clone(), value));
+    Ok(true)
 }
 
 fn parse_priority(input: ParseStream) -> syn::Result<i32> {

@@ -26,6 +26,18 @@ pub struct Receiver {
     /// The declared return type (`None` for `()`), which the generated call names so that a
     /// type the dispatcher cannot take is reported there.
     pub output: Option<syn::Type>,
+    /// `durable`: the job's payload type and options.
+    pub durable: Option<Durable>,
+}
+
+/// A durable receiver's part: what its `Job<T>` holds, and its jobs' options.
+pub struct Durable {
+    /// `T` of the parameter `Job<T>`.
+    pub payload: syn::Type,
+    /// `key = expression`, each a `JobOptions` method.
+    pub options: Vec<(syn::Ident, syn::Expr)>,
+    /// `name = "..."`: the name its jobs carry, instead of the function's path.
+    pub name: Option<syn::LitStr>,
 }
 
 /// One signal of the attribute.
@@ -84,6 +96,7 @@ pub fn receiver(
         syn::ReturnType::Default => None,
         syn::ReturnType::Type(_, ty) => Some((**ty).clone()),
     };
+    let durable = check_durable(&root, &args, &params, sender_param.as_ref(), django, errors);
     (signals.len() == args.signals.len()).then(|| Receiver {
         root,
         signals,
@@ -95,7 +108,111 @@ pub fn receiver(
         params,
         sender_param,
         output,
+        durable,
     })
+}
+
+/// Checks a durable receiver's attribute and parameter: `durable` with the ORM, not with
+/// `on_commit`, one parameter `Job<T>`, a sender for a model signal; job options only with
+/// `durable`. Returns its payload type and options.
+fn check_durable(
+    root: &Root,
+    args: &Args,
+    params: &[syn::Type],
+    sender_param: Option<&syn::Type>,
+    django: bool,
+    errors: &mut Vec<syn::Error>,
+) -> Option<Durable> {
+    let Some(span) = args.durable else {
+        let keys = args
+            .job_options
+            .iter()
+            .map(|(key, _)| (key.to_string(), key.span()))
+            .chain(
+                args.durable_name
+                    .iter()
+                    .map(|(_, span)| ("name".to_owned(), *span)),
+            );
+        for (key, span) in keys {
+            errors.push(syn::Error::new(
+                span,
+                format!("`{key}` is an option of a durable receiver's jobs: add `durable` to the attribute"),
+            ));
+        }
+        return None;
+    };
+    let mut ok = true;
+    let mut fail = |span: Span, message: &str| {
+        errors.push(syn::Error::new(span, message));
+        ok = false;
+    };
+    if !root.has_orm() {
+        fail(
+            span,
+            "`durable` receivers enqueue a job in the write's transaction: use `signals_orm::receiver`",
+        );
+        return None;
+    }
+    if let Some(on_commit) = args.on_commit {
+        fail(
+            on_commit,
+            "a receiver is `on_commit` (run after COMMIT, in this process, lost if it dies) or `durable` (a job enqueued in the transaction, run by a worker at least once), not both: remove one",
+        );
+    }
+    if params.len() > 1 {
+        fail(
+            params[1].span(),
+            "a durable receiver runs later, in a worker, and gets no transaction: take only the job, `job: Job<Order>`",
+        );
+    }
+    if let Some(ty) = sender_param {
+        fail(
+            ty.span(),
+            "a durable receiver gets the sender in its job (`job.sender`): remove this parameter",
+        );
+    }
+    if django && args.sender.is_none() {
+        fail(
+            span,
+            "a durable receiver of a model signal needs its model: add `sender = Order` and take `Job<Order>` (durable receivers of every model are not supported)",
+        );
+    }
+    let payload = params.first().and_then(|ty| {
+        let payload = job_payload(ty);
+        if payload.is_none() {
+            fail(
+                ty.span(),
+                "a durable receiver takes `Job<T>`: `Job<Order>` for a model's signal (`signals_orm::durable::Job`), `Job<M2mChange<PostTags>>` for m2m_changed, `Job<MySignal>` for a custom signal",
+            );
+        }
+        payload
+    });
+    let payload = payload?;
+    ok.then(|| Durable {
+        payload,
+        options: args.job_options.clone(),
+        name: args.durable_name.as_ref().map(|(name, _)| name.clone()),
+    })
+}
+
+/// `T` of a parameter type written `Job<T>` (any path ending in `Job`).
+fn job_payload(ty: &syn::Type) -> Option<syn::Type> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Job" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(generics) = &last.arguments else {
+        return None;
+    };
+    let mut types = generics.args.iter().filter_map(|arg| match arg {
+        syn::GenericArgument::Type(ty) => Some(ty.clone()),
+        _ => None,
+    });
+    let payload = types.next()?;
+    types.next().is_none().then_some(payload)
 }
 
 /// A Django name (`post_save`) becomes the ORM's signal of that name; any other path is a

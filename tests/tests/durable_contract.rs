@@ -1,0 +1,376 @@
+//! The contract with apalis 1.0.0 that `signals_orm::durable` relies on, on a SQLite file and
+//! on PostgreSQL: a job signals-orm inserted in a write's transaction (through apalis's own
+//! `queries::push_tasks`, given the write's connection) is run by apalis's own worker, with the
+//! document signals-orm wrote, and acknowledged by it; a rolled-back write's job is not there
+//! to run. And the reverse: a row apalis's own sink wrote that is not a durable job is kept
+//! dead by signals-orm's worker, which goes on with the next job. A later apalis whose tables
+//! or worker differ fails here first (`docs/durable.md`, "Upgrading apalis").
+
+mod durable_support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apalis::prelude::{
+    BackendExt as _, BoxDynError, Data, TaskId, TaskSink as _, WorkerBuilder, WorkerContext,
+};
+use durable_support::{Effect, TestDb, drained, effects, record, test_worker, unique};
+use signals_orm::durable::{self, Job, JobFilter, JobOptions, JobState};
+use signals_orm::model_signals::post_save;
+use signals_orm::{ModelExt, Persist, Tx};
+use sqlx::Pool;
+
+order_model!(ContractOrder);
+
+type Seen = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
+/// apalis's handler: records the task and stops its worker.
+async fn apalis_handler(
+    args: serde_json::Value,
+    id: TaskId,
+    seen: Data<Seen>,
+    worker: WorkerContext,
+) -> Result<(), BoxDynError> {
+    seen.lock().unwrap().push((id.to_string(), args));
+    worker.stop()?;
+    Ok(())
+}
+
+/// Enqueues through signals-orm: one committed write, one rolled back. Returns the queue, the
+/// receiver's name and the committed job's id.
+async fn enqueue_two<DB: TestDb>(pool: &Pool<DB>) -> (&'static str, &'static str, String)
+where
+    ContractOrder: Persist<DB>,
+{
+    let queue = unique("contract");
+    let name = unique("durable_contract::receiver");
+    durable::connect(
+        post_save,
+        name,
+        JobOptions::new().queue(queue).max_attempts(4).priority(3),
+        |_: Job<ContractOrder>| async { Ok::<(), String>(()) },
+    )
+    .forever();
+    let mut tx = Tx::begin(pool).await.unwrap();
+    ContractOrder::new("committed", 7)
+        .save(&mut tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = Tx::begin(pool).await.unwrap();
+    ContractOrder::new("rolled-back", 8)
+        .save(&mut tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let jobs = durable::jobs(pool, &JobFilter::new().queue(queue))
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    (queue, name, jobs[0].id.clone())
+}
+
+/// What apalis's worker ran, checked against what signals-orm enqueued.
+fn check_ran(seen: &Seen, name: &str, id: &str) {
+    let seen = seen.lock().unwrap();
+    let [(ran_id, doc)] = seen.as_slice() else {
+        panic!("apalis's worker ran {seen:?}")
+    };
+    assert_eq!(ran_id, id);
+    assert_eq!(doc["v"], 1);
+    assert_eq!(doc["receiver"], name);
+    assert_eq!(doc["event_id"], id, "the event id is the job's id");
+    assert_eq!(doc["signal"], "post_save");
+    assert_eq!(doc["created"], true);
+    assert_eq!(doc["max_attempts"], 4);
+    assert_eq!(doc["instance"]["key"], "committed");
+    assert_eq!(doc["instance"]["total"], 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apalis_sqlite_runs_the_jobs_signals_orm_inserted() {
+    let (pool, _dir) = durable_support::sqlite().await;
+    let (queue, name, id) = enqueue_two(&pool).await;
+    let seen = Seen::default();
+    let backend = apalis_sqlite::SqliteStorage::<serde_json::Value>::new(&pool)
+        .with_config(apalis_sqlite::Config::default().queue(queue))
+        .poll_with_interval(Duration::from_millis(50));
+    let worker = WorkerBuilder::new(unique("apalis-sqlite"))
+        .backend(backend)
+        .data(Arc::clone(&seen))
+        .build(apalis_handler);
+    tokio::time::timeout(Duration::from_secs(30), worker.run())
+        .await
+        .expect("apalis's worker ran the job")
+        .unwrap();
+    check_ran(&seen, name, &id);
+    acknowledged(&pool, queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apalis_postgres_runs_the_jobs_signals_orm_inserted() {
+    let Some((pool, schema)) = durable_support::postgres().await else {
+        return;
+    };
+    let (queue, name, id) = enqueue_two(&pool).await;
+    let seen = Seen::default();
+    let backend = apalis_postgres::PostgresStorage::<serde_json::Value>::new(&pool)
+        .with_config(apalis_postgres::Config::default().queue(queue))
+        .poll_with_interval(Duration::from_millis(50));
+    let worker = WorkerBuilder::new(unique("apalis-postgres"))
+        .backend(backend)
+        .data(Arc::clone(&seen))
+        .build(apalis_handler);
+    tokio::time::timeout(Duration::from_secs(30), worker.run())
+        .await
+        .expect("apalis's worker ran the job")
+        .unwrap();
+    check_ran(&seen, name, &id);
+    acknowledged(&pool, queue).await;
+    durable_support::postgres_cleanup(&pool, &schema, &[queue]).await;
+}
+
+/// apalis acknowledged the job: done, one attempt.
+async fn acknowledged<DB: TestDb>(pool: &Pool<DB>, queue: &str) {
+    durable_support::until("apalis's ack", Duration::from_secs(10), || async {
+        let jobs = durable::jobs(pool, &JobFilter::new().queue(queue))
+            .await
+            .unwrap();
+        jobs.len() == 1 && jobs[0].state == JobState::Done && jobs[0].attempts == 1
+    })
+    .await;
+}
+
+order_model!(ForeignOrder);
+
+/// A row apalis's own sink wrote, that no durable receiver wrote, then a durable job: the first
+/// is kept dead with a clear error, the second runs.
+async fn a_foreign_job_is_kept_dead_and_the_worker_goes_on<DB: TestDb>(
+    pool: &Pool<DB>,
+    queue: &'static str,
+) where
+    ForeignOrder: Persist<DB>,
+    Effect: Persist<DB>,
+{
+    let name = unique("durable_contract::after_foreign");
+    let p = pool.clone();
+    let _receiver = durable::connect(
+        post_save,
+        name,
+        JobOptions::new().queue(queue),
+        move |job: Job<ForeignOrder>| {
+            let p = p.clone();
+            async move {
+                record(
+                    &p,
+                    &job.receiver,
+                    &job.event_id,
+                    &job.instance.key,
+                    job.attempt,
+                    "",
+                )
+                .await
+            }
+        },
+    );
+    ForeignOrder::new("after", 1).save(pool).await.unwrap();
+    let worker = test_worker(pool, queue).spawn();
+    drained(pool, queue, Duration::from_secs(30)).await;
+    worker.shutdown().await.unwrap();
+    let jobs = durable::jobs(pool, &JobFilter::new().queue(queue))
+        .await
+        .unwrap();
+    let dead: Vec<_> = jobs.iter().filter(|j| j.state == JobState::Dead).collect();
+    let [dead] = dead.as_slice() else {
+        panic!("{jobs:?}")
+    };
+    assert_eq!(dead.receiver, None);
+    let error = dead.last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("is not a durable receiver's job") && error.contains(&dead.id),
+        "{error}"
+    );
+    let ran: Vec<String> = effects(pool)
+        .await
+        .into_iter()
+        .map(|e| e.order_key)
+        .collect();
+    assert_eq!(ran, ["after"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_foreign_job_is_kept_dead_and_the_worker_goes_on() {
+    let (pool, _dir) = durable_support::sqlite().await;
+    let queue = unique("foreign");
+    let mut sink: apalis_sqlite::SqliteStorage<serde_json::Value> =
+        apalis_sqlite::SqliteStorage::new(&pool)
+            .with_config(apalis_sqlite::Config::default().queue(queue));
+    sink.push(serde_json::json!({ "to": "someone else's job" }))
+        .await
+        .unwrap();
+    a_foreign_job_is_kept_dead_and_the_worker_goes_on::<sqlx::Sqlite>(&pool, queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_foreign_job_is_kept_dead_and_the_worker_goes_on() {
+    let Some((pool, schema)) = durable_support::postgres().await else {
+        return;
+    };
+    let queue = unique("foreign");
+    let mut sink: apalis_postgres::PostgresStorage<serde_json::Value> =
+        apalis_postgres::PostgresStorage::new(&pool)
+            .with_config(apalis_postgres::Config::default().queue(queue));
+    sink.push(serde_json::json!({ "to": "someone else's job" }))
+        .await
+        .unwrap();
+    a_foreign_job_is_kept_dead_and_the_worker_goes_on::<sqlx::Postgres>(&pool, queue).await;
+    durable_support::postgres_cleanup(&pool, &schema, &[queue]).await;
+}
+
+#[path = "support/statements.rs"]
+mod statements;
+
+/// A statement-count test per backend, each with its own model (both run at once, and a
+/// durable receiver hears every save of its model).
+macro_rules! one_more_statement_test {
+    ($model:ident, $name:ident, $setup:block, $insert:literal) => {
+        order_model!($model);
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let queue = unique("cost");
+            let setup = $setup;
+            let Some((pool, cleanup)) = setup else {
+                return;
+            };
+            // A save heard by a receiver that runs no statement, then by a durable one: one
+            // statement more, apalis's INSERT, in the same transaction (and no check at
+            // COMMIT: the ORM's own connection ran it and returned its outcome).
+            let plain = {
+                let _plain = post_save.connect(|ev: signals_orm::PostSave<'_, $model>| {
+                    let _ = ev.instance.total;
+                });
+                statements::of($model::new("plain", 1).save(&pool)).await.1
+            };
+            let _durable = durable::connect(
+                post_save,
+                unique("durable_contract::cost"),
+                JobOptions::new().queue(queue),
+                |_: Job<$model>| async { Ok::<(), String>(()) },
+            );
+            // PostgreSQL: sqlx looks the `hstore` type up (one catalog query) the first time
+            // a connection binds one, then keeps it; the pool has one connection.
+            $model::new("warm-up", 1).save(&pool).await.unwrap();
+            let durable = statements::of($model::new("durable", 1).save(&pool))
+                .await
+                .1;
+            assert_eq!(
+                durable.len(),
+                plain.len() + 1,
+                "plain {plain:#?}\ndurable {durable:#?}"
+            );
+            let extra: Vec<&String> = durable.iter().filter(|s| !plain.contains(s)).collect();
+            assert_eq!(extra.len(), 1, "{extra:#?}");
+            assert!(extra[0].trim_start().starts_with($insert), "{extra:#?}");
+            cleanup.await;
+        }
+    };
+}
+
+one_more_statement_test!(
+    LiteCost,
+    a_durable_receiver_adds_one_statement_to_the_write_on_sqlite,
+    {
+        let (pool, dir) = durable_support::sqlite().await;
+        Some((pool, async move { drop(dir) }))
+    },
+    "INSERT INTO\n    Jobs"
+);
+
+one_more_statement_test!(
+    PgCost,
+    a_durable_receiver_adds_one_statement_to_the_write_on_postgres,
+    {
+        match durable_support::postgres().await {
+            Some((setup, schema)) => {
+                let pool = durable_support::postgres_in(&schema, 1).await.unwrap();
+                let one = pool.clone();
+                Some((pool, async move {
+                    one.close().await;
+                    durable_support::postgres_cleanup(&setup, &schema, &[]).await;
+                }))
+            }
+            None => None,
+        }
+    },
+    "INSERT INTO apalis.jobs"
+);
+
+order_model!(BenchOrder);
+
+/// An `on_commit` receiver of `BenchOrder`: the baseline a durable receiver is compared with.
+#[signals_orm::receiver(post_save, sender = BenchOrder, on_commit)]
+async fn bench_on_commit(_: signals_orm::Committed<BenchOrder>) {}
+
+/// Saves per second of `n` saves (each its own transaction), with whatever receivers are
+/// connected.
+async fn saves_per_second<DB: TestDb>(pool: &Pool<DB>, prefix: &str, n: usize) -> f64
+where
+    BenchOrder: Persist<DB>,
+{
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        BenchOrder::new(&format!("{prefix}{i}"), 1)
+            .save(pool)
+            .await
+            .unwrap();
+    }
+    f64::from(u32::try_from(n).unwrap()) / start.elapsed().as_secs_f64()
+}
+
+/// The cost of a save with one durable receiver against the same save with one `on_commit`
+/// receiver, on both backends; prints saves/s and their ratio. A measurement (run it with
+/// `--release --ignored --nocapture`), not a check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with --release --ignored --nocapture (and DATABASE_URL)"]
+async fn save_cost_durable_against_on_commit() {
+    const SAVES: usize = 2_000;
+    async fn measure<DB: TestDb>(pool: &Pool<DB>, backend: &str)
+    where
+        BenchOrder: Persist<DB>,
+    {
+        // Warm up: connections, statements, the hstore type.
+        let _ = saves_per_second(pool, "w", 50).await;
+        let on_commit = saves_per_second(pool, "c", SAVES).await;
+        assert!(signals_orm::disconnect::<
+            signals_orm::model_signals::PostSaveSignal,
+            _,
+        >(
+            bench_on_commit, signals_orm::Sender::of::<BenchOrder>()
+        ));
+        let _durable = durable::connect(
+            post_save,
+            unique("durable_contract::bench"),
+            JobOptions::new().queue(unique("bench")),
+            |_: Job<BenchOrder>| async { Ok::<(), String>(()) },
+        );
+        let _ = saves_per_second(pool, "v", 50).await;
+        let durable = saves_per_second(pool, "d", SAVES).await;
+        assert!(signals_core::reconnect::<
+            signals_orm::model_signals::PostSaveSignal,
+            _,
+        >(
+            bench_on_commit, signals_orm::Sender::of::<BenchOrder>()
+        ));
+        eprintln!(
+            "{backend}: {SAVES} saves: on_commit receiver {on_commit:.0}/s, durable receiver {durable:.0}/s, ratio {:.2}",
+            durable / on_commit
+        );
+    }
+    let (pool, _dir) = durable_support::sqlite().await;
+    measure(&pool, "sqlite (file, WAL)").await;
+    if let Some((pool, schema)) = durable_support::postgres().await {
+        measure(&pool, "postgres").await;
+        durable_support::postgres_cleanup(&pool, &schema, &[]).await;
+    }
+}
