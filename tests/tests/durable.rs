@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use durable_support::{
-    Effect, TestDb, drained, effects, record, states, test_worker, unique, until,
+    Effect, TestDb, drained, effects, record, record_job, states, test_worker, unique, until,
 };
 use signals_orm::durable::{self, Backoff, Job, JobFilter, JobOptions, JobState, M2mChange};
 use signals_orm::model_signals::{post_delete, post_save, pre_delete, pre_save};
@@ -54,15 +54,7 @@ where
                     "post_save's instance has its key"
                 );
                 let note = format!("created={} total={}", job.created, job.instance.total);
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    &note,
-                )
-                .await
+                record_job(&p, &job, &note).await
             }
         },
     );
@@ -163,15 +155,7 @@ async fn a_failing_job_is_retried_with_backoff_then_kept_dead_and_can_be_run_aga
                 r.lock().unwrap().push(Instant::now());
                 let ok = h.load(Ordering::SeqCst);
                 let note = if ok { "sent" } else { "down" };
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    note,
-                )
-                .await?;
+                record_job(&p, &job, note).await?;
                 if ok {
                     Ok::<(), signals_orm::BoxError>(())
                 } else {
@@ -251,15 +235,7 @@ where
         move |job: Job<FlakyOrder>| {
             let p = p.clone();
             async move {
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    "",
-                )
-                .await?;
+                record_job(&p, &job, "").await?;
                 if job.attempt < 3 {
                     return Err(format!("421 try again later (attempt {})", job.attempt).into());
                 }
@@ -325,17 +301,7 @@ async fn a_payload_that_no_longer_reads_is_kept_dead_naming_receiver_and_event<D
         JobOptions::new().queue(queue),
         move |job: Job<OldOrder>| {
             let p = p.clone();
-            async move {
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    "",
-                )
-                .await
-            }
+            async move { record_job(&p, &job, "").await }
         },
     );
     OldOrder::new("p", 1).save(&pool).await.unwrap();
@@ -638,25 +604,9 @@ where
         move |job: Job<SlowOrder>| {
             let p = p.clone();
             async move {
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    "start",
-                )
-                .await?;
+                record_job(&p, &job, "start").await?;
                 tokio::time::sleep(Duration::from_millis(800)).await;
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    "end",
-                )
-                .await
+                record_job(&p, &job, "end").await
             }
         },
     );
@@ -694,15 +644,7 @@ where
         move |job: Job<StuckOrder>| {
             let p = p.clone();
             async move {
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    "start",
-                )
-                .await?;
+                record_job(&p, &job, "start").await?;
                 if job.attempt == 1 {
                     tokio::time::sleep(Duration::from_mins(1)).await;
                 }

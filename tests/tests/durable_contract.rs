@@ -14,7 +14,7 @@ use std::time::Duration;
 use apalis::prelude::{
     BackendExt as _, BoxDynError, Data, TaskId, TaskSink as _, WorkerBuilder, WorkerContext,
 };
-use durable_support::{Effect, TestDb, drained, effects, record, test_worker, unique};
+use durable_support::{Effect, TestDb, drained, effects, record_job, test_worker, unique};
 use signals_orm::durable::{self, Job, JobFilter, JobOptions, JobState};
 use signals_orm::model_signals::post_save;
 use signals_orm::{ModelExt, Persist, Tx};
@@ -160,17 +160,7 @@ async fn a_foreign_job_is_kept_dead_and_the_worker_goes_on<DB: TestDb>(
         JobOptions::new().queue(queue),
         move |job: Job<ForeignOrder>| {
             let p = p.clone();
-            async move {
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    "",
-                )
-                .await
-            }
+            async move { record_job(&p, &job, "").await }
         },
     );
     ForeignOrder::new("after", 1).save(pool).await.unwrap();

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use durable_support::{Effect, TestDb, drained, effects, record, test_worker, unique, until};
+use durable_support::{Effect, TestDb, drained, effects, record_job, test_worker, unique, until};
 use signals_orm::durable::{self, Job, JobFilter, JobOptions, JobState};
 use signals_orm::model_signals::post_save;
 use signals_orm::{ModelExt, Persist, PostSave};
@@ -163,15 +163,7 @@ where
         move |job: Job<CrashOrder>| {
             let p = p.clone();
             async move {
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    "",
-                )
-                .await?;
+                record_job(&p, &job, "").await?;
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 Ok::<(), signals_orm::OrmError>(())
             }
@@ -222,15 +214,7 @@ where
             let p = p.clone();
             async move {
                 let note = if hang { "start" } else { "run" };
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    note,
-                )
-                .await?;
+                record_job(&p, &job, note).await?;
                 if hang {
                     tokio::time::sleep(Duration::from_mins(10)).await;
                 }
@@ -252,17 +236,7 @@ where
         JobOptions::new().queue(place.queue),
         move |job: Job<ShareOrder>| {
             let p = p.clone();
-            async move {
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    "",
-                )
-                .await
-            }
+            async move { record_job(&p, &job, "").await }
         },
     )
 }
@@ -280,25 +254,9 @@ where
         move |job: Job<TermOrder>| {
             let p = p.clone();
             async move {
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    "start",
-                )
-                .await?;
+                record_job(&p, &job, "start").await?;
                 tokio::time::sleep(Duration::from_millis(1500)).await;
-                record(
-                    &p,
-                    &job.receiver,
-                    &job.event_id,
-                    &job.instance.key,
-                    job.attempt,
-                    "end",
-                )
-                .await
+                record_job(&p, &job, "end").await
             }
         },
     )

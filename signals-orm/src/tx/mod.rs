@@ -127,11 +127,16 @@ fn read_in<DB: Backend, T>(
     operation: Operation,
 ) -> Result<T, sqlx::Error> {
     if let Err(error) = &result {
-        tx.set_rollback_only(format!(
-            "an earlier read in it failed: {operation} failed: {error}"
-        ));
+        failed_read(tx, operation, error);
     }
     result
+}
+
+/// Marks `tx` rollback-only after a read in it failed in the database.
+fn failed_read(tx: &mut Tx<impl Backend>, operation: Operation, error: &sqlx::Error) {
+    tx.set_rollback_only(format!(
+        "an earlier read in it failed: {operation} failed: {error}"
+    ));
 }
 
 /// Where a write runs: a pool (the write opens, commits or rolls back its own transaction) or
@@ -171,9 +176,7 @@ impl<'a, DB: Backend> Db<'a, DB> {
                 // A database error marks the transaction as a failed read does; a row that
                 // does not decode left it usable.
                 if let Err(OrmError::Database { source, .. }) = &result {
-                    tx.set_rollback_only(format!(
-                        "an earlier read in it failed: {operation} failed: {source}"
-                    ));
+                    failed_read(tx, operation, source);
                 }
                 result
             }

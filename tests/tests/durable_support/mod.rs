@@ -9,7 +9,7 @@ use std::str::FromStr as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use signals_orm::durable::{self, DurableBackend, JobState};
+use signals_orm::durable::{self, DurableBackend, Job, JobState};
 use signals_orm::{Model, ModelExt};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -121,6 +121,32 @@ where
     Ok(())
 }
 
+/// A test model whose jobs `record_job` records: its `key` names the order.
+pub trait Keyed {
+    /// The order's key.
+    fn key(&self) -> &str;
+}
+
+/// Records one run of the durable receiver running `job`.
+pub async fn record_job<DB: TestDb, M: Keyed>(
+    pool: &Pool<DB>,
+    job: &Job<M>,
+    note: &str,
+) -> Result<(), signals_orm::OrmError>
+where
+    Effect: signals_orm::Persist<DB>,
+{
+    record(
+        pool,
+        &job.receiver,
+        &job.event_id,
+        job.instance.key(),
+        job.attempt,
+        note,
+    )
+    .await
+}
+
 /// Every effect, oldest first.
 pub async fn effects<DB: TestDb>(pool: &Pool<DB>) -> Vec<Effect>
 where
@@ -151,6 +177,12 @@ macro_rules! order_model {
             id: Option<i64>,
             key: String,
             total: i64,
+        }
+
+        impl $crate::durable_support::Keyed for $name {
+            fn key(&self) -> &str {
+                &self.key
+            }
         }
 
         impl $name {
