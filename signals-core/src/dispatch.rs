@@ -30,13 +30,15 @@ use crate::report::Report;
 use crate::signal::{PlainSignal, Sender, Signal};
 use crate::testing::{Fakes, Verdict, verdict};
 
-/// Where results go: stop at the first error, or keep every outcome.
-enum Sink<'a> {
+/// Where results go: stop at the first error, keep every outcome, or stop at the first error
+/// and keep every receiver's reply (`R`, the signal's [`Signal::Reply`]).
+enum Sink<'a, R> {
     FirstError,
     Robust(&'a mut Vec<Outcome>),
+    Collect(&'a mut Vec<(&'static str, R)>),
 }
 
-impl Sink<'_> {
+impl<R> Sink<'_, R> {
     /// Records one receiver's result; `Err` means stop the send. The usual case, a success in
     /// a send that stops at the first error with DEBUG off, is a check and nothing else.
     #[inline]
@@ -46,10 +48,49 @@ impl Sink<'_> {
         receiver: &'static str,
         result: Result<(), SendError>,
     ) -> Result<(), SendError> {
-        if matches!(self, Sink::FirstError) && result.is_ok() && !debug_enabled() {
+        if !matches!(self, Sink::Robust(_)) && result.is_ok() && !debug_enabled() {
             return Ok(());
         }
         self.record_traced(signal, receiver, result)
+    }
+
+    /// Calls a sync receiver: its reply kept when the sink collects them, else not asked for.
+    #[inline]
+    fn call_sync<S: Signal<Reply = R>>(
+        &mut self,
+        handler: &dyn SyncHandler<S>,
+        event: S::Event<'_>,
+        sender: Sender,
+        receiver: &'static str,
+    ) -> Result<(), SendError> {
+        match self {
+            Sink::Collect(out) => {
+                let outcome = catch_unwind(AssertUnwindSafe(|| handler.call_reply(sender, event)));
+                keep_reply(out, S::NAME, sender, receiver, outcome)
+            }
+            _ => call_sync(handler, event, sender, receiver),
+        }
+    }
+
+    /// Awaits an async receiver: its reply kept when the sink collects them.
+    async fn call_async<S: Signal<Reply = R>>(
+        &mut self,
+        handler: &dyn AsyncHandler<S>,
+        event: S::Event<'_>,
+        sender: Sender,
+        receiver: &'static str,
+    ) -> Result<(), SendError> {
+        match self {
+            Sink::Collect(out) => {
+                let outcome =
+                    match catch_unwind(AssertUnwindSafe(|| handler.call_reply(sender, event))) {
+                        Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
+                        Err(payload) => Err(payload),
+                    };
+                keep_reply(out, S::NAME, sender, receiver, outcome)
+            }
+            _ => call_async(handler, event, sender, receiver).await,
+        }
     }
 
     #[inline(never)]
@@ -60,7 +101,7 @@ impl Sink<'_> {
         result: Result<(), SendError>,
     ) -> Result<(), SendError> {
         match self {
-            Sink::FirstError => {
+            Sink::FirstError | Sink::Collect(_) => {
                 if let Err(error) = &result {
                     // As `dyn Error`, so subscribers see its sources (the receiver's own error) too.
                     let error: &(dyn std::error::Error + 'static) = error;
@@ -94,7 +135,7 @@ impl Sink<'_> {
         error: SendError,
     ) -> Result<(), SendError> {
         match self {
-            Sink::FirstError => Err(error),
+            Sink::FirstError | Sink::Collect(_) => Err(error),
             Sink::Robust(out) => {
                 let SendError::TooDeep { limit, chain } = error else {
                     unreachable!("only TooDeep refuses a whole send")
@@ -140,6 +181,26 @@ fn receiver_error(
         outcome => outcome,
     };
     receiver_outcome(signal, sender.name(), receiver, outcome)
+}
+
+/// A collecting send's outcome of one receiver: its reply pushed after the others, or its
+/// failure as [`call_sync`] reports it. A receiver that gives no reply now (a durable one, a
+/// test stub) adds nothing.
+fn keep_reply<R>(
+    out: &mut Vec<(&'static str, R)>,
+    signal: &'static str,
+    sender: Sender,
+    receiver: &'static str,
+    outcome: std::thread::Result<Result<Option<R>, BoxError>>,
+) -> Result<(), SendError> {
+    match outcome {
+        Ok(Ok(reply)) => {
+            out.extend(reply.map(|reply| (receiver, reply)));
+            Ok(())
+        }
+        Ok(Err(error)) => receiver_error(signal, sender, receiver, Ok(Err(error))),
+        Err(panic) => receiver_error(signal, sender, receiver, Err(panic)),
+    }
 }
 
 #[inline]
@@ -218,7 +279,7 @@ fn run_sync<S: Signal>(
     snap: &Snapshot<S>,
     sender: Sender,
     mut event: S::Event<'_>,
-    sink: Sink<'_>,
+    sink: Sink<'_, S::Reply>,
 ) -> Result<(), SendError> {
     if !matches!(sink, Sink::FirstError) || debug_enabled() {
         return run_sync_recorded(snap, sender, event, sink, None);
@@ -248,7 +309,7 @@ fn run_sync_recorded<S: Signal>(
     snap: &Snapshot<S>,
     sender: Sender,
     mut event: S::Event<'_>,
-    mut sink: Sink<'_>,
+    mut sink: Sink<'_, S::Reply>,
     fakes: Option<&Fakes>,
 ) -> Result<(), SendError> {
     let span = signal_span::<S>(sender);
@@ -269,9 +330,9 @@ fn run_sync_recorded<S: Signal>(
                 if debug_enabled() {
                     let phase = entry.info.phase.as_str();
                     let _span = tracing::debug_span!("receiver", receiver, phase).entered();
-                    call_sync(&**handler, event, sender, receiver)
+                    sink.call_sync(&**handler, event, sender, receiver)
                 } else {
-                    call_sync(&**handler, event, sender, receiver)
+                    sink.call_sync(&**handler, event, sender, receiver)
                 }
             }
             Handler::Async(_) => Err(async_refused::<S>(sender, receiver)),
@@ -285,7 +346,7 @@ async fn run_async<S: Signal>(
     snap: Arc<Snapshot<S>>,
     sender: Sender,
     mut event: S::Event<'_>,
-    mut sink: Sink<'_>,
+    mut sink: Sink<'_, S::Reply>,
     fakes: Option<Fakes>,
 ) -> Result<(), SendError> {
     // The depth was set by the `Nested` future that polls this one.
@@ -300,11 +361,10 @@ async fn run_async<S: Signal>(
             Some(fakes) => fakes.call(entry, sender, &event),
         };
         let result = match handler {
-            Handler::Sync(handler) => {
-                span.in_scope(|| call_sync(&**handler, S::reborrow(&mut event), sender, receiver))
-            }
+            Handler::Sync(handler) => span
+                .in_scope(|| sink.call_sync(&**handler, S::reborrow(&mut event), sender, receiver)),
             Handler::Async(handler) => {
-                call_async(&**handler, S::reborrow(&mut event), sender, receiver)
+                sink.call_async(&**handler, S::reborrow(&mut event), sender, receiver)
                     .instrument(span)
                     .await
             }
@@ -325,7 +385,7 @@ fn boxed_run<'f, 'e: 'f, 's: 'f, S: Signal>(
     snap: Arc<Snapshot<S>>,
     sender: Sender,
     event: S::Event<'e>,
-    sink: Sink<'s>,
+    sink: Sink<'s, S::Reply>,
     fakes: Option<Fakes>,
 ) -> BoxFuture<'f, Result<(), SendError>> {
     Box::pin(run_async(snap, sender, event, sink, fakes).instrument(signal_span::<S>(sender)))
@@ -348,7 +408,12 @@ fn needs_await<S: Signal>(snap: &Snapshot<S>, sender: Sender, fakes: Option<&Fak
 impl<S: Signal> Registry<S> {
     /// Sends synchronously if no matching receiver is async, else hands back what to await.
     #[inline]
-    fn plan<'e>(&'static self, sender: Sender, event: S::Event<'e>, sink: Sink<'_>) -> Plan<'e, S> {
+    fn plan<'e>(
+        &'static self,
+        sender: Sender,
+        event: S::Event<'e>,
+        sink: Sink<'_, S::Reply>,
+    ) -> Plan<'e, S> {
         let Some(inner) = self.live() else {
             return Plan::Done(Ok(()));
         };
@@ -369,7 +434,7 @@ impl<S: Signal> Registry<S> {
         inner: &Inner<S>,
         sender: Sender,
         event: S::Event<'e>,
-        sink: Sink<'_>,
+        sink: Sink<'_, S::Reply>,
     ) -> Plan<'e, S> {
         let fakes = match verdict::<S>(sender, &event) {
             Verdict::Muted => return Plan::Done(Ok(())),
@@ -390,7 +455,7 @@ impl<S: Signal> Registry<S> {
         &'static self,
         sender: Sender,
         event: S::Event<'_>,
-        mut sink: Sink<'_>,
+        mut sink: Sink<'_, S::Reply>,
     ) -> Result<(), SendError> {
         let (snap, event, fakes) = match self.plan(sender, event, reborrow_sink(&mut sink)) {
             Plan::Done(result) => return result,
@@ -478,7 +543,7 @@ impl<S: Signal> Registry<S> {
         inner: &Inner<S>,
         sender: Sender,
         event: S::Event<'_>,
-        sink: Sink<'_>,
+        sink: Sink<'_, S::Reply>,
     ) -> Result<(), SendError> {
         let fakes = match verdict::<S>(sender, &event) {
             Verdict::Muted => return Ok(()),
@@ -486,7 +551,7 @@ impl<S: Signal> Registry<S> {
             Verdict::Faked(fakes) => Some(fakes),
         };
         let snap = inner.lend();
-        if matches!(sink, Sink::FirstError)
+        if !matches!(sink, Sink::Robust(_))
             && let Some(entry) = matching(&snap, sender).find(|e| match &fakes {
                 None => e.handler.is_async(),
                 Some(fakes) => fakes.handler(e).is_async(),
@@ -512,6 +577,55 @@ impl<S: Signal> Registry<S> {
         }
         let _ = run_sync(&inner.lend(), sender, event, Sink::Robust(&mut out));
         out
+    }
+
+    /// Sends `event` from `sender` like [`Registry::send`] and returns each receiver's reply
+    /// with its name, in dispatch order (Django's `send`, which returns `[(receiver,
+    /// response), ..]`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::send`]: the first failing receiver stops the send, and the replies
+    /// collected before it are dropped.
+    pub async fn send_collect(
+        &'static self,
+        sender: Sender,
+        event: S::Event<'_>,
+    ) -> Result<Vec<(&'static str, S::Reply)>, SendError> {
+        check_linked_once::<S>(sender);
+        let mut out = Vec::new();
+        self.send_in(sender, event, Sink::Collect(&mut out)).await?;
+        Ok(out)
+    }
+
+    /// [`Registry::send_collect`] from synchronous code; refuses, before running anything, a
+    /// send that would reach an async receiver.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::send_sync`].
+    pub fn send_collect_sync(
+        &'static self,
+        sender: Sender,
+        event: S::Event<'_>,
+    ) -> Result<Vec<(&'static str, S::Reply)>, SendError> {
+        check_linked_once::<S>(sender);
+        let mut out = Vec::new();
+        let Some(inner) = self.live() else {
+            return Ok(out);
+        };
+        if any_scope() {
+            Self::run_sync_scoped(inner, sender, event, Sink::Collect(&mut out))?;
+            return Ok(out);
+        }
+        let snap = inner.lend();
+        if snap.any_async
+            && let Some(entry) = matching(&snap, sender).find(|e| e.handler.is_async())
+        {
+            return Err(async_refused::<S>(sender, entry.info.name));
+        }
+        run_sync(&snap, sender, event, Sink::Collect(&mut out))?;
+        Ok(out)
     }
 }
 
@@ -588,10 +702,11 @@ impl<S: Signal> Future for Sending<'_, S> {
     }
 }
 
-fn reborrow_sink<'a>(sink: &'a mut Sink<'_>) -> Sink<'a> {
+fn reborrow_sink<'a, R>(sink: &'a mut Sink<'_, R>) -> Sink<'a, R> {
     match sink {
         Sink::FirstError => Sink::FirstError,
         Sink::Robust(out) => Sink::Robust(out),
+        Sink::Collect(out) => Sink::Collect(out),
     }
 }
 
@@ -649,4 +764,65 @@ pub fn send_sync<S: PlainSignal>(sender: Sender, signal: &S) -> Result<(), SendE
 /// [`send_robust`] from synchronous code; async receivers are reported as errors.
 pub fn send_robust_sync<S: PlainSignal>(sender: Sender, signal: &S) -> Vec<Outcome> {
     S::registry().send_robust_sync(sender, signal.as_event())
+}
+
+/// Sends a custom signal from `sender`, awaiting its receivers in dispatch order, and returns
+/// each receiver's reply with the receiver's name, in that order: Django's
+/// `signal.send(sender=..)`, which returns `[(receiver, response), ..]`, for voting and
+/// collecting ("which plugins handle this payment").
+///
+/// The reply's type is the signal's [`Reply`](Signal::Reply), declared with
+/// `#[signal(reply = T)]` (`()` by default, one `()` per receiver). A receiver that gives no
+/// reply when it is called (a durable receiver, whose work runs later in a worker; a test-kit
+/// stub) is not in the list. [`send`] of the same signal drops the replies.
+///
+/// # Errors
+///
+/// As [`send`]: the first failing receiver stops the send and is named with the signal and
+/// the sender; the replies collected before it are dropped.
+///
+/// # Example
+///
+/// ```
+/// use signals_core::{receiver, Sender, Signal};
+///
+/// #[derive(Signal)]
+/// #[signal(reply = Option<&'static str>)]
+/// struct Payment { method: &'static str }
+///
+/// #[receiver(Payment)]
+/// fn cards(ev: &Payment) -> Option<&'static str> {
+///     (ev.method == "card").then_some("stripe")
+/// }
+///
+/// #[receiver(Payment, priority = -1)]
+/// async fn wallets(ev: &Payment) -> Result<Option<&'static str>, String> {
+///     Ok((ev.method == "wallet").then_some("paypal"))
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let replies = signals_core::send_collect(Sender::NONE, &Payment { method: "card" }).await?;
+/// let handlers: Vec<_> = replies.iter().filter_map(|(_, handler)| *handler).collect();
+/// assert_eq!(handlers, ["stripe"]);
+/// assert!(replies[0].0.ends_with("::cards") && replies[1].0.ends_with("::wallets"));
+/// # Ok::<(), signals_core::SendError>(()) }).unwrap();
+/// ```
+pub async fn send_collect<S: PlainSignal>(
+    sender: Sender,
+    signal: &S,
+) -> Result<Vec<(&'static str, S::Reply)>, SendError> {
+    S::registry().send_collect(sender, signal.as_event()).await
+}
+
+/// [`send_collect`] from synchronous code.
+///
+/// # Errors
+///
+/// [`SendError::AsyncReceiverInSyncSend`] (before running anything) if a matching receiver is
+/// async; otherwise as [`send_collect`].
+pub fn send_collect_sync<S: PlainSignal>(
+    sender: Sender,
+    signal: &S,
+) -> Result<Vec<(&'static str, S::Reply)>, SendError> {
+    S::registry().send_collect_sync(sender, signal.as_event())
 }

@@ -1,6 +1,6 @@
 //! The dispatcher of Django-style signals for Rust: typed signals, receivers registered at link
 //! time with `#[receiver]` or at runtime with [`connect`], and `send` / `send_robust` in async
-//! and sync form.
+//! and sync form, with `send_collect` for the receivers' replies.
 //!
 //! ```
 //! use signals_core::{receiver, Sender, Signal};
@@ -41,7 +41,9 @@ pub mod settings;
 mod signal;
 pub mod testing;
 
-pub use dispatch::{send, send_robust, send_robust_sync, send_sync};
+pub use dispatch::{
+    send, send_collect, send_collect_sync, send_robust, send_robust_sync, send_sync,
+};
 pub use error::{Outcome, SendError};
 pub use introspect::receivers;
 pub use mute::Mute;
@@ -68,14 +70,19 @@ pub mod introspection {
 }
 
 /// Derives [`Signal`] (and [`PlainSignal`]) for a struct or enum: a custom signal whose
-/// receivers take `&Self`. `#[signal(name = "...")]` sets the displayed name.
+/// receivers take `&Self`. `#[signal(name = "...")]` sets the displayed name;
+/// `#[signal(reply = T)]` the [`Signal::Reply`] its receivers return to [`send_collect`]
+/// (`()` by default), Django's receiver return values.
 pub use signals_macros::CoreSignal as Signal;
 /// Registers a function as a receiver at link time.
 ///
 /// `#[receiver(Signal)]`, `#[receiver([SignalA, SignalB])]`, with optional
 /// `sender = Type`, `dispatch_uid = "..."`, `priority = N` (higher runs first). The function
-/// is free (no `self`), not generic, sync or `async`, takes `&TheSignal` and returns `()` or
-/// `Result<(), E>` with `E: Into<BoxError>`. Like Django's `@receiver(signal, sender=...)`.
+/// is free (no `self`), not generic, sync or `async`, takes `&TheSignal` (and, last, the
+/// [`Sender`] if it wants it) and returns the signal's reply (`()` unless it declares one) or
+/// `Result<Reply, E>` with `E: Into<BoxError>`. Like Django's `@receiver(signal, sender=...)`.
+/// The dispatcher's own signals may be named as in Django: `request_started`,
+/// `request_finished`, `got_request_exception` (feature `http`) and `setting_changed`.
 pub use signals_macros::core_receiver as receiver;
 
 /// Connects a receiver at runtime for every sender; see [`connect_with`].
@@ -217,9 +224,9 @@ pub mod __private {
     pub use crate::error::{receiver_outcome, write_causes};
     pub use crate::local::LocalCopy;
     pub use crate::receiver::{
-        AsyncFn, AsyncHandler, AsyncReceiverFn, AsyncSenderReceiverFn, BoxFuture, FromEvent,
-        Handler, Phase, ReceiverInfo, ReceiverOutput, StaticOrShared, SyncFn, SyncHandler,
-        WithSender,
+        AsyncFn, AsyncHandler, AsyncReceiverFn, BoxFuture, FromEvent, Handler, Phase, ReceiverInfo,
+        ReceiverOutput, StaticOrShared, SyncFn, SyncHandler, SyncReceiverFn, WithSender,
+        discard_reply,
     };
     pub use crate::registry::{
         ErasedRegistry, LinkedReceiver, Registry, RuntimeReceiver, unheard_send,
@@ -266,6 +273,27 @@ pub mod __private {
         fn describe_fields(&self) -> Vec<(&'static str, String)> {
             Vec::new()
         }
+    }
+
+    /// The dispatcher's own signals by their Django names: `#[receiver(request_started)]`
+    /// names `django_signals::request_started`. signals-orm's `__private` has this module too
+    /// (it re-exports this one's items), so the names work from either crate's attribute.
+    #[allow(
+        non_camel_case_types,
+        reason = "Django's signal names, as users write them"
+    )]
+    pub mod django_signals {
+        /// Django's `request_started`.
+        #[cfg(feature = "http")]
+        pub type request_started = crate::request::RequestStarted;
+        /// Django's `request_finished`.
+        #[cfg(feature = "http")]
+        pub type request_finished = crate::request::RequestFinished;
+        /// Django's `got_request_exception`.
+        #[cfg(feature = "http")]
+        pub type got_request_exception = crate::request::GotRequestException;
+        /// Django's `setting_changed`.
+        pub type setting_changed = crate::settings::SettingChanged;
     }
 
     /// The receiver function's type, so a runtime `connect` of it is seen as a duplicate.

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -25,6 +26,26 @@ pub trait SyncHandler<S: Signal>: Send + Sync + 'static {
         reason = "the name ties the event to what is built from it"
     )]
     fn call<'e>(&self, sender: Sender, event: S::Event<'e>) -> Result<(), BoxError>;
+
+    /// Runs the receiver and gives its reply back, for
+    /// [`send_collect`](crate::send_collect). `None` (the default, which runs
+    /// [`call`](Self::call)) for a receiver that gives no reply now: a durable receiver, whose
+    /// work runs later in a worker, or a test stub.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the receiver returns.
+    #[expect(
+        clippy::elidable_lifetime_names,
+        reason = "the name ties the event to what is built from it"
+    )]
+    fn call_reply<'e>(
+        &self,
+        sender: Sender,
+        event: S::Event<'e>,
+    ) -> Result<Option<S::Reply>, BoxError> {
+        self.call(sender, event).map(|()| None)
+    }
 }
 
 /// An asynchronous receiver of `S`: awaited in dispatch order, one after another.
@@ -32,6 +53,19 @@ pub trait AsyncHandler<S: Signal>: Send + Sync + 'static {
     /// Starts the receiver for a send from `sender`; the dispatcher awaits the future before
     /// calling the next one.
     fn call<'e>(&self, sender: Sender, event: S::Event<'e>) -> BoxFuture<'e, Result<(), BoxError>>;
+
+    /// Starts the receiver and gives its reply back, for
+    /// [`send_collect`](crate::send_collect); `None` (the default, which awaits
+    /// [`call`](Self::call)) for a receiver that gives no reply now, as
+    /// [`SyncHandler::call_reply`].
+    fn call_reply<'e>(
+        &self,
+        sender: Sender,
+        event: S::Event<'e>,
+    ) -> BoxFuture<'e, Result<Option<S::Reply>, BoxError>> {
+        let run = self.call(sender, event);
+        Box::pin(async move { run.await.map(|()| None) })
+    }
 }
 
 /// Turns a signal's event into one receiver parameter.
@@ -74,33 +108,48 @@ impl<'e, S: PlainSignal, X: ?Sized> FromEvent<'e, S, X> for &'e S {
     }
 }
 
-/// What a receiver may return: `()` or `Result<(), E>` with `E` convertible to [`BoxError`].
+/// What a receiver may return: its signal's reply `R` ([`Signal::Reply`], `()` for most
+/// signals) or `Result<R, E>` with `E` convertible to [`BoxError`].
+///
+/// A signal whose reply is itself a `Result<T, X>` takes it as the reply: a receiver returning
+/// `Err(x)` then replies `Err(x)`, it does not fail.
 #[diagnostic::on_unimplemented(
     message = "a receiver cannot return `{Self}`",
-    label = "return `()` or `Result<(), E>`",
-    note = "`E` may be any error convertible into `Box<dyn Error + Send + Sync>` (a `String`, `std::io::Error`, `anyhow::Error` ...)"
+    label = "return `{R}` or `Result<{R}, E>`",
+    note = "`E` may be any error convertible into `Box<dyn Error + Send + Sync>` (a `String`, `std::io::Error`, `anyhow::Error` ...)",
+    note = "a signal's receivers return its reply type, `()` unless the signal declares another (`#[signal(reply = T)]`)"
 )]
-pub trait ReceiverOutput {
-    /// The receiver's outcome.
+pub trait ReceiverOutput<R = ()> {
+    /// The receiver's outcome: its reply, or its error.
     ///
     /// # Errors
     ///
     /// The receiver's own error, boxed.
-    fn into_result(self) -> Result<(), BoxError>;
+    fn into_result(self) -> Result<R, BoxError>;
 }
 
-impl ReceiverOutput for () {
+#[diagnostic::do_not_recommend]
+impl<R> ReceiverOutput<R> for R {
     #[inline]
-    fn into_result(self) -> Result<(), BoxError> {
-        Ok(())
+    fn into_result(self) -> Result<R, BoxError> {
+        Ok(self)
     }
 }
 
-impl<E: Into<BoxError>> ReceiverOutput for Result<(), E> {
+#[diagnostic::do_not_recommend]
+impl<R, E: Into<BoxError>> ReceiverOutput<R> for Result<R, E> {
     #[inline]
-    fn into_result(self) -> Result<(), BoxError> {
+    fn into_result(self) -> Result<R, BoxError> {
         self.map_err(Into::into)
     }
+}
+
+/// A receiver's result without its reply: what a plain send keeps (for a reply `()`, the
+/// result as it is).
+#[doc(hidden)]
+#[inline]
+pub fn discard_reply<R>(result: Result<R, BoxError>) -> Result<(), BoxError> {
+    result.map(|_reply| ())
 }
 
 /// A receiver's callable, link-time (`'static`) or runtime (shared).
@@ -207,14 +256,15 @@ impl Phase {
 /// Something [`connect`](crate::connect) can register as a receiver of `S`.
 ///
 /// Implemented for `Fn(&S) -> R` and `Fn(&S, Sender) -> R` closures and functions (sync) and
-/// for `async fn(&S) -> R` and `async fn(&S, Sender) -> R` functions (async), where `R` is `()`
-/// or `Result<(), E>`, for every signal that lends itself as `&S` (every `derive(Signal)`
-/// type); the [`Sender`] parameter is the sender of the send, as Django passes `sender` to
-/// every receiver. `M` only tells the impls apart. Model signals take their own closures
+/// for `async fn(&S) -> R` and `async fn(&S, Sender) -> R` functions (async), where `R` is the
+/// signal's [`Reply`](Signal::Reply) (`()` unless the signal declares one) or `Result<Reply,
+/// E>`, for every signal that lends itself as `&S` (every `derive(Signal)` type); the
+/// [`Sender`] parameter is the sender of the send, as Django passes `sender` to every receiver.
+/// `M` only tells the impls apart. Model signals take their own closures
 /// (`signals_orm::model_signals::post_save.connect(..)`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be connected as a receiver of `{S}`",
-    label = "expected `Fn(&{S})`, `Fn(&{S}, Sender)` or `async fn(&{S})` returning `()` or `Result<(), E>`",
+    label = "expected `Fn(&{S})`, `Fn(&{S}, Sender)` or `async fn(&{S})` returning the signal's reply (`()` unless it declares one) or a `Result` of it",
     note = "closures must be `Send + Sync + 'static`: move owned data in",
     note = "model signals are connected through their own values: `signals_orm::model_signals::post_save.connect(|ev: PostSave<'_, User>| ..)`"
 )]
@@ -238,7 +288,7 @@ pub trait IntoReceiver<S: Signal, M>: Send + Sync + Sized + 'static {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not connected through `signals_core::connect`: model signals have their own `connect`",
     label = "not a custom signal",
-    note = "`use signals_orm::model_signals::post_save;` then `post_save.connect(|ev: PostSave<'_, User>| ..)` (or `pre_save`, `pre_delete`, `post_delete`)"
+    note = "`use signals_orm::model_signals::post_save;` then `post_save.connect(|ev: PostSave<'_, User>| ..)` (or `pre_save`, `pre_delete`, `post_delete`, `m2m_changed`)"
 )]
 #[doc(hidden)]
 pub trait RuntimeSignal: PlainSignal {}
@@ -271,119 +321,85 @@ where
 #[doc(hidden)]
 pub enum SyncFn<R, P = ()> {
     #[doc(hidden)]
-    __Never(std::convert::Infallible, std::marker::PhantomData<(R, P)>),
+    __Never(std::convert::Infallible, PhantomData<(R, P)>),
 }
 
 /// Marks the async function impls of [`IntoReceiver`]: `P` is the parameter list.
 #[doc(hidden)]
 pub enum AsyncFn<R, P = ()> {
     #[doc(hidden)]
-    __Never(std::convert::Infallible, std::marker::PhantomData<(R, P)>),
+    __Never(std::convert::Infallible, PhantomData<(R, P)>),
 }
 
 /// Marks the shapes that also take the [`Sender`].
 #[doc(hidden)]
 pub enum WithSender {}
 
-struct SyncClosure<F>(F);
-struct SyncSenderClosure<F>(F);
-
-impl<S, F, R> SyncHandler<S> for SyncClosure<F>
-where
-    S: PlainSignal,
-    F: Fn(&S) -> R + Send + Sync + 'static,
-    R: ReceiverOutput,
-{
-    #[expect(
-        clippy::elidable_lifetime_names,
-        reason = "the name ties the event to what is built from it"
-    )]
-    fn call<'e>(&self, _sender: Sender, event: S::Event<'e>) -> Result<(), BoxError> {
-        (self.0)(S::from_event(event)).into_result()
-    }
+/// A closure or function of `&S` (and, with `P = WithSender`, of the [`Sender`]) called
+/// synchronously: what [`Closure`] calls.
+#[doc(hidden)]
+pub trait SyncReceiverFn<S: Signal, P>: Send + Sync + 'static {
+    /// What it returns: the signal's reply, or a `Result` of it.
+    type Output: ReceiverOutput<S::Reply>;
+    /// Calls it.
+    fn run(&self, signal: &S, sender: Sender) -> Self::Output;
 }
 
-impl<S, F, R> SyncHandler<S> for SyncSenderClosure<F>
-where
-    S: PlainSignal,
-    F: Fn(&S, Sender) -> R + Send + Sync + 'static,
-    R: ReceiverOutput,
-{
-    #[expect(
-        clippy::elidable_lifetime_names,
-        reason = "the name ties the event to what is built from it"
-    )]
-    fn call<'e>(&self, sender: Sender, event: S::Event<'e>) -> Result<(), BoxError> {
-        (self.0)(S::from_event(event), sender).into_result()
-    }
-}
-
-impl<S, F, R> ClosureReceiver<S, SyncFn<R>> for F
+impl<S, F, R> SyncReceiverFn<S, ()> for F
 where
     S: Signal,
     F: Fn(&S) -> R + Send + Sync + 'static,
-    R: ReceiverOutput + 'static,
+    R: ReceiverOutput<S::Reply>,
 {
-    fn handler(self) -> Handler<S>
-    where
-        S: PlainSignal,
-    {
-        Handler::Sync(StaticOrShared::Shared(Arc::new(SyncClosure(self))))
+    type Output = R;
+    #[inline]
+    fn run(&self, signal: &S, _sender: Sender) -> R {
+        self(signal)
     }
 }
 
-impl<S, F, R> ClosureReceiver<S, SyncFn<R, WithSender>> for F
+impl<S, F, R> SyncReceiverFn<S, WithSender> for F
 where
     S: Signal,
     F: Fn(&S, Sender) -> R + Send + Sync + 'static,
-    R: ReceiverOutput + 'static,
+    R: ReceiverOutput<S::Reply>,
 {
-    fn handler(self) -> Handler<S>
-    where
-        S: PlainSignal,
-    {
-        Handler::Sync(StaticOrShared::Shared(Arc::new(SyncSenderClosure(self))))
+    type Output = R;
+    #[inline]
+    fn run(&self, signal: &S, sender: Sender) -> R {
+        self(signal, sender)
     }
 }
 
-/// An `async fn(&'e S)`: the future may borrow the event.
-pub trait AsyncReceiverFn<'e, S: 'e>: Send + Sync + 'static {
-    /// The future's output.
-    type Output: ReceiverOutput;
-    /// The future.
-    type Future: Future<Output = Self::Output> + Send + 'e;
-    /// Starts the receiver.
-    fn start(&self, event: &'e S) -> Self::Future;
-}
-
-impl<'e, S: 'e, F, Fut> AsyncReceiverFn<'e, S> for F
-where
-    F: Fn(&'e S) -> Fut + Send + Sync + 'static,
-    Fut: Future + Send + 'e,
-    Fut::Output: ReceiverOutput,
-{
-    type Output = Fut::Output;
-    type Future = Fut;
-    fn start(&self, event: &'e S) -> Fut {
-        self(event)
-    }
-}
-
-/// An `async fn(&'e S, Sender)`: the future may borrow the event.
-pub trait AsyncSenderReceiverFn<'e, S: 'e>: Send + Sync + 'static {
-    /// The future's output.
-    type Output: ReceiverOutput;
+/// An `async fn(&'e S)` (and, with `P = WithSender`, `async fn(&'e S, Sender)`): the future
+/// may borrow the event.
+pub trait AsyncReceiverFn<'e, S: Signal, P = ()>: Send + Sync + 'static {
+    /// The future's output: the signal's reply, or a `Result` of it.
+    type Output: ReceiverOutput<S::Reply>;
     /// The future.
     type Future: Future<Output = Self::Output> + Send + 'e;
     /// Starts the receiver.
     fn start(&self, event: &'e S, sender: Sender) -> Self::Future;
 }
 
-impl<'e, S: 'e, F, Fut> AsyncSenderReceiverFn<'e, S> for F
+impl<'e, S: Signal, F, Fut> AsyncReceiverFn<'e, S> for F
+where
+    F: Fn(&'e S) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'e,
+    Fut::Output: ReceiverOutput<S::Reply>,
+{
+    type Output = Fut::Output;
+    type Future = Fut;
+    fn start(&self, event: &'e S, _sender: Sender) -> Fut {
+        self(event)
+    }
+}
+
+impl<'e, S: Signal, F, Fut> AsyncReceiverFn<'e, S, WithSender> for F
 where
     F: Fn(&'e S, Sender) -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'e,
-    Fut::Output: ReceiverOutput,
+    Fut::Output: ReceiverOutput<S::Reply>,
 {
     type Output = Fut::Output;
     type Future = Fut;
@@ -392,32 +408,97 @@ where
     }
 }
 
-struct AsyncClosure<F>(F);
-struct AsyncSenderClosure<F>(F);
+/// A connected closure: one wrapper for the four shapes, sync or async, with or without the
+/// [`Sender`] (`P`: `()` or [`WithSender`]). What tells them apart is the trait its closure
+/// implements ([`SyncReceiverFn`] or [`AsyncReceiverFn`] of `P`); each call is the closure's,
+/// inlined, with nothing added.
+struct Closure<F, P>(F, PhantomData<fn() -> P>);
 
-impl<S, F> AsyncHandler<S> for AsyncClosure<F>
-where
-    S: PlainSignal,
-    F: for<'e> AsyncReceiverFn<'e, S>,
-{
-    fn call<'e>(
-        &self,
-        _sender: Sender,
-        event: S::Event<'e>,
-    ) -> BoxFuture<'e, Result<(), BoxError>> {
-        let fut = self.0.start(S::from_event(event));
-        Box::pin(async move { fut.await.into_result() })
+impl<F, P> Closure<F, P> {
+    fn shared(f: F) -> Arc<Self> {
+        Arc::new(Closure(f, PhantomData))
     }
 }
 
-impl<S, F> AsyncHandler<S> for AsyncSenderClosure<F>
+impl<S, F, P> SyncHandler<S> for Closure<F, P>
 where
     S: PlainSignal,
-    F: for<'e> AsyncSenderReceiverFn<'e, S>,
+    F: SyncReceiverFn<S, P>,
+    P: 'static,
+{
+    #[inline]
+    #[expect(
+        clippy::elidable_lifetime_names,
+        reason = "the name ties the event to what is built from it"
+    )]
+    fn call<'e>(&self, sender: Sender, event: S::Event<'e>) -> Result<(), BoxError> {
+        discard_reply(self.0.run(S::from_event(event), sender).into_result())
+    }
+
+    #[expect(
+        clippy::elidable_lifetime_names,
+        reason = "the name ties the event to what is built from it"
+    )]
+    fn call_reply<'e>(
+        &self,
+        sender: Sender,
+        event: S::Event<'e>,
+    ) -> Result<Option<S::Reply>, BoxError> {
+        self.0
+            .run(S::from_event(event), sender)
+            .into_result()
+            .map(Some)
+    }
+}
+
+impl<S, F, P> AsyncHandler<S> for Closure<F, P>
+where
+    S: PlainSignal,
+    F: for<'e> AsyncReceiverFn<'e, S, P>,
+    P: 'static,
 {
     fn call<'e>(&self, sender: Sender, event: S::Event<'e>) -> BoxFuture<'e, Result<(), BoxError>> {
         let fut = self.0.start(S::from_event(event), sender);
-        Box::pin(async move { fut.await.into_result() })
+        Box::pin(async move { discard_reply(fut.await.into_result()) })
+    }
+
+    fn call_reply<'e>(
+        &self,
+        sender: Sender,
+        event: S::Event<'e>,
+    ) -> BoxFuture<'e, Result<Option<S::Reply>, BoxError>> {
+        let fut = self.0.start(S::from_event(event), sender);
+        Box::pin(async move { fut.await.into_result().map(Some) })
+    }
+}
+
+impl<S, F, R> ClosureReceiver<S, SyncFn<R>> for F
+where
+    S: Signal,
+    F: Fn(&S) -> R + Send + Sync + 'static,
+    R: ReceiverOutput<S::Reply> + 'static,
+{
+    fn handler(self) -> Handler<S>
+    where
+        S: PlainSignal,
+    {
+        Handler::Sync(StaticOrShared::Shared(Closure::<F, ()>::shared(self)))
+    }
+}
+
+impl<S, F, R> ClosureReceiver<S, SyncFn<R, WithSender>> for F
+where
+    S: Signal,
+    F: Fn(&S, Sender) -> R + Send + Sync + 'static,
+    R: ReceiverOutput<S::Reply> + 'static,
+{
+    fn handler(self) -> Handler<S>
+    where
+        S: PlainSignal,
+    {
+        Handler::Sync(StaticOrShared::Shared(Closure::<F, WithSender>::shared(
+            self,
+        )))
     }
 }
 
@@ -430,19 +511,21 @@ where
     where
         S: PlainSignal,
     {
-        Handler::Async(StaticOrShared::Shared(Arc::new(AsyncClosure(self))))
+        Handler::Async(StaticOrShared::Shared(Closure::<F, ()>::shared(self)))
     }
 }
 
 impl<S, F> ClosureReceiver<S, AsyncFn<(), WithSender>> for F
 where
     S: Signal,
-    F: for<'e> AsyncSenderReceiverFn<'e, S>,
+    F: for<'e> AsyncReceiverFn<'e, S, WithSender>,
 {
     fn handler(self) -> Handler<S>
     where
         S: PlainSignal,
     {
-        Handler::Async(StaticOrShared::Shared(Arc::new(AsyncSenderClosure(self))))
+        Handler::Async(StaticOrShared::Shared(Closure::<F, WithSender>::shared(
+            self,
+        )))
     }
 }

@@ -399,7 +399,11 @@ impl<S: Signal> Registry<S> {
             column: at.column(),
             priority: options.priority,
             dispatch_uid: options.dispatch_uid,
-            phase: Phase::Immediate,
+            phase: if options.on_commit {
+                Phase::OnCommit
+            } else {
+                Phase::Immediate
+            },
             needs: receiver.needs,
         };
         let identity = receiver.identity;
@@ -629,6 +633,9 @@ pub struct ConnectOptions {
     sender: Option<Sender>,
     dispatch_uid: Option<Cow<'static, str>>,
     priority: i32,
+    /// Set by the ORM's `connect_on_commit`, whose handlers queue the receiver on the write's
+    /// transaction: introspection lists it in the `on_commit` phase.
+    on_commit: bool,
 }
 
 impl ConnectOptions {
@@ -667,6 +674,24 @@ impl ConnectOptions {
     pub fn priority(mut self, priority: i32) -> Self {
         self.priority = priority;
         self
+    }
+
+    /// Marks a receiver whose handler runs it after COMMIT (signals-orm's
+    /// `connect_on_commit`), for introspection's phase. Not for applications: a receiver runs
+    /// after COMMIT because its handler queues it there, not because of this mark.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn after_commit(mut self) -> Self {
+        self.on_commit = true;
+        self
+    }
+
+    /// The name the receiver will show: the one given with [`name`](Self::name), else
+    /// `type_name` (the closure's).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn name_or(&self, type_name: &'static str) -> &'static str {
+        self.name.unwrap_or(type_name)
     }
 }
 

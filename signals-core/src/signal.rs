@@ -37,6 +37,17 @@ pub trait Signal: Sized + Send + Sync + 'static {
     /// send's future can hold it without pinning it.
     type Event<'e>: Send + Unpin;
 
+    /// What each receiver returns to the sender, collected by
+    /// [`send_collect`](crate::send_collect): `()` for a signal whose receivers only act (every
+    /// built-in signal, and a `derive(Signal)` type unless it says
+    /// `#[signal(reply = PaymentHandler)]`).
+    ///
+    /// Django's `send` returns `[(receiver, response), ..]` for every signal; here the reply's
+    /// type is declared by the signal, so each receiver's return type is checked against it
+    /// at compile time. A plain [`send`](crate::send) drops the replies: a signal whose reply
+    /// is `()` costs nothing for it.
+    type Reply: Send + 'static;
+
     /// Lends the event to one receiver, keeping it for the next one.
     fn reborrow<'s>(event: &'s mut Self::Event<'_>) -> Self::Event<'s>;
 

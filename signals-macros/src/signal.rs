@@ -13,7 +13,7 @@ pub fn expand(root: Root, item: TokenStream) -> TokenStream {
         Err(error) => return error.to_compile_error(),
     };
     let mut errors = Vec::new();
-    let (name, root) = attributes(&input, root, &mut errors);
+    let Attributes { name, root, reply } = attributes(&input, root, &mut errors);
     if !input.generics.params.is_empty() {
         errors.push(syn::Error::new_spanned(
             &input.generics,
@@ -33,11 +33,15 @@ pub fn expand(root: Root, item: TokenStream) -> TokenStream {
     let name = name.unwrap_or_else(|| ident.to_string());
     let private = root.private();
     let ident_text = ident.to_string();
+    // The user's type with its own spans: a reply that is not `Send + 'static` is reported
+    // there.
+    let reply = reply.map_or_else(|| quote!(()), |ty| quote!(#ty));
     quote! {
         #[automatically_derived]
         impl #private::Signal for #ident {
             const NAME: &'static str = #name;
             type Event<'e> = &'e Self;
+            type Reply = #reply;
             #[inline]
             fn reborrow<'s>(event: &'s mut &Self) -> &'s Self {
                 *event
@@ -74,18 +78,31 @@ pub fn expand(root: Root, item: TokenStream) -> TokenStream {
     }
 }
 
-/// `#[signal(name = "...", crate = path)]`.
-fn attributes(
-    input: &syn::DeriveInput,
+/// What `#[signal(..)]` says.
+struct Attributes {
+    /// `name = "..."`: the displayed name.
+    name: Option<String>,
+    /// `crate = path`: where the runtime crate is.
     root: Root,
-    errors: &mut Vec<syn::Error>,
-) -> (Option<String>, Root) {
+    /// `reply = Type`: what each receiver returns to `send_collect`.
+    reply: Option<syn::Type>,
+}
+
+/// `#[signal(name = "...", reply = Type, crate = path)]`.
+fn attributes(input: &syn::DeriveInput, root: Root, errors: &mut Vec<syn::Error>) -> Attributes {
     let mut name = None;
+    let mut reply = None;
     let mut root = root;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("signal")) {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("name") {
                 name = Some(meta.value()?.parse::<syn::LitStr>()?.value());
+                Ok(())
+            } else if meta.path.is_ident("reply") {
+                let ty: syn::Type = meta.value()?.parse()?;
+                if reply.replace(ty).is_some() {
+                    return Err(meta.error("`reply` is given twice: keep one"));
+                }
                 Ok(())
             } else if meta.path.is_ident("crate") {
                 let path: syn::Path = meta.value()?.parse()?;
@@ -97,9 +114,9 @@ fn attributes(
                     .get_ident()
                     .map(ToString::to_string)
                     .unwrap_or_default();
-                let hint = suggest::hint(&key, &["name", "crate"]);
+                let hint = suggest::hint(&key, &["name", "reply", "crate"]);
                 Err(meta.error(format!(
-                    "unknown #[signal] key `{key}`{hint}; the keys are `name` and `crate`"
+                    "unknown #[signal] key `{key}`{hint}; the keys are `name`, `reply` and `crate`"
                 )))
             }
         });
@@ -107,5 +124,5 @@ fn attributes(
             errors.push(error);
         }
     }
-    (name, root)
+    Attributes { name, root, reply }
 }

@@ -32,6 +32,7 @@ pub struct ConnectionEvent<'e> {
 impl Signal for ConnectionCreatedSignal {
     const NAME: &'static str = "connection_created";
     type Event<'e> = ConnectionEvent<'e>;
+    type Reply = ();
 
     fn reborrow<'s>(event: &'s mut ConnectionEvent<'_>) -> ConnectionEvent<'s> {
         ConnectionEvent {

@@ -76,6 +76,7 @@ pub struct InitEvent<'e> {
 impl Signal for PostInitSignal {
     const NAME: &'static str = "post_init";
     type Event<'e> = InitEvent<'e>;
+    type Reply = ();
 
     fn reborrow<'s>(event: &'s mut InitEvent<'_>) -> InitEvent<'s> {
         InitEvent {

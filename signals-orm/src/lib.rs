@@ -86,7 +86,7 @@ pub use schema::check;
 pub use signals_core::__private::SignalTrait as Signal;
 pub use signals_core::{
     BoxError, ConnectOptions, Connection, Mute, SendError, Sender, connect, connect_with,
-    disconnect, link, receivers, send, send_robust, send_sync,
+    disconnect, link, receivers, send, send_collect, send_collect_sync, send_robust, send_sync,
 };
 /// Derives [`Model`](trait@Model) for a struct with named fields: its table, key and columns,
 /// and the ORM's binding of them for each backend.
@@ -133,7 +133,8 @@ pub use signals_macros::OrmModel as Model;
 /// and received by `#[receiver(MySignal)] fn f(ev: &MySignal)` or a [`connect`]ed closure.
 ///
 /// `#[signal(name = "payment_successful")]` sets the name errors and introspection show (the
-/// type's name by default).
+/// type's name by default); `#[signal(reply = T)]` what each receiver returns to
+/// [`send_collect`] (`()` by default), as Django's `send` returns each receiver's response.
 ///
 /// ```
 /// use signals_orm::{Sender, Signal, receiver};
@@ -357,5 +358,11 @@ pub mod __private {
         pub type post_init = crate::init::PostInitSignal;
         /// Django's `class_prepared`.
         pub type class_prepared = crate::registry::ClassPrepared;
+        /// Django's `pre_migrate`.
+        pub type pre_migrate = crate::migrate::PreMigrate;
+        /// Django's `post_migrate`.
+        pub type post_migrate = crate::migrate::PostMigrateSignal;
+        /// Django's `connection_created`.
+        pub type connection_created = crate::connection::ConnectionCreatedSignal;
     }
 }

@@ -67,6 +67,7 @@ pub struct PostMigrateEvent<'e> {
 impl Signal for PostMigrateSignal {
     const NAME: &'static str = "post_migrate";
     type Event<'e> = PostMigrateEvent<'e>;
+    type Reply = ();
 
     fn reborrow<'s>(event: &'s mut PostMigrateEvent<'_>) -> PostMigrateEvent<'s> {
         PostMigrateEvent {

@@ -75,6 +75,7 @@ pub struct ClassPrepared {
 impl Signal for ClassPrepared {
     const NAME: &'static str = "class_prepared";
     type Event<'e> = &'e ClassPrepared;
+    type Reply = ();
 
     fn reborrow<'s>(event: &'s mut &ClassPrepared) -> &'s ClassPrepared {
         event

@@ -50,58 +50,60 @@ every_backend!(
 
 // ---- models and receivers ---------------------------------------------------------------
 
-/// Heard by `Changes` receivers in `pre_save` (a recorder, then a transition filter that
-/// stamps `paid_at`) and in `post_save` (a recorder).
-#[derive(Model, sqlx::FromRow, Clone, Debug, PartialEq)]
-#[model(table = "orders")]
-struct Order {
-    #[model(primary_key)]
-    id: Option<i64>,
-    run: String,
-    status: String,
-    total: i64,
-    note: Option<String>,
-    paid_at: Option<String>,
+/// Declares a model of its own on the `orders` table: each configuration of receivers hears
+/// the saves of one such model only.
+macro_rules! order_model {
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
+        #[derive(Model, sqlx::FromRow, Clone, Debug, PartialEq)]
+        #[model(table = "orders")]
+        struct $name {
+            #[model(primary_key)]
+            id: Option<i64>,
+            run: String,
+            status: String,
+            total: i64,
+            note: Option<String>,
+            paid_at: Option<String>,
+        }
+
+        impl $name {
+            /// A new row of `run`, without note or payment.
+            #[allow(dead_code)]
+            fn new(run: &str, status: &str, total: i64) -> Self {
+                $name {
+                    id: None,
+                    run: run.to_owned(),
+                    status: status.to_owned(),
+                    total,
+                    note: None,
+                    paid_at: None,
+                }
+            }
+        }
+    };
 }
 
-/// Heard by `PreSave` and `PostSave` receivers only: its saves read no previous row.
-#[derive(Model, sqlx::FromRow, Clone, Debug)]
-#[model(table = "orders")]
-struct Plain {
-    #[model(primary_key)]
-    id: Option<i64>,
-    run: String,
-    status: String,
-    total: i64,
-    note: Option<String>,
-    paid_at: Option<String>,
-}
+order_model!(
+    /// Heard by `Changes` receivers in `pre_save` (a recorder, then a transition filter that
+    /// stamps `paid_at`) and in `post_save` (a recorder).
+    Order
+);
 
-/// Heard by one `post_save` receiver taking `Changes` and the write's transaction, async.
-#[derive(Model, sqlx::FromRow, Clone, Debug)]
-#[model(table = "orders")]
-struct Audited {
-    #[model(primary_key)]
-    id: Option<i64>,
-    run: String,
-    status: String,
-    total: i64,
-    note: Option<String>,
-    paid_at: Option<String>,
-}
+order_model!(
+    /// Heard by `PreSave` and `PostSave` receivers only: its saves read no previous row.
+    Plain
+);
 
-/// Heard by a `PostSave` receiver at link time; a test connects a `Changes` one at runtime.
-#[derive(Model, sqlx::FromRow, Clone, Debug)]
-#[model(table = "orders")]
-struct Quiet {
-    #[model(primary_key)]
-    id: Option<i64>,
-    run: String,
-    status: String,
-    total: i64,
-    note: Option<String>,
-    paid_at: Option<String>,
-}
+order_model!(
+    /// Heard by one `post_save` receiver taking `Changes` and the write's transaction, async.
+    Audited
+);
+
+order_model!(
+    /// Heard by a `PostSave` receiver at link time; a test connects a `Changes` one at runtime.
+    Quiet
+);
 
 /// What the receivers heard, per run.
 static HEARD: Mutex<BTreeMap<String, Vec<String>>> = Mutex::new(BTreeMap::new());
@@ -195,17 +197,6 @@ fn run<DB: TestBackend>(scenario: &str) -> String {
     )
 }
 
-fn order(run: &str, status: &str, total: i64) -> Order {
-    Order {
-        id: None,
-        run: run.to_owned(),
-        status: status.to_owned(),
-        total,
-        note: None,
-        paid_at: None,
-    }
-}
-
 /// The statements of `ran` that are SELECTs.
 fn selects(ran: &[String]) -> Vec<&String> {
     ran.iter().filter(|s| s.starts_with("SELECT")).collect()
@@ -232,7 +223,7 @@ async fn an_update_reports_the_previous_row_and_exactly_the_changed_fields<DB: T
     Order: Persist<DB>,
 {
     let run = run::<DB>("update");
-    let mut o = order(&run, "pending", 10);
+    let mut o = Order::new(&run, "pending", 10);
     o.save(&pool).await.unwrap();
     o.total = 20;
     o.note = Some("gift".into());
@@ -262,7 +253,7 @@ where
     Order: Persist<DB>,
 {
     let run = run::<DB>("fields");
-    let mut o = order(&run, "pending", 10);
+    let mut o = Order::new(&run, "pending", 10);
     o.save(&pool).await.unwrap();
     heard(&run);
     o.total = 11;
@@ -293,7 +284,7 @@ where
     Order: Persist<DB>,
 {
     let run = run::<DB>("stamp");
-    let mut o = order(&run, "pending", 7);
+    let mut o = Order::new(&run, "pending", 7);
     o.save(&pool).await.unwrap();
     heard(&run);
     o.status = "paid".into();
@@ -321,11 +312,11 @@ where
 {
     let run = run::<DB>("transition");
     // Inserted as paid: no previous row, so it went nowhere.
-    let mut born_paid = order(&run, "paid", 1);
+    let mut born_paid = Order::new(&run, "paid", 1);
     born_paid.save(&pool).await.unwrap();
     assert_eq!(born_paid.paid_at, None);
     // pending -> shipped -> paid: neither step is pending -> paid.
-    let mut detour = order(&run, "pending", 2);
+    let mut detour = Order::new(&run, "pending", 2);
     detour.save(&pool).await.unwrap();
     detour.status = "shipped".into();
     detour.save(&pool).await.unwrap();
@@ -333,7 +324,7 @@ where
     detour.save(&pool).await.unwrap();
     assert_eq!(detour.paid_at, None);
     // pending -> pending (another field changed): no transition.
-    let mut direct = order(&run, "pending", 3);
+    let mut direct = Order::new(&run, "pending", 3);
     direct.save(&pool).await.unwrap();
     direct.total = 4;
     direct.save(&pool).await.unwrap();
@@ -356,7 +347,7 @@ where
     Order: Persist<DB>,
 {
     let run = run::<DB>("insert");
-    let mut generated = order(&run, "pending", 1);
+    let mut generated = Order::new(&run, "pending", 1);
     let (saved, ran) = statements::of(generated.save(&pool)).await;
     saved.unwrap();
     assert!(
@@ -364,12 +355,12 @@ where
         "an INSERT reads no previous row: {ran:#?}"
     );
     // `insert` of a given key, and `bulk_insert`: no previous row either.
-    let mut keyed = order(&run, "pending", 2);
+    let mut keyed = Order::new(&run, "pending", 2);
     keyed.id = Some(generated.id.unwrap() + 1_000_000);
     let (saved, ran) = statements::of(keyed.insert(&pool)).await;
     saved.unwrap();
     assert!(selects(&ran).is_empty(), "{ran:#?}");
-    let mut many = vec![order(&run, "pending", 3), order(&run, "paid", 4)];
+    let mut many = vec![Order::new(&run, "pending", 3), Order::new(&run, "paid", 4)];
     let (inserted, ran) = statements::of(Order::bulk_insert(&pool, &mut many)).await;
     assert_eq!(inserted.unwrap(), 2);
     assert!(selects(&ran).is_empty(), "{ran:#?}");
@@ -398,14 +389,7 @@ where
     let run = run::<DB>("statements");
     let no_runtime_receiver = RUNTIME.lock().await;
     // Receivers that do not take `Changes`: the UPDATE alone.
-    let mut plain = Plain {
-        id: None,
-        run: run.clone(),
-        status: "pending".into(),
-        total: 1,
-        note: None,
-        paid_at: None,
-    };
+    let mut plain = Plain::new(&run, "pending", 1);
     plain.save(&pool).await.unwrap();
     plain.total = 2;
     let (saved, ran) = statements::of(plain.save(&pool)).await;
@@ -419,7 +403,7 @@ where
     drop(no_runtime_receiver);
 
     // `Changes` receivers: exactly one SELECT of the row by key, before the UPDATE.
-    let mut o = order(&run, "pending", 1);
+    let mut o = Order::new(&run, "pending", 1);
     o.save(&pool).await.unwrap();
     o.total = 2;
     let (saved, ran) = statements::of(o.save(&pool)).await;
@@ -433,14 +417,7 @@ where
     assert_eq!(selects(&ran), [&previous_select::<DB>()], "{ran:#?}");
 
     // One `post_save` receiver taking `Changes` and the transaction asks as well.
-    let mut audited = Audited {
-        id: None,
-        run: run.clone(),
-        status: "pending".into(),
-        total: 5,
-        note: None,
-        paid_at: None,
-    };
+    let mut audited = Audited::new(&run, "pending", 5);
     let (saved, ran) = statements::of(audited.save(&pool)).await;
     saved.unwrap();
     assert!(selects(&ran).is_empty(), "an INSERT: {ran:#?}");
@@ -475,14 +452,7 @@ where
 {
     let _one_at_a_time = RUNTIME.lock().await;
     let run = run::<DB>("runtime");
-    let mut q = Quiet {
-        id: None,
-        run: run.clone(),
-        status: "pending".into(),
-        total: 1,
-        note: None,
-        paid_at: None,
-    };
+    let mut q = Quiet::new(&run, "pending", 1);
     q.save(&pool).await.unwrap();
     q.total = 2;
     let (saved, ran) = statements::of(q.save(&pool)).await;
@@ -551,7 +521,7 @@ where
     Order: Persist<DB>,
 {
     let run = run::<DB>("deleted");
-    let mut o = order(&run, "pending", 1);
+    let mut o = Order::new(&run, "pending", 1);
     o.save(&pool).await.unwrap();
     let mut gone = o.clone();
     heard(&run);
@@ -605,7 +575,7 @@ where
 {
     let run = run::<DB>("query-update");
     for (status, total) in [("pending", 1), ("paid", 2), ("pending", 3)] {
-        order(&run, status, total).save(&pool).await.unwrap();
+        Order::new(&run, status, total).save(&pool).await.unwrap();
     }
     heard(&run);
     let c = Order::columns();
@@ -641,14 +611,7 @@ async fn a_filtered_update_heard_only_by_post_save_changes_selects_first<DB: Tes
 {
     let run = run::<DB>("query-post");
     for total in [1, 2] {
-        let mut a = Audited {
-            id: None,
-            run: run.clone(),
-            status: "pending".into(),
-            total,
-            note: None,
-            paid_at: None,
-        };
+        let mut a = Audited::new(&run, "pending", total);
         a.save(&pool).await.unwrap();
     }
     let c = Audited::columns();
@@ -689,7 +652,10 @@ where
     Order: Persist<DB>,
 {
     let run = run::<DB>("bulk");
-    let mut orders = vec![order(&run, "pending", 1), order(&run, "pending", 2)];
+    let mut orders = vec![
+        Order::new(&run, "pending", 1),
+        Order::new(&run, "pending", 2),
+    ];
     Order::bulk_insert(&pool, &mut orders).await.unwrap();
     heard(&run);
     orders[0].total = 10;
@@ -771,8 +737,8 @@ fn partial_eq_decides_and_a_type_without_it_always_changed() {
 
 #[test]
 fn a_pre_save_payload_lends_the_instance_and_a_post_save_one_does_not() {
-    let before = order("unit", "pending", 5);
-    let mut after = order("unit", "paid", 5);
+    let before = Order::new("unit", "pending", 5);
+    let mut after = Order::new("unit", "paid", 5);
     stamp_when_paid(Changes::pre_save(&mut after, Some(&before)));
     assert_eq!(after.paid_at.as_deref(), Some("stamped 5"));
     let mut post = Changes::post_save(&after, Some(&before));

@@ -23,7 +23,7 @@ impl Log {
 
 /// A runtime receiver of `S` that records `name`.
 #[track_caller]
-fn record<S: signals_core::PlainSignal>(
+fn record<S: signals_core::PlainSignal<Reply = ()>>(
     log: &Log,
     options: ConnectOptions,
     name: &'static str,
@@ -762,5 +762,128 @@ fn a_disconnected_closure_is_dropped_at_once_when_no_other_thread_sent_the_signa
         Arc::strong_count(&captured),
         1,
         "the closure and what it captured are gone"
+    );
+}
+
+// ---- built-in signals by their Django names ------------------------------------------------
+
+static DJANGO_NAMED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+static CURRENCY: signals_core::settings::Setting<&str> =
+    signals_core::settings::Setting::new("DISPATCH_TEST_CURRENCY", || "EUR");
+
+/// `setting_changed` named as in Django, from `signals_core::receiver`.
+#[receiver(setting_changed)]
+fn currency_changed(ev: &signals_core::settings::SettingChanged) {
+    if ev.setting == "DISPATCH_TEST_CURRENCY" {
+        DJANGO_NAMED
+            .lock()
+            .unwrap()
+            .push(format!("setting {} enter={}", ev.value, ev.enter));
+    }
+}
+
+/// `request_started` named as in Django (the dispatcher's `http` feature).
+#[receiver(request_started)]
+fn request_seen(_: &signals_core::request::RequestStarted) {}
+
+/// The ORM's other built-in signals, named as in Django, from `signals_orm::receiver`.
+#[signals_orm::receiver(pre_migrate)]
+fn before_migrations(ev: &signals_orm::migrate::PreMigrate) {
+    DJANGO_NAMED
+        .lock()
+        .unwrap()
+        .push(format!("pre_migrate {} pending", ev.pending.len()));
+}
+
+#[signals_orm::receiver(post_migrate)]
+fn after_migrations(ev: signals_orm::migrate::PostMigrate<'_>) {
+    DJANGO_NAMED
+        .lock()
+        .unwrap()
+        .push(format!("post_migrate {} applied", ev.applied.len()));
+}
+
+#[signals_orm::receiver(connection_created, sender = sqlx::Sqlite)]
+fn connected(ev: signals_orm::connection::ConnectionCreated<'_, sqlx::Sqlite>) {
+    let _ = ev;
+    DJANGO_NAMED
+        .lock()
+        .unwrap()
+        .push("connection_created".to_owned());
+}
+
+/// `setting_changed` from the ORM's attribute too.
+#[signals_orm::receiver(setting_changed, priority = -1)]
+fn currency_changed_too(ev: &signals_core::settings::SettingChanged) {
+    if ev.setting == "DISPATCH_TEST_CURRENCY" && ev.enter {
+        DJANGO_NAMED
+            .lock()
+            .unwrap()
+            .push("setting (orm)".to_owned());
+    }
+}
+
+#[tokio::test]
+async fn builtin_signals_are_received_by_their_django_names() {
+    // Each name resolved to its signal: the receivers are listed under it.
+    let listed: Vec<(&str, &str)> = signals_core::receivers()
+        .iter()
+        .filter(|r| r.module_path == "dispatch")
+        .map(|r| (r.signal, r.name))
+        .filter(|(_, name)| {
+            [
+                "currency_changed",
+                "request_seen",
+                "before_migrations",
+                "after_migrations",
+                "connected",
+            ]
+            .iter()
+            .any(|n| name.ends_with(&format!("::{n}")))
+        })
+        .collect();
+    let mut listed = listed;
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        [
+            ("connection_created", "dispatch::connected"),
+            ("post_migrate", "dispatch::after_migrations"),
+            ("pre_migrate", "dispatch::before_migrations"),
+            ("request_started", "dispatch::request_seen"),
+            ("setting_changed", "dispatch::currency_changed"),
+        ]
+    );
+
+    // And they run when those signals are sent.
+    CURRENCY
+        .override_sync("USD", || assert_eq!(CURRENCY.get(), "USD"))
+        .unwrap();
+    let pool = signals_orm::connection::pool_options::<sqlx::Sqlite>()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("1_things.sql"),
+        "CREATE TABLE things (id INTEGER);",
+    )
+    .unwrap();
+    let migrator = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    signals_orm::migrate::migrate(&pool, &migrator)
+        .await
+        .unwrap();
+    assert_eq!(
+        *DJANGO_NAMED.lock().unwrap(),
+        [
+            "setting \"USD\" enter=true",
+            "setting (orm)",
+            "setting \"EUR\" enter=false",
+            "connection_created",
+            "pre_migrate 1 pending",
+            "post_migrate 1 applied",
+        ]
     );
 }

@@ -1,5 +1,6 @@
 //! Receivers connected at runtime: model-signal closures and `async fn`s (Django's
-//! `post_save.connect(handler, sender=User)`), their guards, names and errors; reconnecting a
+//! `post_save.connect(handler, sender=User)`), `m2m_changed` ones, `on_commit` ones
+//! (`post_save.connect_on_commit`), their guards, names and errors; reconnecting a
 //! disconnected `#[receiver]`; the sender parameter of custom receivers; where a receiver
 //! panicked. Rules: `docs/dispatch.md` (Runtime receivers).
 //!
@@ -13,10 +14,12 @@ mod support;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use signals_orm::model_signals::{post_delete, post_save, pre_delete, pre_save};
+use signals_orm::dispatch::Phase;
+use signals_orm::m2m::{AnyM2mChanged, M2mAction, M2mChanged, M2mSide};
+use signals_orm::model_signals::{m2m_changed, post_delete, post_save, pre_delete, pre_save};
 use signals_orm::{
-    AnyModel, ConnectOptions, Model, ModelExt, OrmError, Persist, PostDelete, PostSave, PreDelete,
-    PreSave, SendError, Sender, Signal, Tx, receiver,
+    AnyModel, Committed, ConnectOptions, Model, ModelExt, ModelSnapshot, OrmError, Persist,
+    PostDelete, PostSave, PreDelete, PreSave, SendError, Sender, Signal, Tx, receiver,
 };
 use sqlx::Pool;
 use support::{Log, TestBackend, logged};
@@ -24,6 +27,12 @@ use support::{Log, TestBackend, logged};
 const SCHEMA: &str = "
 CREATE TABLE log (id {serial}, entry TEXT NOT NULL);
 CREATE TABLE notes (id {serial}, body TEXT NOT NULL);
+CREATE TABLE posts (id {serial}, title TEXT NOT NULL);
+CREATE TABLE tags (id {serial}, name TEXT NOT NULL);
+CREATE TABLE post_tags (
+    post_id BIGINT NOT NULL REFERENCES posts (id) ON DELETE CASCADE,
+    tag_id BIGINT NOT NULL REFERENCES tags (id) ON DELETE CASCADE,
+    PRIMARY KEY (post_id, tag_id));
 ";
 
 every_backend!(
@@ -31,6 +40,10 @@ every_backend!(
     a_failing_runtime_receiver_rolls_the_save_back_and_is_named,
     an_async_fn_with_the_transaction_writes_in_it,
     runtime_delete_receivers_see_the_row_and_its_origin,
+    runtime_m2m_changed_receivers_hear_their_relation_until_dropped,
+    a_failing_runtime_m2m_receiver_undoes_the_add_and_is_named,
+    runtime_on_commit_receivers_run_after_commit_only,
+    a_failing_runtime_on_commit_receiver_is_reported_after_commit,
 );
 
 #[derive(Model, sqlx::FromRow, Clone, Debug, PartialEq)]
@@ -222,6 +235,323 @@ where
             format!("post {mine} a")
         ]
     );
+}
+
+// ---- m2m_changed at runtime ------------------------------------------------------------------
+
+#[derive(Model, sqlx::FromRow, Clone, Debug, PartialEq)]
+#[model(table = "posts")]
+struct Post {
+    #[model(primary_key)]
+    id: Option<i64>,
+    title: String,
+}
+
+#[derive(Model, sqlx::FromRow, Clone, Debug, PartialEq)]
+#[model(table = "tags")]
+struct Tag {
+    #[model(primary_key)]
+    id: Option<i64>,
+    name: String,
+}
+
+signals_orm::many_to_many! {
+    /// Tags of posts.
+    struct PostTags(Post => "post_id", Tag => "tag_id") in "post_tags";
+}
+
+/// A saved post titled `title` and saved tags named `names`, with their keys.
+async fn post_and_tags<DB: TestBackend>(
+    pool: &Pool<DB>,
+    title: &str,
+    names: &[&str],
+) -> (Post, Vec<i64>)
+where
+    Post: Persist<DB>,
+    Tag: Persist<DB>,
+{
+    let mut post = Post {
+        id: None,
+        title: title.to_owned(),
+    };
+    post.save(pool).await.unwrap();
+    let mut keys = Vec::new();
+    for name in names {
+        let mut tag = Tag {
+            id: None,
+            name: (*name).to_owned(),
+        };
+        tag.save(pool).await.unwrap();
+        keys.push(tag.id.unwrap());
+    }
+    (post, keys)
+}
+
+/// The title of a post reached through a type-erased `m2m_changed` payload.
+fn title_of(instance: &dyn AnyModel) -> String {
+    instance
+        .field_values()
+        .into_iter()
+        .find(|(name, _)| *name == "title")
+        .and_then(|(_, value)| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Mine: logs, in the operation's transaction, each `post_add` of a post whose title starts
+/// with `m2m-tx-`.
+async fn log_tags<DB: TestBackend>(
+    ev: M2mChanged<'_, PostTags>,
+    tx: &mut Tx<DB>,
+) -> Result<(), OrmError>
+where
+    Log: Persist<DB>,
+{
+    if let M2mSide::Forward {
+        instance,
+        pk_set: Some(keys),
+    } = &ev.side
+        && ev.action == M2mAction::PostAdd
+        && instance.title.starts_with("m2m-tx-")
+    {
+        let mut row = Log {
+            id: None,
+            entry: format!("{} tagged {}", instance.title, keys.len()),
+        };
+        row.save(tx).await?;
+    }
+    Ok(())
+}
+
+async fn runtime_m2m_changed_receivers_hear_their_relation_until_dropped<DB: TestBackend>(
+    pool: Pool<DB>,
+) where
+    Post: Persist<DB>,
+    Tag: Persist<DB>,
+    Log: Persist<DB>,
+{
+    let _one = ONE_BACKEND_AT_A_TIME.lock().await;
+    let mine = token::<DB>("m2m");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (m, s) = (mine.clone(), Arc::clone(&seen));
+    // Typed for one relation: a `pre_add` receiver may change the keys, as a link-time one may.
+    let typed = m2m_changed.connect(move |ev: M2mChanged<'_, PostTags>| {
+        if let M2mSide::Forward { instance, pk_set } = ev.side
+            && instance.title.starts_with(&m)
+        {
+            let keys = pk_set.map(|keys| {
+                if ev.action == M2mAction::PreAdd {
+                    keys.pop_last();
+                }
+                keys.len()
+            });
+            s.lock()
+                .unwrap()
+                .push(format!("typed {} {keys:?}", ev.action));
+        }
+    });
+    let (m, s) = (mine.clone(), Arc::clone(&seen));
+    // Every relation, named, with a priority that puts it first.
+    let every = m2m_changed.connect_with(
+        ConnectOptions::new().name("every_relation").priority(1),
+        move |ev: AnyM2mChanged<'_>| {
+            if title_of(ev.instance).starts_with(&m) {
+                s.lock()
+                    .unwrap()
+                    .push(format!("any {} {}", ev.through, ev.action));
+            }
+        },
+    );
+    // An `async fn` with the operation's transaction.
+    let with_tx = m2m_changed.connect(log_tags::<DB>);
+    let listed: Vec<_> = signals_orm::receivers()
+        .iter()
+        .filter(|r| r.signal == "m2m_changed" && r.name == "every_relation")
+        .map(|r| (r.sender, r.priority))
+        .collect();
+    assert_eq!(listed, [(None, 1)]);
+
+    let (post, tags) = post_and_tags(&pool, &format!("{mine} a"), &["x", "y", "z"]).await;
+    // The typed receiver drops the last key of three before they are written.
+    assert_eq!(
+        PostTags::of(&post).add(&pool, tags.clone()).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "any PostTags pre_add".to_owned(),
+            "typed pre_add Some(2)".to_owned(),
+            "any PostTags post_add".to_owned(),
+            "typed post_add Some(2)".to_owned(),
+        ]
+    );
+    let (tx_post, tx_tags) = post_and_tags(&pool, &format!("m2m-tx-{mine}"), &["t"]).await;
+    PostTags::of(&tx_post).add(&pool, tx_tags).await.unwrap();
+    let mine_logged: Vec<String> = logged(&pool)
+        .await
+        .into_iter()
+        .filter(|e| e.contains(&mine))
+        .collect();
+    assert_eq!(mine_logged, [format!("m2m-tx-{mine} tagged 1")]);
+
+    drop((typed, every, with_tx));
+    seen.lock().unwrap().clear();
+    PostTags::of(&post).clear(&pool).await.unwrap();
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+}
+
+async fn a_failing_runtime_m2m_receiver_undoes_the_add_and_is_named<DB: TestBackend>(pool: Pool<DB>)
+where
+    Post: Persist<DB>,
+    Tag: Persist<DB>,
+{
+    let _one = ONE_BACKEND_AT_A_TIME.lock().await;
+    let mine = token::<DB>("m2m-fails");
+    let m = mine.clone();
+    let _guard = m2m_changed.connect_with(
+        ConnectOptions::new().name("no_links_after_the_fact"),
+        move |ev: M2mChanged<'_, PostTags>| -> Result<(), String> {
+            match ev.side {
+                M2mSide::Forward { instance, .. }
+                    if ev.action == M2mAction::PostAdd && instance.title.starts_with(&m) =>
+                {
+                    Err("refused".to_owned())
+                }
+                _ => Ok(()),
+            }
+        },
+    );
+    let (post, tags) = post_and_tags(&pool, &format!("{mine} p"), &["x"]).await;
+    let error = PostTags::of(&post).add(&pool, tags).await.unwrap_err();
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("receiver `no_links_after_the_fact` of signal `m2m_changed`")
+            && text.contains("sender `runtime_receivers::PostTags`")
+            && text.contains("refused"),
+        "{text}"
+    );
+    assert!(PostTags::of(&post).keys(&pool).await.unwrap().is_empty());
+}
+
+// ---- on_commit at runtime --------------------------------------------------------------------
+
+async fn runtime_on_commit_receivers_run_after_commit_only<DB: TestBackend>(pool: Pool<DB>)
+where
+    Note: Persist<DB>,
+    Log: Persist<DB>,
+{
+    let _one = ONE_BACKEND_AT_A_TIME.lock().await;
+    let mine = token::<DB>("commit");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (m, s) = (mine.clone(), Arc::clone(&seen));
+    let sync = post_save.connect_on_commit(move |ev: Committed<Note>| {
+        if ev.instance.body.starts_with(&m) {
+            s.lock().unwrap().push(format!(
+                "sync {} created={} using={}",
+                ev.instance.body, ev.created, ev.using
+            ));
+        }
+    });
+    let (m, s) = (mine.clone(), Arc::clone(&seen));
+    // Every model, async, named: its future owns what it uses.
+    let every = post_save.connect_on_commit_with(
+        ConnectOptions::new().name("note_committed"),
+        move |ev: Committed<ModelSnapshot>| {
+            let (m, s) = (m.clone(), Arc::clone(&s));
+            async move {
+                let body = ev.instance.values.iter().find(|(n, _)| *n == "body");
+                if let Some((_, body)) = body
+                    && body.as_str().is_some_and(|b| b.starts_with(&m))
+                {
+                    s.lock()
+                        .unwrap()
+                        .push(format!("async {} {}", ev.model, body));
+                }
+            }
+        },
+    );
+    let rows: Vec<_> = signals_orm::receivers()
+        .iter()
+        .filter(|r| r.signal == "post_save" && r.name == "note_committed")
+        .map(|r| (r.phase, r.is_async, r.sender))
+        .collect();
+    assert_eq!(rows, [(Phase::OnCommit, true, None)]);
+
+    let mut tx = Tx::begin(&pool).await.unwrap();
+    note(&format!("{mine} kept")).save(&mut tx).await.unwrap();
+    assert!(seen.lock().unwrap().is_empty(), "ran before COMMIT");
+    let queued: Vec<_> = tx.on_commit_queue().iter().map(|c| c.receiver).collect();
+    assert!(queued.contains(&"note_committed"), "{queued:?}");
+    let report = tx.commit().await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            format!(
+                "sync {mine} kept created=true using={}",
+                <DB as signals_orm::Backend>::NAME
+            ),
+            format!("async Note \"{mine} kept\""),
+        ]
+    );
+
+    // Rolled back: never run.
+    seen.lock().unwrap().clear();
+    let mut tx = Tx::begin(&pool).await.unwrap();
+    note(&format!("{mine} undone")).save(&mut tx).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+
+    // Disconnected: a pool write commits and runs nothing of theirs.
+    drop((sync, every));
+    note(&format!("{mine} unheard")).save(&pool).await.unwrap();
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+}
+
+async fn a_failing_runtime_on_commit_receiver_is_reported_after_commit<DB: TestBackend>(
+    pool: Pool<DB>,
+) where
+    Note: Persist<DB>,
+{
+    let _one = ONE_BACKEND_AT_A_TIME.lock().await;
+    let mine = token::<DB>("commit-fails");
+    let m = mine.clone();
+    let _guard = post_delete.connect_on_commit_with(
+        ConnectOptions::new().name("remove_the_file"),
+        move |ev: Committed<Note>| -> Result<(), String> {
+            if ev.instance.body.starts_with(&m) {
+                return Err(format!("no file for {}", ev.instance.body));
+            }
+            Ok(())
+        },
+    );
+    let mut one = note(&format!("{mine} gone"));
+    one.save(&pool).await.unwrap();
+    let mut tx = Tx::begin(&pool).await.unwrap();
+    one.delete(&mut tx).await.unwrap();
+    let report = tx.commit().await.unwrap();
+    let failures: Vec<String> = report.failures.iter().map(|f| format!("{f:#}")).collect();
+    assert_eq!(
+        failures,
+        [format!(
+            "receiver `remove_the_file` of signal `post_delete` (sender `runtime_receivers::Note`) failed: no file for {mine} gone"
+        )]
+    );
+    // The delete committed all the same.
+    let bodies = DB::strings(&pool, "SELECT body FROM notes").await;
+    assert!(!bodies.iter().any(|b| b.starts_with(&mine)), "{bodies:?}");
 }
 
 // ---- custom signals: the sender parameter, names, reconnecting, panics ------------------------

@@ -232,7 +232,8 @@ fn durable_receiver(
         };
         quote_spanned!(value.span()=> .#method(#value))
     });
-    let into_result = into_result(receiver);
+    // A durable receiver runs later, in a worker: it gives no reply, whatever the signal's.
+    let into_result = into_result(receiver, &quote!(()));
     let call = if receiver.is_async {
         quote!(#name(job).await)
     } else {
@@ -316,7 +317,13 @@ fn handler(
             quote_spanned!(ty.span()=> { let __signals_s: #ty = __signals_sender; __signals_s }),
         );
     }
-    let into_result = into_result(receiver);
+    let reply = quote!(<#signal as #private::Signal>::Reply);
+    // An `on_commit` receiver runs after COMMIT and gives no reply.
+    let into_result = if receiver.on_commit {
+        into_result(receiver, &quote!(()))
+    } else {
+        into_result(receiver, &reply)
+    };
     if receiver.on_commit {
         // Runs at commit: the handler only queues an owned copy of the payload on the write's
         // transaction.
@@ -363,13 +370,22 @@ fn handler(
             quote!(Sync),
         )
     } else if receiver.is_async {
+        // `call` drops the reply (a plain send), `call_reply` keeps it (`send_collect`).
         let call = quote! {
             fn call<'e>(&self, __signals_sender: #private::Sender, event: <#signal as #private::Signal>::Event<'e>)
                 -> #private::BoxFuture<'e, #private::Result<(), #private::BoxError>>
             {
                 #private::Box::pin(async move {
                     #extract
-                    #into_result(#name(#(#args),*).await)
+                    #private::discard_reply(#into_result(#name(#(#args),*).await))
+                })
+            }
+            fn call_reply<'e>(&self, __signals_sender: #private::Sender, event: <#signal as #private::Signal>::Event<'e>)
+                -> #private::BoxFuture<'e, #private::Result<#private::Option<<#signal as #private::Signal>::Reply>, #private::BoxError>>
+            {
+                #private::Box::pin(async move {
+                    #extract
+                    #into_result(#name(#(#args),*).await).map(#private::Option::Some)
                 })
             }
         };
@@ -384,7 +400,13 @@ fn handler(
                 -> #private::Result<(), #private::BoxError>
             {
                 #extract
-                #into_result(#name(#(#args),*))
+                #private::discard_reply(#into_result(#name(#(#args),*)))
+            }
+            fn call_reply<'e>(&self, __signals_sender: #private::Sender, event: <#signal as #private::Signal>::Event<'e>)
+                -> #private::Result<#private::Option<<#signal as #private::Signal>::Reply>, #private::BoxError>
+            {
+                #extract
+                #into_result(#name(#(#args),*)).map(#private::Option::Some)
             }
         };
         (
@@ -394,16 +416,22 @@ fn handler(
     }
 }
 
-/// The path of the return adapter: `<Output as ReceiverOutput>::into_result`, spanned at the
-/// declared return type so an unsupported one is reported there. Types that cannot be named in
-/// an expression (`impl Trait`, `!`) go through inference instead.
-fn into_result(receiver: &Receiver) -> TokenStream {
+/// The path of the return adapter: `<Output as ReceiverOutput<Reply>>::into_result`, where
+/// `reply` is the signal's reply type (`()` for a receiver that runs later and gives none),
+/// spanned at the declared return type so an unsupported one is reported there. Types that
+/// cannot be named in an expression (`impl Trait`, `!`) go through inference instead, and a
+/// function without a return type (which returns `()`) is reported at its name.
+fn into_result(receiver: &Receiver, reply: &TokenStream) -> TokenStream {
     let private = receiver.root.private();
     match &receiver.output {
         Some(ty) if !matches!(ty, syn::Type::Never(_)) && !mentions_impl(ty.to_token_stream()) => {
-            quote_spanned!(ty.span()=> <#ty as #private::ReceiverOutput>::into_result)
+            quote_spanned!(ty.span()=> <#ty as #private::ReceiverOutput<#reply>>::into_result)
         }
-        _ => quote!(#private::ReceiverOutput::into_result),
+        None => {
+            let at = receiver.name_span;
+            quote_spanned!(at=> <() as #private::ReceiverOutput<#reply>>::into_result)
+        }
+        _ => quote!(<_ as #private::ReceiverOutput<#reply>>::into_result),
     }
 }
 

@@ -11,10 +11,14 @@ use quote::ToTokens;
 
 use crate::root::Root;
 
-/// Django's signal names. From `signals_orm::receiver` each resolves to the ORM's
-/// `__private::model_signals::<name>`, so the ORM alone decides which it provides (rustc reports
-/// the others at the user's token); from `signals_core::receiver` they are pointed to the ORM.
-/// Also the candidates of "did you mean" for misspelt snake-case names.
+/// Django's signal names. Each resolves to the dispatcher's
+/// `__private::django_signals::<name>` ([`CORE_SIGNALS`], from either attribute) or, from
+/// `signals_orm::receiver`, to the ORM's `__private::model_signals::<name>` (the others), so
+/// the crates alone decide which they provide (rustc reports the others at the user's token);
+/// from `signals_core::receiver` the ORM's are pointed to the ORM. Only [`MODEL_SIGNALS`] get
+/// their senders and payloads checked; the ORM's other signals (`pre_migrate`, `post_migrate`,
+/// `connection_created`) are received as custom signals are. Also the candidates of "did you
+/// mean" for misspelt snake-case names.
 pub const DJANGO_SIGNALS: &[&str] = &[
     "pre_save",
     "post_save",
@@ -30,6 +34,31 @@ pub const DJANGO_SIGNALS: &[&str] = &[
     "request_started",
     "request_finished",
     "got_request_exception",
+    "setting_changed",
+];
+
+/// The Django names of signals sent by the ORM whose sender is a model (or, for
+/// `m2m_changed`, a relation): a receiver's `sender` and payload are checked against them.
+pub const MODEL_SIGNALS: &[&str] = &[
+    "pre_save",
+    "post_save",
+    "pre_delete",
+    "post_delete",
+    "m2m_changed",
+    "pre_init",
+    "post_init",
+    "class_prepared",
+];
+
+/// The Django names of the dispatcher's own signals (`signals_core::request`, behind its
+/// `http` feature, and `signals_core::settings`): named through
+/// `__private::django_signals`, which both crates' `__private` have, and received as custom
+/// signals are.
+pub const CORE_SIGNALS: &[&str] = &[
+    "request_started",
+    "request_finished",
+    "got_request_exception",
+    "setting_changed",
 ];
 
 pub fn expand(root: Root, args: TokenStream, item: TokenStream) -> TokenStream {

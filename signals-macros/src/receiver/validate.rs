@@ -4,8 +4,8 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens as _, quote};
 use syn::spanned::Spanned;
 
-use super::DJANGO_SIGNALS;
 use super::parse::Args;
+use super::{CORE_SIGNALS, DJANGO_SIGNALS, MODEL_SIGNALS};
 use crate::root::Root;
 use crate::suggest;
 
@@ -26,6 +26,8 @@ pub struct Receiver {
     /// The declared return type (`None` for `()`), which the generated call names so that a
     /// type the dispatcher cannot take is reported there.
     pub output: Option<syn::Type>,
+    /// The function's name, where a missing return type is reported.
+    pub name_span: Span,
     /// `durable`: the job's payload type and options.
     pub durable: Option<Durable>,
 }
@@ -108,6 +110,7 @@ pub fn receiver(
         params,
         sender_param,
         output,
+        name_span: function.sig.ident.span(),
         durable,
     })
 }
@@ -215,8 +218,9 @@ fn job_payload(ty: &syn::Type) -> Option<syn::Type> {
     types.next().is_none().then_some(payload)
 }
 
-/// A Django name (`post_save`) becomes the ORM's signal of that name; any other path is a
-/// custom signal type that the compiler checks.
+/// A Django name (`post_save`, `request_started`) becomes the built-in signal of that name (a
+/// model signal, whose senders are checked, or another built-in one, received as a custom
+/// signal); any other path is a custom signal type that the compiler checks.
 fn resolve_signal(
     root: &Root,
     path: &syn::Path,
@@ -237,6 +241,15 @@ fn resolve_signal(
         return Some(custom());
     };
     let name = ident.to_string();
+    if CORE_SIGNALS.contains(&name.as_str()) {
+        // The dispatcher's own signals, by their Django names, from either crate; their
+        // receivers take the signal's type, as a custom signal's do.
+        let private = root.private();
+        return Some(Signal {
+            path: quote!(#private::django_signals::#ident),
+            django: false,
+        });
+    }
     if DJANGO_SIGNALS.contains(&name.as_str()) {
         if !root.has_orm() {
             errors.push(syn::Error::new(
@@ -250,7 +263,7 @@ fn resolve_signal(
         let private = root.private();
         return Some(Signal {
             path: quote!(#private::model_signals::#ident),
-            django: true,
+            django: MODEL_SIGNALS.contains(&name.as_str()),
         });
     }
     let is_snake = name

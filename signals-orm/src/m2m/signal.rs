@@ -73,6 +73,7 @@ pub struct M2mChangedSignal;
 impl Signal for M2mChangedSignal {
     const NAME: &'static str = "m2m_changed";
     type Event<'e> = M2mEvent<'e>;
+    type Reply = ();
 
     fn reborrow<'s>(ev: &'s mut M2mEvent<'_>) -> M2mEvent<'s> {
         M2mEvent {

@@ -12,7 +12,8 @@ pub(crate) mod senders;
 
 pub use crate::init::PostInitSignal;
 pub use connect::{
-    AsyncFn1, AsyncFn2, ModelReceiver, Shape, post_delete, post_save, pre_delete, pre_save,
+    AsyncFn1, AsyncFn2, CommitReceiver, ModelReceiver, Shape, m2m_changed, post_delete, post_save,
+    pre_delete, pre_save,
 };
 
 // The events are named only inside the crate: receivers see payloads, never events.
@@ -33,6 +34,7 @@ macro_rules! model_signal {
         impl Signal for $signal {
             const NAME: &'static str = $name;
             type Event<'e> = $event<'e>;
+            type Reply = ();
 
             fn reborrow<'s>($ev: &'s mut $event<'_>) -> $event<'s> {
                 $reborrow
