@@ -1,5 +1,5 @@
-//! Django's request signals (`signals_core::request`) around a real axum server on a loopback
-//! port, driven by hyper's HTTP/1 client over real TCP connections: `request_started` before
+//! Django's request signals (`signals_core::request`) around a real axum server (and a plain
+//! hyper one) on a loopback port, driven by hyper's HTTP/1 client over real TCP connections: `request_started` before
 //! the handler, `request_finished` when the body ends or is dropped (timed to a streaming
 //! body's last chunk; "dropped early" for a client that disconnects mid-stream),
 //! `got_request_exception` for a panic (answered 500) and for a service error; failing
@@ -23,9 +23,10 @@ use axum::error_handling::HandleErrorLayer;
 use axum::routing::get;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Empty};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt as _, Empty, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use signals_core::request::{
     BodyEnd, GotRequestException, RequestException, RequestFinished, RequestSignalsLayer,
     RequestStarted,
@@ -445,6 +446,78 @@ async fn an_inner_service_error_is_reported_and_passed_on() {
     assert_eq!(event.request_id.get(), id);
     assert_eq!(event.status, None, "no response came out of the layer");
     assert_eq!(event.end, BodyEnd::NoResponse);
+}
+
+/// The layer on plain hyper, without axum: a `tower::service_fn` wrapped by
+/// `RequestSignalsLayer`, served by hyper's HTTP/1 server through hyper-util's
+/// `TowerToHyperService` (a hyper body, not axum's, flows through the layer both ways).
+async fn serve_hyper() -> SocketAddr {
+    let service = ServiceBuilder::new()
+        .layer(RequestSignalsLayer::new().sender::<Tests>())
+        .service_fn(|request: Request<Incoming>| async move {
+            let chunks = if request.uri().path() == "/hyper/stream" {
+                CHUNKS
+            } else {
+                1
+            };
+            // The request's own body is read through the layer too.
+            let sent = request.into_body().collect().await?.to_bytes();
+            let frames = futures_util::stream::unfold(0, move |i| {
+                let sent = sent.clone();
+                async move {
+                    if i == chunks {
+                        return None;
+                    }
+                    if chunks > 1 {
+                        tokio::time::sleep(CHUNK_DELAY).await;
+                    }
+                    let data = format!("hyper {i} after {} bytes\n", sent.len());
+                    Some((Ok::<_, Infallible>(Frame::data(Bytes::from(data))), i + 1))
+                }
+            });
+            Ok::<_, hyper::Error>(Response::new(StreamBody::new(frames)))
+        });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_serves_plain_hyper_and_times_its_streaming_body() {
+    let addr = serve_hyper().await;
+    let (response, _) = get_path(addr, "/hyper").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(text(response).await, "hyper 0 after 0 bytes\n");
+    let (_, id, method, header) = started(&seen_for("/hyper")).expect("request_started");
+    assert_eq!(
+        (method.as_str(), header.as_deref()),
+        ("GET", Some("/hyper"))
+    );
+    let (_, event) = finished_once("/hyper").await;
+    assert_eq!(event.request_id.get(), id);
+    assert_eq!(event.status, Some(StatusCode::OK));
+    assert_eq!(event.end, BodyEnd::Completed);
+
+    let (response, _) = get_path(addr, "/hyper/stream").await;
+    assert_eq!(text(response).await.lines().count(), CHUNKS as usize);
+    let (_, event) = finished_once("/hyper/stream").await;
+    assert_eq!(event.end, BodyEnd::Completed);
+    assert!(
+        event.duration >= CHUNK_DELAY * CHUNKS,
+        "timed to the last of {CHUNKS} chunks {CHUNK_DELAY:?} apart: {:?}",
+        event.duration
+    );
 }
 
 fn is_bad(path: &str) -> bool {
