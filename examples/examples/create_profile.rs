@@ -6,7 +6,8 @@
 //! of the crate is linked into every program, and registering a customer sends its `pre_save`
 //! (heard by `capitalize_name`) and its `post_save`, which `create_profile` listens to as
 //! `audit_log` and `welcome_email` do, so it cannot be muted: nothing is muted. The refused
-//! registration's welcome email, queued until COMMIT, is dropped with the rollback.
+//! registration's welcome email job, enqueued in its transaction, is rolled back with it: the
+//! shop's worker, running in this program, writes the accepted customer's email only.
 //!
 //! `cargo run -p examples --example create_profile`
 
@@ -16,7 +17,10 @@ use examples::usecases::create_profile;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), examples::Error> {
     let run = Run::program("create_profile").await?;
-    let (customer, refused) = run.act("signup-form", create_profile::run(&run)).await?;
+    let (registered, _) = run
+        .with_worker(run.act("signup-form", create_profile::run(&run)))
+        .await?;
+    let (customer, refused) = registered?;
     println!(
         "\nregistered {} with a profile; refused: {refused:#}",
         customer.name

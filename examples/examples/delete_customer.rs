@@ -8,8 +8,10 @@
 //! Receivers of other use cases run too, and the program names them at the end: every receiver
 //! of the crate is linked into every program. Registering the buyer is heard by
 //! `capitalize_name`, `create_profile`, `welcome_email` and `audit_log`; the order's `post_save`
-//! by `order_creation` (stock, confirmation) and `audit_log`, the payment by `custom_signal`;
-//! the audit log also hears the `post_delete` of every row of the cascade. This use case's
+//! by `order_creation` (stock, confirmation), `product_cache` (the product's cache entry, the
+//! sales count) and `audit_log`, the payment by `custom_signal`; the audit log also hears the
+//! `post_delete` of every row of the cascade, and `product_cache` the order's (its units went
+//! back to stock). This use case's
 //! receivers listen to the order's `post_save` and `pre_delete`, and the cascade is the point:
 //! nothing is muted.
 //!

@@ -1,14 +1,17 @@
-//! Use case 5: saving an order takes its units from stock in the same transaction and sends
-//! the confirmation email only after COMMIT (`on_commit`); an order beyond the stock fails,
-//! sends nothing and leaves the stock as it was. The use case is
-//! `examples/src/usecases/order_creation.rs`.
+//! Use case 5: saving an order takes its units from stock in the same transaction and enqueues
+//! its confirmation email there (a durable receiver), which the shop's worker, running in this
+//! program, sends after the COMMIT: the mail relay greylists the first attempt, the second
+//! goes through 1 s later. An order beyond the stock fails, enqueues nothing and leaves the
+//! stock as it was. The use case is `examples/src/usecases/order_creation.rs`.
 //!
 //! Receivers of other use cases run too, and the program names them at the end: every receiver
 //! of the crate is linked into every program. Registering the buyer is heard by
 //! `capitalize_name`, `create_profile`, `welcome_email` (the buyer's first email) and
 //! `audit_log`; the audit log also hears the product's and the order's `post_save`, the signal
-//! this use case listens to, and so does `delete_customer`, which opens an invoice for the
-//! unpaid order (audited too), so it cannot be muted: nothing is muted.
+//! this use case listens to, and so do `delete_customer`, which opens an invoice for the
+//! unpaid order (audited too), and `product_cache`, which invalidates the product's cache
+//! entry after each COMMIT and counts the sale in a durable job, so it cannot be muted:
+//! nothing is muted.
 //!
 //! `cargo run -p examples --example order_creation`
 
@@ -18,7 +21,10 @@ use examples::usecases::order_creation;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), examples::Error> {
     let run = Run::program("order_creation").await?;
-    let orders = run.act("alan", order_creation::run(&run)).await?;
+    let (orders, jobs) = run
+        .with_worker(run.act("alan", order_creation::run(&run)))
+        .await?;
+    let orders = orders?;
     println!(
         "\nplaced order {:?}; stock after it: {}",
         orders.placed.id, orders.stock_after_order
@@ -28,8 +34,9 @@ async fn main() -> Result<(), examples::Error> {
         orders.refused, orders.stock_after_refusal
     );
     println!(
-        "emails to {:?} (a welcome, then one confirmation)",
-        run.emails()?
+        "emails to {:?} (a welcome, then one confirmation); attempts retried: {}",
+        run.emails()?,
+        jobs.retried
     );
     run.print_others(
         "order_creation",

@@ -3,10 +3,11 @@
 //! removed once a delete commits. The use case is
 //! `examples/src/usecases/product_image_cleanup.rs`.
 //!
-//! `audit_log`'s receivers run too, and the program names them at the end: every receiver of
-//! the crate is linked into every program, and the audit log hears every model's `post_save`
-//! and `post_delete`. The image cleanup listens to the product's `post_delete`, so it cannot be
-//! muted without keeping the file: nothing is muted.
+//! `audit_log`'s and `product_cache`'s receivers run too, and the program names them at the
+//! end: every receiver of the crate is linked into every program, the audit log hears every
+//! model's `post_save` and `post_delete`, and the product cache's `on_commit` receivers
+//! invalidate the product after its save and its delete. The image cleanup listens to the
+//! product's `post_delete`, so it cannot be muted without keeping the file: nothing is muted.
 //!
 //! `cargo run -p examples --example product_image_cleanup`
 
@@ -28,8 +29,9 @@ async fn main() -> Result<(), examples::Error> {
     );
     run.print_others(
         "product_image_cleanup",
-        "the audit log hears every model's post_save and post_delete, including the \
-         post_delete the image cleanup listens to (muting that would keep the file)",
+        "the audit log hears every model's post_save and post_delete, and the product cache \
+         the product's, including the post_delete the image cleanup listens to (muting that \
+         would keep the file)",
     );
     Ok(())
 }

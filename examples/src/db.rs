@@ -1,8 +1,10 @@
 //! The shop's database: SQLite (a file, or memory) or PostgreSQL from `DATABASE_URL`, with
-//! the schema created fresh on every run by the shop's sqlx migrations (`examples/migrations`).
+//! the schema created fresh on every run by the shop's sqlx migrations (`examples/migrations`),
+//! and apalis's job tables for the shop's durable receivers ([`crate::jobs`]).
 
 use std::path::Path;
 use std::str::FromStr as _;
+use std::time::Duration;
 
 use signals_orm::AnyTx;
 use signals_orm::migrate::migrate;
@@ -51,7 +53,7 @@ pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The tables, in creation order.
-pub const TABLES: [&str; 10] = [
+pub const TABLES: [&str; 12] = [
     "customers",
     "profiles",
     "products",
@@ -62,6 +64,8 @@ pub const TABLES: [&str; 10] = [
     "tags",
     "post_tags",
     "shipping_methods",
+    "product_sales",
+    "sales_events",
 ];
 
 impl ShopDb {
@@ -78,7 +82,9 @@ impl ShopDb {
         }
     }
 
-    /// A SQLite file (created, WAL mode) with the schema created fresh.
+    /// A SQLite file (created, WAL mode) with the schema created fresh. Eight connections and
+    /// a 30 s busy timeout: the shop's durable worker shares the pool and the write lock with
+    /// the shop's own writes.
     ///
     /// # Errors
     ///
@@ -86,10 +92,11 @@ impl ShopDb {
     pub async fn sqlite_file(path: &Path) -> Result<Self, Error> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(30));
         let db = ShopDb::Sqlite(
             SqlitePoolOptions::new()
-                .max_connections(4)
+                .max_connections(8)
                 .connect_with(options)
                 .await?,
         );
@@ -98,13 +105,15 @@ impl ShopDb {
     }
 
     /// PostgreSQL at `url`, in `schema` (created if missing) or the default one, with the
-    /// shop's tables created fresh.
+    /// shop's tables created fresh. The search path is `schema, public`: apalis's job tables
+    /// live in their own schema (`apalis`, shared by every schema of the database) and use
+    /// the `hstore` type, in `public`.
     ///
     /// # Errors
     ///
     /// When the server cannot be reached or the schema not created.
     pub async fn postgres(url: &str, schema: Option<&str>) -> Result<Self, Error> {
-        let mut options = PgPoolOptions::new().max_connections(5);
+        let mut options = PgPoolOptions::new().max_connections(8);
         if let Some(schema) = schema {
             let admin = PgPoolOptions::new().max_connections(1).connect(url).await?;
             let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
@@ -112,7 +121,7 @@ impl ShopDb {
                 .execute(&admin)
                 .await?;
             admin.close().await;
-            let set = format!("SET search_path TO \"{schema}\"");
+            let set = format!("SET search_path TO \"{schema}\", public");
             options = options.after_connect(move |conn, _| {
                 let set = set.clone();
                 Box::pin(async move {
@@ -145,20 +154,34 @@ impl ShopDb {
     }
 
     /// Drops every table (and sqlx's migration history), then runs the shop's migrations
-    /// through `signals_orm::migrate::migrate` (`post_migrate` seeds the default rows) and
-    /// checks every model against the tables they made (`signals_orm::check`).
+    /// through `signals_orm::migrate::migrate` (`post_migrate` seeds the default rows), checks
+    /// every model against the tables they made (`signals_orm::check`), and creates apalis's
+    /// job tables if missing (`signals_orm::durable::setup`). Jobs left in the shop's queues
+    /// are cleared by [`ShopWorker::start`](crate::jobs::ShopWorker::start), not here.
+    ///
+    /// On PostgreSQL the tables dropped are those of the pool's own schema (`current_schema()`),
+    /// never a table of the same name further down the search path (`public`).
     ///
     /// # Errors
     ///
     /// When a statement, a migration or a `post_migrate` receiver fails, or a model does not
     /// fit its table (the error lists each problem).
     pub async fn reset(&self) -> Result<(), Error> {
+        let schema = match self {
+            ShopDb::Sqlite(_) => String::new(),
+            ShopDb::Postgres(pool) => {
+                let name: String = sqlx::query_scalar("SELECT current_schema()")
+                    .fetch_one(pool)
+                    .await?;
+                format!("\"{name}\".")
+            }
+        };
         let drops: String = TABLES
             .iter()
             .rev()
             .chain(&["_sqlx_migrations"])
             .fold(String::new(), |sql, t| {
-                sql + "DROP TABLE IF EXISTS " + t + ";"
+                sql + "DROP TABLE IF EXISTS " + &schema + t + ";"
             });
         on_db!(self, |pool| sqlx::raw_sql(sqlx::AssertSqlSafe(drops))
             .execute(pool)
@@ -171,6 +194,7 @@ impl ShopDb {
         // Django's system checks, for the schema: every model's table and columns as the
         // migrations left them, or an error listing what does not fit.
         on_db!(self, |pool| signals_orm::check(pool).await?.into_result())?;
+        on_db!(self, |pool| signals_orm::durable::setup(pool).await)?;
         Ok(())
     }
 

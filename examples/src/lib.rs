@@ -4,10 +4,12 @@
 //! its custom signals if any, and the function that drives it. Each program in `examples/` runs
 //! one use case; `shop` runs them all as one session ([`shop`]). The tests in `examples/tests/`
 //! run the same functions and check their effects. The rest is shared: [`models`], [`db`],
-//! [`mail`], [`trace`], [`run`] (what every program sets up) and [`seed`] (the default rows a
+//! [`mail`], [`jobs`] (the durable receivers' queues and the worker running them in-process),
+//! [`trace`], [`run`] (what every program sets up) and [`seed`] (the default rows a
 //! `post_migrate` receiver seeds).
 
 pub mod db;
+pub mod jobs;
 pub mod mail;
 pub mod models;
 pub mod run;

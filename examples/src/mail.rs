@@ -1,17 +1,21 @@
-//! Sending email with lettre: `.eml` files into a folder by default, SMTP when `SMTP_URL` is
-//! set (`smtp://user:pass@host:587?tls=required`, lettre's URL format).
+//! Sending email with lettre, from the shop's durable jobs: an `.eml` file per event in the
+//! worker's outbox folder by default, SMTP when `SMTP_URL` is set
+//! (`smtp://user:pass@host:587?tls=required`, lettre's URL format).
 //!
-//! The outbox is task-local, so parallel tests write to folders of their own.
+//! # Once per event
+//!
+//! A durable job runs at least once: a worker killed after writing the mail but before the job
+//! was marked done runs it again. [`send_once`] therefore makes the mail's identity the job's
+//! event id (the same on every attempt): the file is `outbox/<event id>.eml`, written to a
+//! temporary name and renamed into place, so a second run replaces the first file with the same
+//! mail instead of adding another, and a reader never sees half a file. Over SMTP the event id
+//! is the `Message-ID` (`<event id@signals-shop.example>`), by which receiving systems drop a
+//! duplicate; SMTP itself cannot promise once.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lettre::message::Mailbox;
-use lettre::transport::file::AsyncFileTransport;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
-
-tokio::task_local! {
-    static OUTBOX: PathBuf;
-}
 
 /// Why an email was not sent.
 #[derive(Debug, thiserror::Error)]
@@ -21,26 +25,34 @@ pub enum MailError {
     Build(String),
     /// Writing the `.eml` file failed.
     #[error("cannot write the email file: {0}")]
-    File(#[from] lettre::transport::file::Error),
+    File(#[from] std::io::Error),
     /// The SMTP server refused or could not be reached.
     #[error("SMTP: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
-    /// Neither `SMTP_URL` nor an outbox folder is configured.
-    #[error("no outbox: run inside mail::with_outbox or set SMTP_URL")]
-    NoOutbox,
+    /// The receiving relay asked to try again later (greylisting: a first attempt is refused).
+    #[error("451 4.7.1 greylisted, try again later (attempt {0})")]
+    Greylisted(u32),
 }
 
-/// Runs `fut` with `.eml` files going to `dir`.
-pub async fn with_outbox<F: Future>(dir: &Path, fut: F) -> F::Output {
-    OUTBOX.scope(dir.to_path_buf(), fut).await
-}
-
-/// Sends one email from the shop.
+/// Sends one email from the shop for the event `event_id`, once however often it is called
+/// with that id (see the module's documentation): into `outbox` as `<event_id>.eml`, or over
+/// SMTP when `SMTP_URL` is set.
 ///
 /// # Errors
 ///
 /// See [`MailError`].
-pub async fn send(to: &str, subject: &str, body: String) -> Result<(), MailError> {
+pub async fn send_once(
+    outbox: &Path,
+    event_id: &str,
+    to: &str,
+    subject: &str,
+    body: String,
+) -> Result<(), MailError> {
+    if event_id.is_empty() || !event_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(MailError::Build(format!(
+            "event id {event_id:?}: a ULID expected"
+        )));
+    }
     let from: Mailbox = "Signals Shop <shop@example.com>"
         .parse()
         .map_err(|e| MailError::Build(format!("{e}")))?;
@@ -48,6 +60,7 @@ pub async fn send(to: &str, subject: &str, body: String) -> Result<(), MailError
         .parse()
         .map_err(|e| MailError::Build(format!("{to}: {e}")))?;
     let message = Message::builder()
+        .message_id(Some(format!("<{event_id}@signals-shop.example>")))
         .from(from)
         .to(to)
         .subject(subject)
@@ -60,12 +73,10 @@ pub async fn send(to: &str, subject: &str, body: String) -> Result<(), MailError
             .await?;
         return Ok(());
     }
-    let dir = OUTBOX
-        .try_with(Clone::clone)
-        .map_err(|_| MailError::NoOutbox)?;
-    AsyncFileTransport::<Tokio1Executor>::new(dir)
-        .send(message)
-        .await?;
+    let file = outbox.join(format!("{event_id}.eml"));
+    let partial = outbox.join(format!(".{event_id}.eml.partial"));
+    tokio::fs::write(&partial, message.formatted()).await?;
+    tokio::fs::rename(&partial, &file).await?;
     Ok(())
 }
 

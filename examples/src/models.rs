@@ -2,8 +2,8 @@
 
 use signals_orm::Model;
 
-/// A registered customer.
-#[derive(Model, sqlx::FromRow, serde::Serialize, Clone, Debug, PartialEq)]
+/// A registered customer. Serializable: the welcome email's durable job holds a copy.
+#[derive(Model, sqlx::FromRow, serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 #[model(table = "customers")]
 pub struct Customer {
     /// Generated key.
@@ -64,8 +64,9 @@ pub struct Product {
     pub image_path: String,
 }
 
-/// An order of one product.
-#[derive(Model, sqlx::FromRow, Clone, Debug, PartialEq)]
+/// An order of one product. Serializable: the confirmation's and the sales analytics' durable
+/// jobs hold a copy.
+#[derive(Model, sqlx::FromRow, serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
 #[model(table = "orders")]
 pub struct Order {
     /// Generated key.

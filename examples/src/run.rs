@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::db::ShopDb;
+use crate::jobs::{DRAIN_TIMEOUT, JobStats, ShopWorker};
 use crate::trace::Trace;
 use crate::usecases::audit_log::acting_as;
 use crate::{Error, mail};
@@ -87,15 +88,30 @@ impl Run {
         Ok(run)
     }
 
-    /// Runs `fut` as `actor` (the audit log's "who"), with emails going to this run's outbox.
-    /// The use cases' futures are large, so `fut` is boxed first.
+    /// Runs `fut` as `actor` (the audit log's "who"). The use cases' futures are large, so
+    /// `fut` is boxed first.
     pub fn act<'a, F: Future + 'a>(
         &'a self,
         actor: &'a str,
         fut: F,
     ) -> impl Future<Output = F::Output> + 'a {
-        let fut = Box::pin(fut);
-        async move { mail::with_outbox(&self.outbox, acting_as(actor, fut)).await }
+        acting_as(actor, Box::pin(fut))
+    }
+
+    /// Runs `fut` with the shop's durable worker running in this process on this run's
+    /// database and outbox ([`ShopWorker`]), then waits until the jobs ran (at most
+    /// [`DRAIN_TIMEOUT`]) and stops the worker: the emails are written when it returns.
+    /// Returns `fut`'s output and the jobs' statistics.
+    ///
+    /// # Errors
+    ///
+    /// When the worker cannot start or stop, or jobs are still waiting at the timeout.
+    pub async fn with_worker<F: Future>(&self, fut: F) -> Result<(F::Output, JobStats), Error> {
+        let worker = ShopWorker::start(&self.db, &self.outbox).await?;
+        let output = Box::pin(fut).await;
+        worker.drain(DRAIN_TIMEOUT).await?;
+        let stats = worker.stop().await?;
+        Ok((output, stats))
     }
 
     /// The recipients of the emails written so far.

@@ -180,6 +180,12 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Trace {
             return;
         }
         if fields.phase == "on_commit" {
+            // The durable engine's own callback, waking this process's worker after a COMMIT
+            // that enqueued: queued only while a worker of the queue listens (from a moment
+            // after its start), so its lines would depend on timing. Not a receiver.
+            if fields.receiver.starts_with("signals_orm::durable::") {
+                return;
+            }
             self.push(format!(
                 "after COMMIT  {} -> {}",
                 fields.signal,

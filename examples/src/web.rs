@@ -1,7 +1,9 @@
 //! The shop over HTTP: an axum server whose handlers are thin wrappers around the ORM writes the
 //! use cases make, so every receiver of the crate runs for them as it does for the use cases
-//! (names normalised, profiles created, welcome and confirmation emails after COMMIT, stock
-//! taken, invoices opened, every change audited, here as the actor [`ACTOR`]).
+//! (names normalised, profiles created, welcome and confirmation emails enqueued in the write's
+//! transaction and written by the shop's durable worker after COMMIT, stock taken, invoices
+//! opened, every change audited, here as the actor [`ACTOR`]). The server runs that worker in
+//! its process ([`crate::jobs::ShopWorker`]) for as long as it serves.
 //!
 //! | route | what |
 //! |---|---|
@@ -44,7 +46,8 @@
 //! transaction) and commits, all in one [`Tx`]: dropped anywhere before its COMMIT, the `Tx` is
 //! dropped with it and sqlx rolls the transaction back, so no half-written order is left
 //! (`examples/tests/web.rs` proves it by stalling an order's transaction in a receiver and
-//! hanging up). Once COMMIT is sent the order stands, and its `on_commit` receivers still run.
+//! hanging up). Once COMMIT is sent the order stands, and its `on_commit` receivers still run;
+//! its durable jobs (the confirmation, the sales count) committed with it.
 
 use std::future::Future;
 use std::io;
@@ -67,11 +70,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::db::ShopDb;
+use crate::jobs::{DRAIN_TIMEOUT, JobStats, ShopWorker};
 use crate::models::{Customer, Order, Product, euros};
 use crate::usecases::audit_log::acting_as;
 use crate::usecases::order_creation::OutOfStock;
 use crate::usecases::register;
-use crate::{mail, on_db};
+use crate::{Error, jobs, on_db};
 
 /// Who the audit log says made the web's changes.
 pub const ACTOR: &str = "web";
@@ -101,15 +105,18 @@ impl App {
         &self.db
     }
 
-    /// Runs `fut` as [`ACTOR`] with emails going to the outbox. Boxed: the writes' futures are
-    /// large.
-    fn act<'a, F: Future + Send + 'a>(
-        &'a self,
-        fut: F,
-    ) -> impl Future<Output = F::Output> + Send + 'a {
-        let fut = Box::pin(fut);
-        async move { mail::with_outbox(&self.outbox, acting_as(ACTOR, fut)).await }
+    /// Starts the shop's durable worker on this app's database and outbox (waiting while
+    /// another runs in this process: see [`ShopWorker::start`]).
+    async fn start_worker(&self) -> io::Result<ShopWorker> {
+        ShopWorker::start(&self.db, &self.outbox)
+            .await
+            .map_err(io::Error::other)
     }
+}
+
+/// Runs `fut` as [`ACTOR`]. Boxed: the writes' futures are large.
+fn as_web<'a, F: Future + Send + 'a>(fut: F) -> impl Future<Output = F::Output> + Send + 'a {
+    acting_as(ACTOR, Box::pin(fut))
 }
 
 /// A customer to register: the body of `POST /customers`.
@@ -335,21 +342,36 @@ pub fn router(app: App) -> Router {
         .layer(RequestSignalsLayer::new().sender::<App>())
 }
 
-/// Serves [`router`]`(app)` on `listener` until `shutdown` completes, then shuts down
-/// gracefully: no new connection is accepted, idle ones are closed, and requests in flight are
-/// answered before it returns.
+/// Serves [`router`]`(app)` on `listener` until `shutdown` completes, with the shop's durable
+/// worker running (started before the first request), then shuts down gracefully: no new
+/// connection is accepted, idle ones are closed, requests in flight are answered, and the
+/// worker runs the jobs left (at most [`DRAIN_TIMEOUT`]) before it returns.
 ///
 /// # Errors
 ///
-/// When accepting connections fails.
+/// When accepting connections fails, or the worker fails to start, finish or stop.
 pub async fn serve(
     listener: TcpListener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router(app))
+    let worker = app.start_worker().await?;
+    serve_with(listener, app, shutdown, worker).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    worker: ShopWorker,
+) -> io::Result<()> {
+    let served = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    let finished = worker.drain(DRAIN_TIMEOUT).await;
+    worker.stop().await.map_err(io::Error::other)?;
+    finished.map_err(io::Error::other)?;
+    served
 }
 
 /// A server running in a task of its own, as tests start it in-process. Dropping it shuts the
@@ -357,30 +379,50 @@ pub async fn serve(
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    db: ShopDb,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<io::Result<()>>,
 }
 
 impl Server {
-    /// Binds `addr` (`127.0.0.1:0` for any free port) and serves `app` there ([`serve`]) in a
-    /// task spawned on the current tokio runtime.
+    /// Starts the shop's durable worker (waiting, as [`ShopWorker::start`] does, while
+    /// another runs in this process), binds `addr` (`127.0.0.1:0` for any free port) and
+    /// serves `app` there ([`serve`]) in a task spawned on the current tokio runtime.
     ///
     /// # Errors
     ///
-    /// When the address cannot be bound.
+    /// When the worker cannot start or the address cannot be bound.
     pub async fn start(app: App, addr: SocketAddr) -> io::Result<Self> {
+        let worker = app.start_worker().await?;
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, app, async move {
-            // A message or the sender's drop: either way, stop.
-            let _ = stopped.await;
-        }));
+        let db = app.db.clone();
+        let task = tokio::spawn(serve_with(
+            listener,
+            app,
+            async move {
+                // A message or the sender's drop: either way, stop.
+                let _ = stopped.await;
+            },
+            worker,
+        ));
         Ok(Server {
             addr,
+            db,
             stop: Some(stop),
             task,
         })
+    }
+
+    /// Waits until the shop's jobs enqueued so far ran (emails written, sales counted), at
+    /// most [`DRAIN_TIMEOUT`]; returns their statistics.
+    ///
+    /// # Errors
+    ///
+    /// When jobs are still waiting at the timeout, or the database fails.
+    pub async fn jobs_done(&self) -> Result<JobStats, Error> {
+        jobs::drain(&self.db, DRAIN_TIMEOUT).await
     }
 
     /// The address it listens on.
@@ -395,7 +437,8 @@ impl Server {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Shuts down gracefully and waits until requests in flight are answered.
+    /// Shuts down gracefully and waits until requests in flight are answered and the jobs
+    /// left ran.
     ///
     /// # Errors
     ///
@@ -496,7 +539,7 @@ async fn create_customer(
             "a customer needs a name and an email address".to_owned(),
         ));
     }
-    let customer = app.act(register(&app.db, name, email)).await?;
+    let customer = as_web(register(&app.db, name, email)).await?;
     let body = serde_json::to_value(&customer).unwrap_or_default();
     Ok(created(json, body, "/"))
 }
@@ -529,8 +572,7 @@ pub async fn add_product(app: &App, new: &NewProduct) -> Result<Product, WebErro
         price_cents: new.price_cents,
         image_path: String::new(),
     };
-    app.act(async { on_db!(&app.db, |pool| product.save(pool).await) })
-        .await?;
+    as_web(async { on_db!(&app.db, |pool| product.save(pool).await) }).await?;
     Ok(product)
 }
 
@@ -546,8 +588,8 @@ async fn create_order(
 /// Places an order, as `POST /orders` does, in one transaction: reads the customer (for the
 /// email) and the product (for the price), saves the order, whose `post_save` receivers take
 /// the units from stock (refusing when there are too few: [`OutOfStock`]), open its invoice
-/// and audit it in the same transaction, and commits; the confirmation email goes after the
-/// COMMIT. A refusal or a failure rolls everything back, and so does dropping the future
+/// and audit it in the same transaction, and enqueue its confirmation email and sales count,
+/// and commits; the shop's worker sends the email after the COMMIT. A refusal or a failure rolls everything back, and so does dropping the future
 /// before the COMMIT (a client that hung up): the transaction goes with it.
 ///
 /// # Errors
@@ -560,7 +602,7 @@ pub async fn place_order(app: &App, new: &NewOrder) -> Result<Order, WebError> {
             "an order needs a quantity of at least 1".to_owned(),
         ));
     }
-    app.act(async {
+    as_web(async {
         on_db!(&app.db, |pool| {
             let mut tx = Tx::begin(pool).await?;
             let customer =

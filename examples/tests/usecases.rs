@@ -1,5 +1,6 @@
 //! Every use case and the shop, run as the example programs run them, with their effects
-//! checked: `.eml` files and their recipients, the image file gone, rows in the database.
+//! checked: `.eml` files and their recipients (written by the shop's durable worker, once the
+//! jobs ran), the image file gone, rows in the database, the jobs enqueued and run.
 
 use examples::db::ShopDb;
 use examples::models::{Customer, Invoice, Order, Profile};
@@ -8,7 +9,8 @@ use examples::run::Run;
 use examples::trace::Trace;
 use examples::usecases::{
     audit_log, capitalize_name, create_profile, custom_signal, delete_customer, introspection,
-    login_logout, order_creation, product_image_cleanup, register, tag_counts, welcome_email,
+    login_logout, order_creation, product_cache, product_image_cleanup, register, tag_counts,
+    welcome_email,
 };
 use signals_orm::{ModelExt as _, OrmError};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -65,31 +67,52 @@ async fn count(run: &Run, table: &str) -> i64 {
 #[tokio::test]
 async fn welcome_email_writes_eml_files_to_the_new_customers() {
     let (run, _dir, _trace) = sqlite_run().await;
-    let customers = run
-        .act("signup-form", welcome_email::run(&run))
+    let (customers, jobs) = run
+        .with_worker(run.act("signup-form", welcome_email::run(&run)))
         .await
         .unwrap();
-    assert_eq!(customers.len(), 2);
+    assert_eq!(customers.unwrap().len(), 2);
+    assert_eq!(
+        (jobs.enqueued, jobs.mail, jobs.done, jobs.retried),
+        (2, 2, 2, 0),
+        "one welcome job per registration, each run once"
+    );
     assert_eq!(
         run.emails().unwrap(),
         ["ada@example.com", "grace@example.com"]
     );
-    let eml = std::fs::read_dir(&run.outbox)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let text = std::fs::read_to_string(eml).unwrap();
-    assert!(
-        text.contains("Subject: Welcome to the Signals Shop"),
-        "{text}"
-    );
+    // One file per event, named after the job's event id, which is its Message-ID too.
+    let done = on_db!(&run.db, |pool| signals_orm::durable::jobs(
+        pool,
+        &signals_orm::durable::JobFilter::new().queue(examples::jobs::MAIL_QUEUE)
+    )
+    .await)
+    .unwrap();
+    assert_eq!(done.len(), 2);
+    for job in &done {
+        let text = std::fs::read_to_string(run.outbox.join(format!("{}.eml", job.id))).unwrap();
+        assert!(
+            text.contains("Subject: Welcome to the Signals Shop"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("Message-ID: <{}@signals-shop.example>", job.id)),
+            "{text}"
+        );
+    }
+    // Enqueued in the registration's transaction (an immediate receiver), not after COMMIT.
     assert!(
         run.trace
             .lines()
             .iter()
-            .any(|l| l == "after COMMIT  post_save -> welcome_email::send_welcome_email")
+            .any(|l| l == "post_save[models::Customer] -> welcome_email::send_welcome_email")
+    );
+    let durable = signals_orm::durable::receivers().to_string();
+    assert!(
+        durable
+            .lines()
+            .any(|l| l.contains("welcome_email::send_welcome_email") && l.contains("shop-mail")),
+        "{durable}"
     );
     assert_eq!(
         others(&run, "welcome_email"),
@@ -140,7 +163,12 @@ async fn product_image_cleanup_removes_the_file_only_after_commit() {
     );
     assert_eq!(
         others(&run, "product_image_cleanup"),
-        ["audit_log::audit_delete", "audit_log::audit_save"],
+        [
+            "audit_log::audit_delete",
+            "audit_log::audit_save",
+            "product_cache::invalidate_deleted_product",
+            "product_cache::invalidate_saved_product"
+        ],
         "what the program's doc comment names"
     );
 }
@@ -148,10 +176,16 @@ async fn product_image_cleanup_removes_the_file_only_after_commit() {
 #[tokio::test]
 async fn create_profile_is_atomic_with_the_customer() {
     let (run, _dir, _trace) = sqlite_run().await;
-    let (customer, refused) = run
-        .act("signup-form", create_profile::run(&run))
+    let (registered, jobs) = run
+        .with_worker(run.act("signup-form", create_profile::run(&run)))
         .await
         .unwrap();
+    let (customer, refused) = registered.unwrap();
+    assert_eq!(
+        (jobs.enqueued, jobs.done),
+        (1, 1),
+        "the refused registration's job was rolled back with it"
+    );
     assert!(
         format!("{refused:#}").contains("blocked.example"),
         "{refused:#}"
@@ -192,10 +226,31 @@ async fn create_profile_is_atomic_with_the_customer() {
 #[tokio::test]
 async fn an_order_takes_stock_and_a_refused_one_changes_nothing() {
     let (run, _dir, _trace) = sqlite_run().await;
-    let orders = run.act("alan", order_creation::run(&run)).await.unwrap();
+    let (orders, jobs) = run
+        .with_worker(run.act("alan", order_creation::run(&run)))
+        .await
+        .unwrap();
+    let orders = orders.unwrap();
     assert_eq!(
         (orders.stock_after_order, orders.stock_after_refusal),
         (0, 0)
+    );
+    // The welcome, the confirmation and the sales count; none for the refused order. The
+    // confirmation was greylisted once, then delivered.
+    assert_eq!(
+        (
+            jobs.enqueued,
+            jobs.mail,
+            jobs.analytics,
+            jobs.done,
+            jobs.retried,
+            jobs.dead
+        ),
+        (3, 2, 1, 3, 1, 0)
+    );
+    assert_eq!(
+        product_cache::sales(&run.db).await.unwrap(),
+        [("Chair".to_owned(), 2, 1)]
     );
     assert!(
         format!("{:#}", orders.refused).contains("out of stock"),
@@ -246,6 +301,9 @@ async fn an_order_takes_stock_and_a_refused_one_changes_nothing() {
             "capitalize_name::normalise_customer",
             "create_profile::create_profile",
             "delete_customer::keep_invoice",
+            "product_cache::count_sale",
+            "product_cache::invalidate_ordered_product",
+            "product_cache::invalidate_saved_product",
             "welcome_email::send_welcome_email"
         ],
         "what the program's doc comment names"
@@ -364,7 +422,9 @@ async fn a_customers_delete_is_protected_by_an_unpaid_order_then_cascades() {
             "pre_delete[models::Order] -> delete_customer::return_to_stock",
             "post_delete[models::Profile] -> audit_log::audit_delete",
             "post_delete[models::Order] -> audit_log::audit_delete",
+            "post_delete[models::Order] -> product_cache::invalidate_returned_product (queued until COMMIT)",
             "post_delete[models::Customer] -> audit_log::audit_delete",
+            "after COMMIT  post_delete -> product_cache::invalidate_returned_product",
         ]
     );
     assert_eq!(
@@ -377,6 +437,10 @@ async fn a_customers_delete_is_protected_by_an_unpaid_order_then_cascades() {
             "custom_signal::mark_order_paid",
             "order_creation::send_order_confirmation",
             "order_creation::take_from_stock",
+            "product_cache::count_sale",
+            "product_cache::invalidate_ordered_product",
+            "product_cache::invalidate_returned_product",
+            "product_cache::invalidate_saved_product",
             "welcome_email::send_welcome_email"
         ],
         "what the program's doc comment names"
@@ -426,10 +490,12 @@ async fn tag_counts_follow_every_m2m_change() {
 async fn the_capitalize_name_program_runs_only_the_pre_save() {
     let (run, _dir, _trace) = sqlite_run().await;
     let muted = capitalize_name::mute_others();
-    let stored = run
-        .act("signup-form", muted.scope(capitalize_name::run(&run)))
+    let (stored, jobs) = run
+        .with_worker(run.act("signup-form", muted.scope(capitalize_name::run(&run))))
         .await
         .unwrap();
+    let stored = stored.unwrap();
+    assert_eq!(jobs.enqueued, 0, "the muted post_save enqueued no welcome");
     assert_eq!(stored.name, "Edsger Wybe Dijkstra");
     assert_eq!(run.others("capitalize_name"), Vec::<String>::new());
     assert_eq!(
@@ -452,11 +518,13 @@ async fn the_custom_signal_program_runs_only_the_payment_receivers() {
         .scope(custom_signal::unpaid_order(&run))
         .await
         .unwrap();
-    let (receipts, paid) = run
-        .act("gateway", muted.scope(custom_signal::run(&run, &order)))
+    let (paid, jobs) = run
+        .with_worker(run.act("gateway", muted.scope(custom_signal::run(&run, &order))))
         .await
         .unwrap();
+    let (receipts, paid) = paid.unwrap();
     assert_eq!((receipts, paid), (1, true));
+    assert_eq!(jobs.enqueued, 0, "no durable receiver heard a muted save");
     let mut own = run.trace.receivers();
     own.sort();
     assert_eq!(own.len(), 2, "{own:?}");
@@ -530,7 +598,7 @@ fn introspection_lists_every_receiver_of_the_shop() {
         .iter()
         .filter(|r| r.module_path.starts_with("examples::usecases::"))
         .collect();
-    assert_eq!(shop.len(), 14, "{table}");
+    assert_eq!(shop.len(), 19, "{table}");
     let text = table.to_string();
     for name in [
         "capitalize_name::normalise_customer",
@@ -540,9 +608,59 @@ fn introspection_lists_every_receiver_of_the_shop() {
     ] {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
+    // A durable receiver is listed as `immediate`: what runs in the write is its enqueue.
     assert!(text.lines().any(|l| l.contains("send_welcome_email")
-        && l.contains("on_commit")
+        && l.contains("immediate")
         && l.contains("welcome_email.rs:")));
+    assert!(text.lines().any(|l| l.contains("invalidate_saved_product")
+        && l.contains("on_commit")
+        && l.contains("product_cache.rs:")));
+}
+
+/// What the shop's durable jobs did: every job ran before the summary, the emails are there,
+/// the sales counted once.
+fn check_jobs_emails_sales(summary: &examples::shop::Summary) {
+    // Every job ran before the summary: a welcome per registration (10 with the updates, whose
+    // jobs do nothing), a confirmation and a sales count per order save (5 each: 3 new orders,
+    // 2 updates), the 3 new orders' confirmations greylisted once each.
+    let jobs = summary.jobs;
+    assert_eq!(
+        (
+            jobs.enqueued,
+            jobs.mail,
+            jobs.analytics,
+            jobs.done,
+            jobs.retried,
+            jobs.dead,
+            jobs.waiting
+        ),
+        (20, 15, 5, 20, 3, 0, 0)
+    );
+    assert_eq!(
+        summary.emails,
+        [
+            "ada@example.com",
+            "alan@example.com",
+            "alan@example.com",
+            "barbara@example.com",
+            "ewd@example.com",
+            "grace@example.com",
+            "liskov@example.com",
+            "liskov@example.com",
+            "liskov@example.com",
+            "nw@example.com"
+        ],
+        "seven welcomes (none for the refused registration), three confirmations"
+    );
+    assert_eq!(
+        summary.sales,
+        [("Chair".to_owned(), 2, 1), ("Lamp".to_owned(), 3, 2)],
+        "counted once per order, the refused order not at all"
+    );
+    // The cache's five reads; how many hit depends on the other tests of this process, whose
+    // product writes invalidate the same keys (every cache hears every write).
+    assert_eq!(summary.cache.hits + summary.cache.misses, 5);
+    assert!(summary.cache.misses >= 3, "{:?}", summary.cache);
 }
 
 async fn check_shop(run: &Run) {
@@ -556,30 +674,45 @@ async fn check_shop(run: &Run) {
     assert_eq!(
         rows,
         [
-            "customers=5",
-            "profiles=5",
-            "products=1",
-            "orders=0",
-            "invoices=0",
-            "audit_log=33",
+            "customers=6",
+            "profiles=6",
+            "products=2",
+            "orders=2",
+            "invoices=2",
+            "audit_log=41",
             "posts=2",
             "tags=3",
             "post_tags=2",
-            "shipping_methods=2"
+            "shipping_methods=2",
+            "product_sales=2",
+            "sales_events=3"
         ]
     );
-    assert_eq!(summary.emails.len(), 7);
+    check_jobs_emails_sales(&summary);
     assert_eq!(summary.files_removed, 1);
+    let text = summary.to_string();
+    assert_eq!(
+        text.lines().count(),
+        13,
+        "CI shows the last 14 lines:\n{text}"
+    );
+    assert!(
+        text.contains("jobs run: 20 done, 0 waiting") && text.contains("jobs failed: 0 dead"),
+        "{text}"
+    );
     let trace = run.trace.lines();
     let placed = trace
         .iter()
         .position(|l| l.ends_with("order_creation::take_from_stock"))
         .unwrap();
-    let confirmed = trace
+    let enqueued = trace
         .iter()
-        .position(|l| l == "after COMMIT  post_save -> order_creation::send_order_confirmation")
+        .position(|l| l == "post_save[models::Order] -> order_creation::send_order_confirmation")
         .unwrap();
-    assert!(placed < confirmed, "the confirmation goes after COMMIT");
+    assert!(
+        placed < enqueued,
+        "the confirmation is enqueued in the order's transaction, after the stock is taken"
+    );
     assert!(
         trace
             .iter()
@@ -606,12 +739,14 @@ async fn check_shop(run: &Run) {
         .unwrap();
     assert!(refused < paid && paid < cascade, "{trace:#?}");
     assert_eq!(
-        trace[cascade..cascade + 5],
+        trace[cascade..cascade + 7],
         [
             "pre_delete[models::Order] -> delete_customer::return_to_stock",
             "post_delete[models::Profile] -> audit_log::audit_delete",
             "post_delete[models::Order] -> audit_log::audit_delete",
+            "post_delete[models::Order] -> product_cache::invalidate_returned_product (queued until COMMIT)",
             "post_delete[models::Customer] -> audit_log::audit_delete",
+            "after COMMIT  post_delete -> product_cache::invalidate_returned_product",
             "   deleted 3 rows: Profile 1, Order 1, Customer 1; Chair in stock again: 2",
         ]
     );

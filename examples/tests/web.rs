@@ -374,7 +374,10 @@ async fn register_order_and_list(backend: Backend) {
     assert_eq!(index[0]["products"][0]["stock"], 2);
     assert_eq!(index[0]["customers"].as_array().unwrap().len(), 2);
 
-    // The rest of the receivers: emails after COMMIT, invoices, the audit log as `web`.
+    // The rest of the receivers: emails written by the shop's worker once their jobs ran,
+    // invoices, the audit log as `web`.
+    let jobs = shop.server.jobs_done().await.unwrap();
+    assert_eq!((jobs.dead, jobs.waiting), (0, 0), "{jobs:?}");
     let mut emails = shop.run.emails().unwrap();
     emails.dedup();
     assert_eq!(emails, [shop.email("ada"), shop.email("grace")]);
@@ -450,6 +453,7 @@ async fn a_refused_order_is_a_4xx_and_changes_nothing(backend: Backend) {
     let alan = shop.register("alan turing", "alan").await;
     let desk = shop.add_product("Desk", 1, 25_000).await;
     let audit_rows = shop.count("SELECT COUNT(*) FROM audit_log").await;
+    shop.server.jobs_done().await.unwrap();
     let emails = shop.run.emails().unwrap();
 
     let response = shop.order(id(&alan), desk, 2).await;
@@ -491,6 +495,8 @@ async fn a_refused_order_is_a_4xx_and_changes_nothing(backend: Backend) {
         audit_rows,
         "nothing audited"
     );
+    // Once the queue drained: still no confirmation (no job was enqueued for a refusal).
+    shop.server.jobs_done().await.unwrap();
     assert_eq!(shop.run.emails().unwrap(), emails, "no confirmation");
     // The stock is still there for an order that fits.
     assert_eq!(
@@ -625,6 +631,7 @@ async fn a_client_gone_mid_order_leaves_no_half_written_order(backend: Backend) 
     let linus = shop.register("linus", "linus").await;
     let chair = shop.add_product("Chair", 3, 12_000).await;
     let audit_rows = shop.count("SELECT COUNT(*) FROM audit_log").await;
+    shop.server.jobs_done().await.unwrap();
     let emails = shop.run.emails().unwrap();
 
     let stall = Arc::new(Stall::default());
@@ -690,6 +697,7 @@ async fn a_client_gone_mid_order_leaves_no_half_written_order(backend: Backend) 
         shop.count("SELECT COUNT(*) FROM audit_log").await,
         audit_rows + 2
     );
+    shop.server.jobs_done().await.unwrap();
     let mut after = shop.run.emails().unwrap();
     assert_eq!(
         after.len(),

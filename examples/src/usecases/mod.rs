@@ -1,4 +1,4 @@
-//! The eleven use cases, one module each, holding everything that use case is made of: its
+//! The twelve use cases, one module each, holding everything that use case is made of: its
 //! receivers, its custom signals if any, and `run`, the function that drives it (which its
 //! program in `examples/`, the shop and the tests call).
 //!
@@ -16,6 +16,7 @@ pub mod delete_customer;
 pub mod introspection;
 pub mod login_logout;
 pub mod order_creation;
+pub mod product_cache;
 pub mod product_image_cleanup;
 pub mod tag_counts;
 pub mod welcome_email;

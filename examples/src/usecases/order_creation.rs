@@ -1,10 +1,16 @@
 //! Use case 5: saving an order takes its units from stock in the same transaction (failing if
-//! there are too few, which undoes the order), and the confirmation email goes out only after
-//! COMMIT.
+//! there are too few, which undoes the order), and enqueues the confirmation email in that
+//! transaction too: a durable receiver, whose job the shop's worker ([`crate::jobs`]) runs after
+//! the COMMIT. The mail relay greylists: it refuses each confirmation's first attempt ("451 try
+//! again later"), and the job is delivered on its second attempt, 1 s later.
 
-use signals_orm::{AnyTx, BoxError, Committed, ModelExt as _, OrmError, PostSave, receiver};
+use std::time::Duration;
+
+use signals_orm::durable::{Backoff, Job};
+use signals_orm::{AnyTx, BoxError, ModelExt as _, OrmError, PostSave, receiver};
 
 use crate::db::{self, ShopDb};
+use crate::jobs::{self, MAIL_QUEUE};
 use crate::mail::{self, MailError};
 use crate::models::{Order, Product, euros};
 use crate::run::Run;
@@ -43,12 +49,24 @@ async fn take_from_stock(ev: PostSave<'_, Order>, mut tx: AnyTx<'_>) -> Result<(
     Ok(())
 }
 
-#[receiver(post_save, sender = Order, on_commit)]
-async fn send_order_confirmation(ev: Committed<Order>) -> Result<(), MailError> {
-    if !ev.created {
+/// Idempotent by event id, as the welcome email is: [`mail::send_once`] names the `.eml` file
+/// (and the SMTP `Message-ID`) after `job.event_id`, the same on every attempt, so a job run
+/// twice (a crash between the mail and the job's acknowledgement) still leaves one mail.
+#[receiver(
+    post_save, sender = Order, durable, queue = MAIL_QUEUE, max_attempts = 5,
+    backoff = Backoff::Fixed(Duration::from_secs(1))
+)]
+async fn send_order_confirmation(job: Job<Order>) -> Result<(), BoxError> {
+    if !job.created {
         return Ok(());
     }
-    let order = ev.instance;
+    // The relay greylists: a first attempt is refused, a retry goes through (what the durable
+    // job's retries are for; the shop's summary counts the retried attempts).
+    if job.attempt == 1 {
+        return Err(MailError::Greylisted(job.attempt).into());
+    }
+    let outbox = jobs::services()?.outbox;
+    let order = &job.instance;
     let body = format!(
         "Order {} confirmed: {} unit(s) of product {}, {} EUR.\n",
         order.id.unwrap_or_default(),
@@ -56,7 +74,15 @@ async fn send_order_confirmation(ev: Committed<Order>) -> Result<(), MailError> 
         order.product_id,
         euros(order.total_cents)
     );
-    mail::send(&order.email, "Your order is confirmed", body).await
+    mail::send_once(
+        &outbox,
+        &job.event_id,
+        &order.email,
+        "Your order is confirmed",
+        body,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The outcome of the order use case.
