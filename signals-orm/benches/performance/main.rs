@@ -2,11 +2,14 @@
 //! running the same SQL in the same transaction shape (SQLite in memory, SQLite WAL file,
 //! PostgreSQL when `DATABASE_URL` is set), and Django running the same workloads on the same
 //! backends, printed as one table followed by the targets met or missed, and written as JSON.
+//! Workloads 9 and 10 measure durable receivers (a save with one against the same save with an
+//! `on_commit` receiver; workers draining a backlog, PostgreSQL only), workload 11 a fetch with
+//! and without a `post_init` receiver against raw sqlx (see `workloads`).
 //!
 //! ```sh
-//! cargo bench -p signals-orm --features postgres --bench performance
+//! cargo bench -p signals-orm --all-features --bench performance
 //! # then, to put that run's table into docs/performance.md (between its results markers):
-//! SIGNALS_BENCH_DOCS=1 cargo bench -p signals-orm --features postgres --bench performance
+//! SIGNALS_BENCH_DOCS=1 cargo bench -p signals-orm --all-features --bench performance
 //! ```
 //!
 //! Environment:
@@ -15,10 +18,12 @@
 //!   numbers); `SIGNALS_BENCH_REPS=N` sets the repetitions (default 5, and 3 for workload 3;
 //!   medians are reported); `SIGNALS_BENCH_SAVES` (also the rows of each set-based write of
 //!   workload 7), `SIGNALS_BENCH_POSTS` and `SIGNALS_BENCH_PARENTS` (workload 8's parents,
-//!   1,000, each with 10 children) set the counts. Workload 7's peak-heap delete removes
+//!   1,000, each with 10 children) set the counts (workload 10's backlog is a quarter of the
+//!   saves; workload 11 fetches the saves' count of rows `FETCH_REPEATS` times). Workload 7's peak-heap delete removes
 //!   1,000,000 rows (100,000 in QUICK mode, none in the smoke test).
 //! - `SIGNALS_BENCH_ONLY=text` runs only the database workloads whose `backend: workload`
-//!   contains `text` (no dispatch, and no Django unless `SIGNALS_BENCH_DJANGO=1`: then Django
+//!   contains `text`, or one of its `|`-separated parts (`SIGNALS_BENCH_ONLY='9. |10. |11. '`:
+//!   workloads 9 to 11) (no dispatch, and no Django unless `SIGNALS_BENCH_DJANGO=1`: then Django
 //!   runs the same workloads on the same backends), `SIGNALS_BENCH_ONLY=dispatch` only
 //!   workload 1; `SIGNALS_BENCH_DJANGO=0` skips Django;
 //!   `SIGNALS_BENCH_PIN=0` leaves the process unpinned (see `pin`).

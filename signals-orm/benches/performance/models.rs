@@ -15,16 +15,26 @@
 //! no-op `post_delete`: the filtered `delete` row with a receiver) and `PreDeleteUser` (one no-op
 //! `pre_delete`: the peak heap of a large filtered delete).
 //!
+//! Workload 9 (a save with a durable receiver against the same save with an `on_commit` one)
+//! has `OnCommitUser` (one no-op `on_commit` `post_save`) and `DurableUser` (one `durable`
+//! `post_save` on [`DURABLE_QUEUE`], whose jobs workload 10's workers run: it records each
+//! event id it gets). Workload 11 (fetches) has `InitUser` (one no-op `post_init`) next to
+//! `PlainUser`, which nothing listens to.
+//!
 //! Workload 8 (cascading delete) has `Parent` (no receiver) and `Child`, whose foreign key to
 //! `Parent` cascades and whose `post_delete` has one no-op receiver: the only relation of the
 //! binary, so no other workload's delete goes through the collector.
 
+use std::collections::HashSet;
 use std::hint::black_box;
+use std::sync::Mutex;
 
+use signals_orm::durable::Job;
 use signals_orm::m2m::M2mChanged;
 use signals_orm::query::Column;
 use signals_orm::{
-    AnyTx, BoxError, Model, ModelExt, PostDelete, PostSave, PreDelete, PreSave, receiver,
+    AnyTx, BoxError, Committed, Model, ModelExt, PostDelete, PostInit, PostSave, PreDelete,
+    PreSave, receiver,
 };
 
 /// A user with no save receivers; its `post_delete` has a no-op receiver (workloads 4 and 7).
@@ -79,6 +89,67 @@ pub struct PreDeleteUser {
     #[model(primary_key)]
     pub id: Option<i64>,
     pub name: String,
+}
+
+/// A user whose `post_save` has one no-op `on_commit` receiver (workload 9's baseline).
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "users")]
+pub struct OnCommitUser {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+/// A user whose `post_save` has one durable receiver (workloads 9 and 10).
+#[derive(Model, sqlx::FromRow, Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[model(table = "users")]
+pub struct DurableUser {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+/// A user whose `post_init` has one no-op receiver (workload 11).
+#[derive(Model, sqlx::FromRow, Clone, Debug)]
+#[model(table = "users")]
+pub struct InitUser {
+    #[model(primary_key)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+/// The queue of `durable_noop`'s jobs (the attribute's `queue`, which takes a literal).
+pub const DURABLE_QUEUE: &str = "signals-bench";
+
+/// The event ids `durable_noop` ran, and how many ran again (at least once: a run cut by a
+/// stopping worker runs again).
+#[derive(Debug, Default)]
+pub struct DurableRuns {
+    /// Each event id run.
+    pub events: HashSet<String>,
+    /// Runs of an event id that had run already.
+    pub again: usize,
+}
+
+/// What `durable_noop` ran since the last `take`.
+pub static DURABLE_RUNS: Mutex<Option<DurableRuns>> = Mutex::new(None);
+
+/// `DURABLE_RUNS`, emptied.
+pub fn take_durable_runs() -> DurableRuns {
+    DURABLE_RUNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+        .unwrap_or_default()
+}
+
+/// How many jobs `durable_noop` ran since the last `take`.
+pub fn durable_runs() -> usize {
+    DURABLE_RUNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .map_or(0, |runs| runs.events.len())
 }
 
 /// One profile per user, created by `create_profile`.
@@ -174,7 +245,10 @@ new_user!(
     ProfiledUser,
     CapitalizedUser,
     PlainUser,
-    PreDeleteUser
+    PreDeleteUser,
+    OnCommitUser,
+    DurableUser,
+    InitUser
 );
 
 /// Python's `str.capitalize` (what the Django receiver calls): first character upper case,
@@ -235,4 +309,33 @@ fn noop_pre_delete(ev: PreDelete<'_, PreDeleteUser>) {
 #[receiver(m2m_changed, sender = PostTags)]
 fn noop_m2m_changed(ev: M2mChanged<'_, PostTags>) {
     black_box(ev.action);
+}
+
+#[receiver(post_save, sender = OnCommitUser, on_commit)]
+async fn noop_on_commit(ev: Committed<OnCommitUser>) {
+    black_box(ev.created);
+}
+
+/// Enqueued by each save of a `DurableUser` (workload 9); run by workload 10's workers, where
+/// it records the event id.
+#[receiver(
+    post_save,
+    sender = DurableUser,
+    durable,
+    queue = "signals-bench",
+    name = "signals_bench::durable_noop"
+)]
+fn durable_noop(job: Job<DurableUser>) {
+    let mut runs = DURABLE_RUNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let runs = runs.get_or_insert_with(DurableRuns::default);
+    if !runs.events.insert(job.event_id) {
+        runs.again += 1;
+    }
+}
+
+#[receiver(post_init, sender = InitUser)]
+fn noop_post_init(ev: PostInit<'_, InitUser>) {
+    black_box(ev.instance.id);
 }

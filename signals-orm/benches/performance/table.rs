@@ -38,6 +38,12 @@ const MIN_CASCADE_RATIO: f64 = 0.8;
 const MIN_CASCADE_OVER_DJANGO_SQLITE: f64 = 10.0;
 /// The same, on PostgreSQL.
 const MIN_CASCADE_OVER_DJANGO_POSTGRES: f64 = 3.0;
+/// Workload 9: the lowest throughput ratio of a save with one durable receiver to the same save
+/// with one `on_commit` receiver (issue 17).
+const MIN_DURABLE_RATIO: f64 = 0.8;
+/// Workload 11: the most a fetch with no `post_init` receiver may take per row over raw sqlx's
+/// (issue 15: nothing, within the noise of a run).
+const MAX_UNHEARD_FETCH_RATIO: f64 = 1.05;
 
 /// The version of the JSON layout below; raised when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -275,6 +281,8 @@ impl Measured<'_> {
             targets.extend(orm_targets(self.config, self.orm));
             targets.extend(set_based_targets(self.config, self.orm, self.django));
             targets.extend(cascade_targets(self.config, self.orm, self.django));
+            targets.extend(durable_targets(self.config, self.orm));
+            targets.extend(fetch_targets(self.config, self.orm));
             targets
         };
         (rows, notes, targets)
@@ -394,18 +402,27 @@ fn split_label(label: &str) -> (u32, String) {
 
 fn orm_row(config: &Config, row: &Row, django: &Django) -> ReportRow {
     let ops = row.case.ops(config);
-    let ours = finite(rate(ops, row.ours.median_secs()));
-    let raw = finite(rate(ops, row.raw.median_secs()));
+    // Workload 11 is a time per row; the others are rates.
+    let per_row = row.case.unit() == "ns/row";
+    let value = |secs: f64| {
+        if per_row {
+            finite(secs * 1e9 / rate(ops, 1.0))
+        } else {
+            finite(rate(ops, secs))
+        }
+    };
+    let ours = value(row.ours.median_secs());
+    let raw = value(row.raw.median_secs());
     let django_runs = django.runs(row.backend, row.case).unwrap_or_default();
     let django_rate = django
         .median_secs(row.backend, row.case)
         .and_then(|secs| finite(rate(ops, secs)));
     let (section, workload) = split_label(&row.case.label(config));
-    let mut out = empty_row(section, &workload, row.case.unit(), true);
+    let mut out = empty_row(section, &workload, row.case.unit(), !per_row);
     out.backend = Some(row.backend.to_owned());
     out.ours = ours;
     out.baseline = raw;
-    out.baseline_kind = Some("raw sqlx".to_owned());
+    out.baseline_kind = Some(row.case.baseline_kind().to_owned());
     out.django = django_rate;
     out.ours_over_baseline = ours.zip(raw).and_then(|(o, r)| finite(o / r));
     out.ours_over_django = ours.zip(django_rate).and_then(|(o, d)| finite(o / d));
@@ -803,6 +820,82 @@ fn cascade_targets(config: &Config, orm: &OrmResults, django: &Django) -> Vec<Ve
     out
 }
 
+/// Workload 9's target: a save with one durable receiver against the same save with one
+/// `on_commit` receiver.
+fn durable_targets(config: &Config, orm: &OrmResults) -> Vec<Verdict> {
+    let ratios: Vec<(f64, &Row)> = orm
+        .rows
+        .iter()
+        .filter(|row| matches!(row.case, Case::Durable(_)))
+        .map(|row| (row.raw.median_secs() / row.ours.median_secs(), row))
+        .collect();
+    if ratios.is_empty() {
+        return Vec::new();
+    }
+    let below: Vec<(f64, &Row)> = ratios
+        .iter()
+        .copied()
+        .filter(|(r, _)| *r < MIN_DURABLE_RATIO)
+        .collect();
+    vec![verdict(
+        below.is_empty(),
+        format!(
+            "workload 9: a save with one durable receiver reaches at least {MIN_DURABLE_RATIO} of \
+             the same save's throughput with one on_commit receiver (one statement more, \
+             apalis's job INSERT in the save's transaction, checked by the smoke test): lowest \
+             ratio {}{}.",
+            lowest(&ratios),
+            if below.is_empty() {
+                String::new()
+            } else {
+                format!("; below: {}", listed(config, &below))
+            }
+        ),
+    )]
+}
+
+/// Workload 11's target: a fetch nobody's `post_init` hears costs no more per row than raw
+/// sqlx's, within the run's noise.
+fn fetch_targets(config: &Config, orm: &OrmResults) -> Vec<Verdict> {
+    let per_row = |secs: f64| secs * 1e9 / rate(Case::Fetch(false).ops(config), 1.0);
+    let rows: Vec<&Row> = orm
+        .rows
+        .iter()
+        .filter(|row| row.case == Case::Fetch(false))
+        .collect();
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let ratios: Vec<(f64, &Row)> = rows
+        .iter()
+        .map(|&row| (row.ours.median_secs() / row.raw.median_secs(), row))
+        .collect();
+    let worst = ratios.iter().map(|(r, _)| *r).fold(0.0, f64::max);
+    let each: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let (ours, raw) = (
+                per_row(row.ours.median_secs()),
+                per_row(row.raw.median_secs()),
+            );
+            format!(
+                "{} {ours:.1} against {raw:.1} ns/row ({:+.1})",
+                backend_name(row.backend),
+                ours - raw
+            )
+        })
+        .collect();
+    vec![verdict(
+        worst <= MAX_UNHEARD_FETCH_RATIO,
+        format!(
+            "workload 11: `post_init` costs nothing unheard: a fetch with no post_init receiver \
+             takes at most {MAX_UNHEARD_FETCH_RATIO} times raw sqlx's time per row: highest \
+             ratio {worst:.2}; {}.",
+            each.join(", ")
+        ),
+    )]
+}
+
 // ---- Markdown, from the report alone ---------------------------------------------------------
 
 fn ns(value: f64) -> String {
@@ -863,7 +956,17 @@ fn cell(row: &ReportRow, value: Option<f64>, side: Cell) -> String {
             ),
             (None, None) => format!("{value:.0} B"),
         },
-        unit => format!("{} {unit}", thousands(value)),
+        "ns/row" => format!("{value:.1} ns/row"),
+        unit => {
+            let mut text = format!("{} {unit}", thousands(value));
+            // Workloads 9 and 10 compare with the ORM in another configuration.
+            if side == Cell::Baseline
+                && let Some(kind) = row.baseline_kind.as_deref().filter(|k| *k != "raw sqlx")
+            {
+                let _ = write!(text, " ({kind})");
+            }
+            text
+        }
     }
 }
 
@@ -937,8 +1040,15 @@ const LEGEND: &str = "\
     `DELETE` of the children by a subquery on the parents' condition `RETURNING` them, decoded \
     into a `FromRow` struct, and a `DELETE` of the parents, and Django = `QuerySet.delete()` \
     of the parents (`on_delete=CASCADE`, a `post_delete` receiver on the child) inside \
-    `transaction.atomic()`; dispatch rows compare with calling the receiver functions \
-    directly; peak heap is the process's heap peak during the run, and in parentheses how far \
+    `transaction.atomic()`; workload 9: ours = saves through the ORM heard by one durable \
+    `post_save` receiver (its job inserted by apalis's INSERT in the save's transaction), \
+    baseline = the same saves heard by one no-op `on_commit` receiver instead; workload 10 \
+    (PostgreSQL): jobs/s of 4 in-process workers (each its own pool, 4 jobs at a time) draining \
+    a backlog of a no-op durable receiver's jobs, baseline = 1 worker, the ratio their \
+    speed-up; workload 11: ns per row of `objects().all` (nobody listening to `post_init`, or \
+    one no-op receiver) against raw sqlx streaming the same SELECT and decoding each row into \
+    the same struct with its `FromRow`; \
+    dispatch rows compare with calling the receiver functions directly; peak heap is the process's heap peak during the run, and in parentheses how far \
     it rose above the heap at the run's start. ours/raw and ours/Django divide the cells as \
     shown: for rates higher is better, for ns and KiB lower is better.";
 

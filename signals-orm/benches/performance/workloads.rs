@@ -25,6 +25,22 @@
 //! (SELECT "id" FROM "parents" WHERE ..) RETURNING ..` decoded into `Child`, then `DELETE FROM
 //! "parents" WHERE ..`. The ORM runs three statements for it (the parents' keys, the children by
 //! those keys, the parents by those keys), which the smoke test checks too.
+//!
+//! Workload 9 (durable receivers, issue 17) compares a save heard by one `durable` `post_save`
+//! receiver (`DurableUser`: its job inserted in the save's transaction) with the same save
+//! heard by one no-op `on_commit` receiver (`OnCommitUser`), both through the ORM, each save
+//! given the pool (its own transaction) and all saves in one transaction. The smoke test checks
+//! that the durable side runs exactly one statement more per save, apalis's job INSERT, inside
+//! the save's transaction. Workload 10 (PostgreSQL only) drains a backlog of jobs enqueued by
+//! such saves with 4 in-process workers against 1 (each its own pool and apalis worker, the
+//! default 4 jobs at a time), timed from their start until the receiver has run every job.
+//!
+//! Workload 11 (issue 15: `post_init` must cost nothing unheard) fetches every row of `users`
+//! through `Model::objects().all`, as a model nothing listens to (`PlainUser`) and as one with
+//! a no-op `post_init` receiver (`InitUser`), against raw sqlx streaming the same SELECT
+//! (checked by the smoke test) and decoding each row into the same struct with its `FromRow`,
+//! as the ORM reads rows; in ns per row. (sqlx's `query_as(..).fetch_all` was slower than both
+//! here, which would have credited the ORM with a negative cost.)
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
@@ -32,16 +48,19 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use peak_alloc::PeakAlloc;
+use signals_orm::durable::{self, DurableBackend};
 use signals_orm::m2m::Through;
 use signals_orm::{Backend, Model, ModelExt, OrmError, Persist, Tx};
+use sqlx::pool::PoolOptions;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Executor as _, PgPool, Pool, Postgres, Row as _, Sqlite, SqlitePool};
 
 use crate::Config;
 use crate::models::{
-    CapitalizedUser, Child, NewUser, NoopUser, Parent, PlainUser, Post, PostTags, PreDeleteUser,
-    Profile, ProfiledUser, QuietPostTags, User, capitalize,
+    CapitalizedUser, Child, DURABLE_QUEUE, DurableUser, InitUser, NewUser, NoopUser, OnCommitUser,
+    Parent, PlainUser, Post, PostTags, PreDeleteUser, Profile, ProfiledUser, QuietPostTags, User,
+    capitalize, durable_runs, take_durable_runs,
 };
 
 /// The benchmark's tables (shared with Django).
@@ -52,6 +71,17 @@ const INSERT_USER: &str = r#"INSERT INTO "users" ("name") VALUES ($1) RETURNING 
 const INSERT_PROFILE: &str =
     r#"INSERT INTO "profiles" ("user_id", "bio") VALUES ($1, $2) RETURNING "id""#;
 const DELETE_USER: &str = r#"DELETE FROM "users" WHERE "id" = $1"#;
+/// Workload 11's SELECT: what `Model::objects().all` runs for a user model (checked by the smoke
+/// test against the ORM's).
+const SELECT_USERS: &str = r#"SELECT "id", "name" FROM "users""#;
+/// Workload 11: fetches of every row per timed run (a fetch of 20,000 rows in memory takes a
+/// few milliseconds).
+pub const FETCH_REPEATS: usize = 10;
+/// Workload 10: the workers of its measured side (its baseline runs one).
+pub const WORKERS: usize = 4;
+/// Workload 10: each worker's pool (apalis's LISTEN holds one connection, fetches and
+/// acknowledgements share the others).
+const WORKER_CONNECTIONS: u32 = 3;
 /// The value workload 7's filtered update assigns.
 const RENAMED: &str = "renamed";
 /// Workload 8's condition on the parents (`"name" LIKE ..`): every parent's name matches it.
@@ -222,6 +252,39 @@ pub enum Case {
     /// Workload 8: a filtered delete of every parent, given the pool, cascading to their
     /// children, whose `post_delete` has one no-op receiver.
     Cascade,
+    /// Workload 9: saves heard by one durable `post_save` receiver, against the same saves
+    /// heard by one no-op `on_commit` receiver.
+    Durable(Shape),
+    /// Workload 10 (PostgreSQL): a backlog of durable jobs drained by [`WORKERS`] workers,
+    /// against one.
+    Workers,
+    /// Workload 11: fetches of every row of `users`, with no `post_init` receiver (`false`) or
+    /// one no-op receiver, against raw sqlx.
+    Fetch(bool),
+}
+
+/// How workload 9's saves are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Each save given the pool: its own transaction (a save per request).
+    TxEach,
+    /// Every save in one transaction.
+    OneTx,
+}
+
+/// Workload 9's saves: all of them in one transaction; a tenth of them (2,000 in a full run)
+/// each in its own, whose COMMIT (an `fsync` on the WAL file, three round trips on
+/// PostgreSQL) makes each save as slow as workload 3's.
+pub fn durable_saves(config: &Config, shape: Shape) -> usize {
+    match shape {
+        Shape::TxEach => (config.saves / 10).max(1),
+        Shape::OneTx => config.saves,
+    }
+}
+
+/// Workload 10's backlog: a quarter of the saves (5,000 jobs in a full run).
+pub fn worker_jobs(config: &Config) -> usize {
+    (config.saves / 4).max(1)
 }
 
 /// Which `m2m_changed` receivers workload 5 runs with (one relation type each).
@@ -246,8 +309,31 @@ impl Case {
         for write in SetWrite::ALL {
             cases.extend([Case::SetBased(write, false), Case::SetBased(write, true)]);
         }
-        cases.push(Case::Cascade);
+        cases.extend([
+            Case::Cascade,
+            Case::Durable(Shape::TxEach),
+            Case::Durable(Shape::OneTx),
+            Case::Workers,
+            Case::Fetch(false),
+            Case::Fetch(true),
+        ]);
         cases
+    }
+
+    /// Whether it runs on the backend `key` (workload 10: PostgreSQL, the multi-machine
+    /// store).
+    pub fn runs_on(self, key: &str) -> bool {
+        self != Case::Workers || key == "postgres"
+    }
+
+    /// What its baseline is: raw sqlx, or (workloads 9 and 10) the ORM in another
+    /// configuration.
+    pub fn baseline_kind(self) -> &'static str {
+        match self {
+            Case::Durable(_) => "on_commit receiver",
+            Case::Workers => "1 worker",
+            _ => "raw sqlx",
+        }
     }
 
     /// The workload's number.
@@ -259,6 +345,9 @@ impl Case {
             Case::M2mAdd(_) => 5,
             Case::SetBased(..) => 7,
             Case::Cascade => 8,
+            Case::Durable(_) => 9,
+            Case::Workers => 10,
+            Case::Fetch(_) => 11,
         }
     }
 
@@ -317,6 +406,28 @@ impl Case {
                 count(config.parents),
                 config.children
             ),
+            Case::Durable(shape) => format!(
+                "9. {} saves, {}: durable post_save (vs no-op on_commit post_save)",
+                count(durable_saves(config, shape)),
+                match shape {
+                    Shape::TxEach => "tx each",
+                    Shape::OneTx => "1 tx",
+                }
+            ),
+            Case::Workers => format!(
+                "10. durable worker, {} jobs of a no-op receiver: {WORKERS} workers (vs 1), 4 at a \
+                 time each",
+                count(worker_jobs(config))
+            ),
+            Case::Fetch(heard) => format!(
+                "11. fetch {n} rows x {FETCH_REPEATS}, `objects().all`: {} (vs raw sqlx \
+                 fetch + FromRow)",
+                if heard {
+                    "no-op post_init"
+                } else {
+                    "no post_init receiver"
+                }
+            ),
         }
     }
 
@@ -324,7 +435,7 @@ impl Case {
     pub fn django_key(self) -> Option<String> {
         match self {
             Case::OneTx(r) => Some(format!("save-{}", r.key())),
-            Case::TxPerSave(_) => None,
+            Case::TxPerSave(_) | Case::Durable(_) | Case::Workers | Case::Fetch(_) => None,
             Case::Deletes => Some("delete".to_owned()),
             Case::M2mAdd(M2mReceivers::None) => Some("m2m-add-none".to_owned()),
             Case::M2mAdd(M2mReceivers::Noop) => Some("m2m-add".to_owned()),
@@ -344,18 +455,23 @@ impl Case {
             Case::OneTx(_) | Case::TxPerSave(_) | Case::Deletes | Case::SetBased(..) => {
                 config.saves
             }
+            Case::Durable(shape) => durable_saves(config, shape),
             Case::M2mAdd(_) => config.posts,
             Case::Cascade => config.parents * (1 + config.children),
+            Case::Workers => worker_jobs(config),
+            Case::Fetch(_) => config.saves * FETCH_REPEATS,
         }
     }
 
     /// What an operation is, per second.
     pub fn unit(self) -> &'static str {
         match self {
-            Case::OneTx(_) | Case::TxPerSave(_) => "saves/s",
+            Case::OneTx(_) | Case::TxPerSave(_) | Case::Durable(_) => "saves/s",
             Case::Deletes => "deletes/s",
             Case::M2mAdd(_) => "adds/s",
             Case::SetBased(..) | Case::Cascade => "rows/s",
+            Case::Workers => "jobs/s",
+            Case::Fetch(_) => "ns/row",
         }
     }
 }
@@ -502,19 +618,20 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// Whether `SIGNALS_BENCH_ONLY` lets the workload named `name` run.
+/// Whether `SIGNALS_BENCH_ONLY` lets the workload named `name` run: `name` contains it, or one
+/// of its `|`-separated parts (`9. |10. |11. `).
 pub fn selected(config: &Config, name: &str) -> bool {
     config
         .only
         .as_ref()
-        .is_none_or(|only| name.contains(only.as_str()))
+        .is_none_or(|only| only.split('|').any(|part| name.contains(part)))
 }
 
 /// Runs workloads 2-5, 7 and 8 on SQLite, in memory and on a WAL file, then workload 7's large
 /// delete in memory.
 pub fn run_sqlite(config: &Config, results: &mut OrmResults) {
     runtime().block_on(async {
-        eprintln!("\n== 2-5, 7, 8. ORM workloads: SQLite in memory");
+        eprintln!("\n== 2-5, 7-11. ORM workloads: SQLite in memory");
         let mut memory = SqliteMemory(None);
         run_backend(config, &mut memory, results).await;
         let rows = config.heap_delete_rows;
@@ -526,7 +643,7 @@ pub fn run_sqlite(config: &Config, results: &mut OrmResults) {
         let dir = bench_dir();
         std::fs::create_dir_all(&dir).expect("bench directory");
         eprintln!(
-            "\n== 2-5, 7, 8. ORM workloads: SQLite WAL file in {}",
+            "\n== 2-5, 7-11. ORM workloads: SQLite WAL file in {}",
             dir.display()
         );
         let mut file = SqliteFile {
@@ -547,7 +664,7 @@ pub fn run_postgres(config: &Config, results: &mut OrmResults) {
         return;
     };
     runtime().block_on(async {
-        eprintln!("\n== 2-5, 7, 8. ORM workloads: PostgreSQL");
+        eprintln!("\n== 2-5, 7-11. ORM workloads: PostgreSQL");
         let mut pg = Pg::connect(&url).await;
         run_backend(config, &mut pg, results).await;
         pg.drop_schema().await;
@@ -643,7 +760,8 @@ impl Pg {
             .await
             .expect("create schema");
         admin.close().await;
-        let search_path = format!("SET search_path TO \"{schema}\"");
+        // `public` too: apalis's job INSERT (workloads 9 and 10) binds `hstore`, created there.
+        let search_path = format!("SET search_path TO \"{schema}\", public");
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .after_connect(move |conn, _| {
@@ -665,6 +783,11 @@ impl Pg {
     }
 
     async fn drop_schema(self) {
+        // The jobs workloads 9 and 10 left in apalis's table (shared by the database's users).
+        let _ = sqlx::query(Postgres::DELETE_JOBS)
+            .bind(DURABLE_QUEUE)
+            .execute(&self.pool)
+            .await;
         self.pool.close().await;
         let admin = PgPool::connect(&self.url)
             .await
@@ -694,7 +817,7 @@ impl Source<Postgres> for Pg {
 }
 
 /// What the raw side runs, per backend, written against sqlx directly.
-trait BenchDb: Backend {
+trait BenchDb: Backend + DurableBackend {
     /// The generated integer key column.
     const SERIAL: &'static str;
     /// What the raw side begins its transactions with: the ORM's `Tx::begin` statement.
@@ -712,11 +835,21 @@ trait BenchDb: Backend {
     const DELETE_CHILDREN: &'static str;
     /// Workload 8's raw side, second statement: the parents whose name is like the pattern.
     const DELETE_PARENTS: &'static str;
+    /// Workloads 9 and 10: the jobs of a queue, deleted before a run.
+    const DELETE_JOBS: &'static str;
+    /// The beginning of apalis's job INSERT (whitespace collapsed): the one statement a durable
+    /// receiver adds to a save.
+    const JOB_INSERT: &'static str;
 
     fn schema() -> String {
         SCHEMA.replace("{serial}", Self::SERIAL)
     }
     async fn exec(pool: &Pool<Self>, sql: String);
+    /// `sql` with one text parameter.
+    async fn exec_bound(pool: &Pool<Self>, sql: &'static str, value: &str);
+    /// Workload 11's raw side: [`SELECT_USERS`], each row decoded by `User`'s `FromRow` as it
+    /// arrives.
+    async fn select_users(pool: &Pool<Self>) -> Result<Vec<User>, sqlx::Error>;
     async fn count(pool: &Pool<Self>, table: &str) -> i64;
     /// The users whose name is `name`, or starts with `name` when it ends with `%`.
     async fn count_named(pool: &Pool<Self>, name: &str) -> i64;
@@ -778,7 +911,9 @@ macro_rules! bench_db {
         $update_all:literal,
         $delete_all:literal,
         $delete_children:literal,
-        $delete_parents:literal
+        $delete_parents:literal,
+        $delete_jobs:literal,
+        $job_insert:literal
     ) => {
         impl BenchDb for $db {
             const SERIAL: &'static str = $serial;
@@ -788,12 +923,33 @@ macro_rules! bench_db {
             const DELETE_ALL: &'static str = $delete_all;
             const DELETE_CHILDREN: &'static str = $delete_children;
             const DELETE_PARENTS: &'static str = $delete_parents;
+            const DELETE_JOBS: &'static str = $delete_jobs;
+            const JOB_INSERT: &'static str = $job_insert;
 
             async fn exec(pool: &Pool<Self>, sql: String) {
                 sqlx::raw_sql(AssertSqlSafe(sql))
                     .execute(pool)
                     .await
                     .expect("setup statement");
+            }
+            async fn exec_bound(pool: &Pool<Self>, sql: &'static str, value: &str) {
+                sqlx::query(sql)
+                    .bind(value)
+                    .execute(pool)
+                    .await
+                    .expect("setup statement");
+            }
+            async fn select_users(pool: &Pool<Self>) -> Result<Vec<User>, sqlx::Error> {
+                // As the ORM reads rows: streamed from one connection, each decoded by the
+                // struct's `FromRow` as it arrives.
+                use futures_util::TryStreamExt as _;
+                let mut conn = pool.acquire().await?;
+                let mut rows = sqlx::query(SELECT_USERS).fetch(&mut *conn);
+                let mut users = Vec::new();
+                while let Some(row) = rows.try_next().await? {
+                    users.push(<User as sqlx::FromRow<'_, _>>::from_row(&row)?);
+                }
+                Ok(users)
             }
             async fn count(pool: &Pool<Self>, table: &str) -> i64 {
                 sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
@@ -997,7 +1153,9 @@ bench_db!(
     r#"UPDATE "users" SET "name" = ?1 WHERE "id" > ?2"#,
     r#"DELETE FROM "users" WHERE "id" > ?1"#,
     r#"DELETE FROM "children" WHERE "parent_id" IN (SELECT "id" FROM "parents" WHERE "name" LIKE ?1) RETURNING "id", "parent_id", "label""#,
-    r#"DELETE FROM "parents" WHERE "name" LIKE ?1"#
+    r#"DELETE FROM "parents" WHERE "name" LIKE ?1"#,
+    "DELETE FROM Jobs WHERE job_type = ?1",
+    "INSERT INTO Jobs VALUES"
 );
 bench_db!(
     Postgres,
@@ -1007,7 +1165,9 @@ bench_db!(
     r#"UPDATE "users" SET "name" = $1 WHERE "id" > $2"#,
     r#"DELETE FROM "users" WHERE "id" > $1"#,
     r#"DELETE FROM "children" WHERE "parent_id" IN (SELECT "id" FROM "parents" WHERE "name" LIKE $1) RETURNING "id", "parent_id", "label""#,
-    r#"DELETE FROM "parents" WHERE "name" LIKE $1"#
+    r#"DELETE FROM "parents" WHERE "name" LIKE $1"#,
+    "DELETE FROM apalis.jobs WHERE job_type = $1",
+    "INSERT INTO apalis.jobs ("
 );
 
 /// Rows a workload reads, made before the timed part.
@@ -1021,6 +1181,8 @@ struct Prepared {
     plain: Vec<PlainUser>,
     /// The same, for the ORM with the no-op `post_save`.
     noop: Vec<NoopUser>,
+    /// Workload 10's workers, stopped after the timed part.
+    workers: Vec<durable::WorkerHandle>,
 }
 
 impl Prepared {
@@ -1062,7 +1224,10 @@ fn insert_children(per_parent: usize) -> String {
     )
 }
 
-async fn prepare<DB: BenchDb>(case: Case, pool: &Pool<DB>, config: &Config) -> Prepared {
+async fn prepare<DB: BenchDb>(case: Case, pool: &Pool<DB>, config: &Config) -> Prepared
+where
+    DurableUser: Persist<DB>,
+{
     match case {
         Case::OneTx(_) | Case::TxPerSave(_) => Prepared::default(),
         Case::Deletes => {
@@ -1098,8 +1263,29 @@ async fn prepare<DB: BenchDb>(case: Case, pool: &Pool<DB>, config: &Config) -> P
             }
             Prepared::set_based(users)
         }
-        Case::SetBased(SetWrite::Update | SetWrite::Delete, _) => {
+        Case::SetBased(SetWrite::Update | SetWrite::Delete, _) | Case::Fetch(_) => {
             DB::exec(pool, bulk_insert("users", "name", "user", config.saves)).await;
+            Prepared::default()
+        }
+        Case::Durable(_) => {
+            fresh_queue(pool).await;
+            // Warm-up, as the connection of an application that enqueued before: apalis's
+            // statement prepared and, on PostgreSQL, the `hstore` type looked up (a catalog
+            // query on the connection's first enqueue, then kept).
+            saves_in_one_tx::<DB, DurableUser>(pool, 1)
+                .await
+                .expect("a warm-up save");
+            DB::exec(pool, "DELETE FROM users".to_owned()).await;
+            DB::exec_bound(pool, DB::DELETE_JOBS, DURABLE_QUEUE).await;
+            Prepared::default()
+        }
+        Case::Workers => {
+            fresh_queue(pool).await;
+            // The backlog: a job per save, enqueued in the saves' transaction.
+            saves_in_one_tx::<DB, DurableUser>(pool, worker_jobs(config))
+                .await
+                .expect("enqueueing workload 10's jobs");
+            take_durable_runs();
             Prepared::default()
         }
         Case::Cascade => {
@@ -1116,10 +1302,37 @@ async fn prepare<DB: BenchDb>(case: Case, pool: &Pool<DB>, config: &Config) -> P
     }
 }
 
-/// Checks what a run wrote (outside the timed part): both sides must do the same work.
-async fn check<DB: BenchDb>(case: Case, pool: &Pool<DB>, config: &Config) {
+/// Checks what a run wrote (outside the timed part): both sides must do the same work (and,
+/// in workload 9, the durable side, `is_ours`, a job per save).
+async fn check<DB: BenchDb>(case: Case, is_ours: bool, pool: &Pool<DB>, config: &Config) {
     let saves = i64::try_from(config.saves).expect("count fits");
     match case {
+        Case::Durable(shape) => {
+            let saves = durable_saves(config, shape);
+            let users = i64::try_from(saves).expect("count fits");
+            assert_eq!(DB::count(pool, "users").await, users, "{case:?}");
+            let jobs = if is_ours { saves as u64 } else { 0 };
+            assert_eq!(queued(pool).await, (jobs, 0), "{case:?}: (pending, done)");
+        }
+        Case::Workers => {
+            let jobs = worker_jobs(config);
+            let runs = take_durable_runs();
+            assert_eq!(runs.events.len(), jobs, "{case:?}: each job ran");
+            if runs.again > 0 {
+                eprintln!(
+                    "  warning: {case:?}: {} jobs ran again (a worker's lease ended?)",
+                    runs.again
+                );
+            }
+            assert_eq!(
+                queued(pool).await,
+                (0, jobs as u64),
+                "{case:?}: (pending, done)"
+            );
+        }
+        Case::Fetch(_) => {
+            assert_eq!(DB::count(pool, "users").await, saves, "{case:?}");
+        }
         Case::OneTx(receivers) | Case::TxPerSave(receivers) => {
             assert_eq!(DB::count(pool, "users").await, saves, "{case:?}");
             let profiles = if receivers == Receivers::Profile {
@@ -1227,6 +1440,9 @@ where
     crate::models::Tag: Persist<DB>,
     Parent: Persist<DB>,
     Child: Persist<DB>,
+    OnCommitUser: Persist<DB>,
+    DurableUser: Persist<DB>,
+    InitUser: Persist<DB>,
 {
     let n = config.saves;
     match case {
@@ -1271,6 +1487,15 @@ where
             assert_eq!(rows, u64::try_from(n).expect("count fits"), "{case:?}");
             Ok(())
         }
+        Case::Durable(shape) => {
+            saves_shaped::<DB, DurableUser>(pool, shape, durable_saves(config, shape)).await
+        }
+        Case::Workers => {
+            prepared.workers = run_workers(pool, WORKERS, config).await;
+            Ok(())
+        }
+        Case::Fetch(false) => fetch_all::<DB, PlainUser>(pool, n).await,
+        Case::Fetch(true) => fetch_all::<DB, InitUser>(pool, n).await,
         Case::Cascade => {
             let deleted = Parent::filter(Parent::columns().name.like(PARENTS_MATCHING))
                 .delete(pool)
@@ -1283,6 +1508,88 @@ where
             );
             Ok(())
         }
+    }
+}
+
+/// Workload 9, through the ORM as model `M`: `n` saves, each given the pool or all in one
+/// transaction.
+async fn saves_shaped<DB: Backend, M: NewUser + Persist<DB>>(
+    pool: &Pool<DB>,
+    shape: Shape,
+    n: usize,
+) -> Result<(), OrmError> {
+    match shape {
+        Shape::TxEach => saves_given_the_pool::<DB, M>(pool, n).await,
+        Shape::OneTx => saves_in_one_tx::<DB, M>(pool, n).await,
+    }
+}
+
+/// Workload 11, through the ORM as model `M`: [`FETCH_REPEATS`] fetches of every row.
+async fn fetch_all<DB: Backend, M: NewUser + Persist<DB>>(
+    pool: &Pool<DB>,
+    rows: usize,
+) -> Result<(), OrmError> {
+    for _ in 0..FETCH_REPEATS {
+        let users = M::objects().all(pool).await?;
+        assert_eq!(users.len(), rows, "workload 11");
+        std::hint::black_box(users);
+    }
+    Ok(())
+}
+
+/// apalis's tables on `pool`, without jobs of [`DURABLE_QUEUE`] (outside the timed part).
+async fn fresh_queue<DB: BenchDb>(pool: &Pool<DB>) {
+    durable::setup(pool).await.expect("apalis's tables");
+    DB::exec_bound(pool, DB::DELETE_JOBS, DURABLE_QUEUE).await;
+}
+
+/// The jobs of [`DURABLE_QUEUE`]: (pending, done).
+async fn queued<DB: BenchDb>(pool: &Pool<DB>) -> (u64, u64) {
+    durable::counts(pool)
+        .await
+        .expect("job counts")
+        .into_iter()
+        .find(|c| c.queue == DURABLE_QUEUE)
+        .map_or((0, 0), |c| {
+            assert_eq!((c.running, c.retrying, c.dead), (0, 0, 0), "{c}");
+            (c.pending, c.done)
+        })
+}
+
+/// Workload 10: starts `workers` workers of [`DURABLE_QUEUE`], each with a pool of its own,
+/// and waits until the receiver has run every job of the backlog; returns them running (they
+/// are stopped after the timed part).
+async fn run_workers<DB: BenchDb>(
+    pool: &Pool<DB>,
+    workers: usize,
+    config: &Config,
+) -> Vec<durable::WorkerHandle> {
+    let jobs = worker_jobs(config);
+    let mut handles = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let own = PoolOptions::<DB>::new()
+            .max_connections(WORKER_CONNECTIONS)
+            .connect_with((*pool.connect_options()).clone())
+            .await
+            .expect("a worker's pool");
+        let name = format!("signals-bench-{}-{i}", std::process::id());
+        handles.push(
+            durable::worker(&own)
+                .queue(DURABLE_QUEUE)
+                .name(&name)
+                .spawn(),
+        );
+    }
+    while durable_runs() < jobs {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    handles
+}
+
+/// Stops what a run left running (workload 10's workers), outside the timed part.
+async fn finish(prepared: &mut Prepared) {
+    for worker in prepared.workers.drain(..) {
+        worker.shutdown().await.expect("a worker stops");
     }
 }
 
@@ -1389,7 +1696,10 @@ async fn raw<DB: BenchDb>(
     pool: &Pool<DB>,
     prepared: &mut Prepared,
     config: &Config,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), sqlx::Error>
+where
+    OnCommitUser: Persist<DB>,
+{
     match case {
         Case::OneTx(receivers) => {
             let mut tx = pool.begin_with(DB::RAW_BEGIN).await?;
@@ -1440,6 +1750,24 @@ async fn raw<DB: BenchDb>(
             assert_eq!(rows, config.saves as u64, "{case:?}");
             Ok(())
         }
+        // Workload 9's baseline: the ORM too, the receiver `on_commit`.
+        Case::Durable(shape) => {
+            saves_shaped::<DB, OnCommitUser>(pool, shape, durable_saves(config, shape))
+                .await
+                .map_err(|e| sqlx::Error::Protocol(e.to_string()))
+        }
+        Case::Workers => {
+            prepared.workers = run_workers(pool, 1, config).await;
+            Ok(())
+        }
+        Case::Fetch(_) => {
+            for _ in 0..FETCH_REPEATS {
+                let users = DB::select_users(pool).await?;
+                assert_eq!(users.len(), config.saves, "{case:?}");
+                std::hint::black_box(users);
+            }
+            Ok(())
+        }
         // What a sqlx user writes to delete the parents and their children and act on each
         // child deleted: the children by a subquery on the parents' condition, returned and
         // decoded, then the parents, in one transaction.
@@ -1484,10 +1812,13 @@ async fn run_backend<DB: BenchDb, S: Source<DB>>(
     crate::models::Tag: Persist<DB>,
     Parent: Persist<DB>,
     Child: Persist<DB>,
+    OnCommitUser: Persist<DB>,
+    DurableUser: Persist<DB>,
+    InitUser: Persist<DB>,
 {
     for case in Case::all() {
         let name = format!("{}: {}", S::KEY, case.label(config));
-        if !selected(config, &name) {
+        if !case.runs_on(S::KEY) || !selected(config, &name) {
             continue;
         }
         let mut row = Row {
@@ -1496,7 +1827,7 @@ async fn run_backend<DB: BenchDb, S: Source<DB>>(
             ours: Side::default(),
             raw: Side::default(),
         };
-        let reps = if matches!(case, Case::TxPerSave(_)) {
+        let reps = if matches!(case, Case::TxPerSave(_) | Case::Workers) {
             config.tx_each_reps
         } else {
             config.reps
@@ -1525,8 +1856,9 @@ async fn run_backend<DB: BenchDb, S: Source<DB>>(
                     })
                     .await
                 };
+                finish(&mut prepared).await;
                 drop(prepared);
-                check(case, &pool, config).await;
+                check(case, is_ours, &pool, config).await;
                 let side = if is_ours { &mut row.ours } else { &mut row.raw };
                 side.secs.push(secs);
                 side.peaks.push(growth);
@@ -1536,13 +1868,41 @@ async fn run_backend<DB: BenchDb, S: Source<DB>>(
         #[expect(clippy::cast_precision_loss, reason = "a rate")]
         let ops = case.ops(config) as f64;
         let (ours_rate, raw_rate) = (ops / row.ours.median_secs(), ops / row.raw.median_secs());
+        // Workload 11 shows ns per row (its ratio is then ours' time over raw sqlx's).
+        let per_row = case.unit() == "ns/row";
+        let shown = |secs: f64| {
+            if per_row {
+                format!("{:.1}", secs * 1e9 / ops)
+            } else {
+                thousands(ops / secs)
+            }
+        };
+        let spread = |side: &Side| {
+            let (low, high) = side
+                .secs
+                .iter()
+                .fold((f64::INFINITY, 0.0_f64), |(l, h), &x| (l.min(x), h.max(x)));
+            if per_row {
+                format!("{}-{}", shown(low), shown(high))
+            } else {
+                format!("{}-{}", shown(high), shown(low))
+            }
+        };
         eprintln!(
-            "  {:<55} ours {:>9} {}  raw {:>9}  ratio {:.3}{}",
+            "  {:<55} ours {:>9} {}  {} {:>9}  ratio {:.3}  (all runs: ours {}, {} {}){}",
             case.label(config),
-            thousands(ours_rate),
+            shown(row.ours.median_secs()),
             case.unit(),
-            thousands(raw_rate),
-            ours_rate / raw_rate,
+            case.baseline_kind(),
+            shown(row.raw.median_secs()),
+            if per_row {
+                row.ours.median_secs() / row.raw.median_secs()
+            } else {
+                ours_rate / raw_rate
+            },
+            spread(&row.ours),
+            case.baseline_kind(),
+            spread(&row.raw),
             if case == Case::Cascade {
                 format!(
                     "  ({:.2} ms against {:.2} ms a delete)",
@@ -1640,6 +2000,9 @@ where
     crate::models::Tag: Persist<DB>,
     Parent: Persist<DB>,
     Child: Persist<DB>,
+    OnCommitUser: Persist<DB>,
+    DurableUser: Persist<DB>,
+    InitUser: Persist<DB>,
 {
     for write in SetWrite::ALL {
         for heard in [false, true] {
@@ -1678,6 +2041,84 @@ where
         our_dml.len(),
         raw_dml.len()
     );
+    // Workload 11: the ORM's fetch runs raw sqlx's SELECT, heard or not.
+    for heard in [false, true] {
+        let case = Case::Fetch(heard);
+        let raw_side = statements_of(case, false, config, source).await;
+        let ours = statements_of(case, true, config, source).await;
+        let what = format!("{}: {}", S::KEY, case.label(config));
+        same_statements(&what, &ours, &raw_side);
+        assert!(ours.iter().all(|s| s == SELECT_USERS), "{what}: {ours:?}");
+        eprintln!("  {what}: {} statements, as expected", ours.len());
+    }
+    // Workload 9: the durable side runs the on_commit side's statements and, for each save,
+    // one more, apalis's job INSERT, right after the save's INSERT, in its transaction.
+    for shape in [Shape::TxEach, Shape::OneTx] {
+        let case = Case::Durable(shape);
+        // 30 saves: 3 in their own transactions.
+        let small = Config {
+            saves: 30,
+            ..config.clone()
+        };
+        let saves = durable_saves(&small, shape);
+        let on_commit = statements_of(case, false, &small, source).await;
+        let durable = statements_of(case, true, &small, source).await;
+        let what = format!("{}: {}", S::KEY, case.label(&small));
+        one_job_insert_per_save::<DB>(&what, &on_commit, &durable, saves);
+        eprintln!(
+            "  {what}: {} statements, the on_commit side's {} and {} job INSERTs, each in its \
+             save's transaction, as expected",
+            durable.len(),
+            on_commit.len(),
+            saves
+        );
+    }
+}
+
+/// Panics unless `durable` is `on_commit` with one statement more per save (`saves` in all):
+/// apalis's job INSERT, right after the save's INSERT and inside its transaction (after its
+/// `BEGIN`, before its `COMMIT`, wherever sqlx reports those).
+fn one_job_insert_per_save<DB: BenchDb>(
+    what: &str,
+    on_commit: &[String],
+    durable: &[String],
+    saves: usize,
+) {
+    let collapsed = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let is_job = |s: &str| collapsed(s).starts_with(DB::JOB_INSERT);
+    let is_save = |s: &str| s.starts_with(r#"INSERT INTO "users""#);
+    let (jobs, rest): (Vec<&String>, Vec<&String>) = durable.iter().partition(|s| is_job(s));
+    assert_eq!(
+        rest,
+        on_commit.iter().collect::<Vec<_>>(),
+        "{what}: besides the job INSERTs, the on_commit side's statements"
+    );
+    assert_eq!(
+        jobs.len(),
+        saves,
+        "{what}: one job INSERT per save: {durable:#?}"
+    );
+    let saves_seen = durable.iter().filter(|s| is_save(s)).count();
+    assert_eq!(saves_seen, saves, "{what}: {durable:#?}");
+    // sqlx reports neither `BEGIN` nor (on SQLite) `COMMIT`: the job INSERT must come right
+    // after its save's INSERT, and where `COMMIT`s are reported, each save's transaction
+    // (given the pool) ends after its job.
+    let commits = durable.iter().filter(|s| is_control(s)).count();
+    for (i, statement) in durable.iter().enumerate() {
+        if is_job(statement) {
+            assert!(
+                i > 0 && is_save(&durable[i - 1]),
+                "{what}: statement {i}, a job INSERT, follows its save's INSERT: {durable:#?}"
+            );
+            if commits > 0 {
+                assert!(
+                    durable[i + 1..].iter().any(|s| is_control(s)),
+                    "{what}: statement {i}, a job INSERT, before its transaction's COMMIT: \
+                     {durable:#?}"
+                );
+            }
+        }
+    }
 }
 
 /// Whether a statement begins or ends a transaction (or a savepoint).
@@ -1766,6 +2207,9 @@ where
     crate::models::Tag: Persist<DB>,
     Parent: Persist<DB>,
     Child: Persist<DB>,
+    OnCommitUser: Persist<DB>,
+    DurableUser: Persist<DB>,
+    InitUser: Persist<DB>,
 {
     let pool = source.fresh().await;
     let mut prepared = prepare(case, &pool, config).await;
@@ -1781,6 +2225,7 @@ where
         }
     })
     .await;
-    check(case, &pool, config).await;
+    finish(&mut prepared).await;
+    check(case, is_ours, &pool, config).await;
     statements
 }
