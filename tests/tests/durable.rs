@@ -27,6 +27,7 @@ durable_backends!(
     a_payload_that_no_longer_reads_is_kept_dead_naming_receiver_and_event,
     every_signal_kind_enqueues_a_job_with_its_event,
     a_custom_signal_enqueues_only_inside_a_transaction,
+    a_failed_or_dropped_durable_send_leaves_its_transaction_rollback_only,
     shutdown_lets_running_jobs_finish,
     shutdown_releases_jobs_still_running_at_its_timeout,
     each_run_is_a_span_with_receiver_event_and_attempt,
@@ -585,6 +586,79 @@ where
             )
         )]
     );
+}
+
+/// The sender of `a_failed_or_dropped_durable_send_leaves_its_transaction_rollback_only`.
+struct Refusals<DB>(std::marker::PhantomData<DB>);
+
+/// An ordinary receiver of payments from `Refusals`: fails for "fail", never ends for "hang".
+async fn refuse(ev: &PaymentSucceeded) -> Result<(), String> {
+    match ev.order_key.as_str() {
+        "fail" => Err("the ledger refused it".to_owned()),
+        "hang" => std::future::pending().await,
+        _ => Ok(()),
+    }
+}
+
+async fn a_failed_or_dropped_durable_send_leaves_its_transaction_rollback_only<DB: TestDb>(
+    pool: Pool<DB>,
+) {
+    let queue = unique("refused");
+    let _durable = durable::connect_signal(
+        Some(Sender::of::<Refusals<DB>>()),
+        unique("durable::refused::ledger"),
+        JobOptions::new().queue(queue),
+        |_: Job<PaymentSucceeded>| async { Ok::<(), String>(()) },
+    );
+    let _refuse = signals_orm::connect_with(
+        signals_orm::ConnectOptions::new().sender::<Refusals<DB>>(),
+        refuse,
+    );
+    let paid = |key: &str| PaymentSucceeded {
+        order_key: key.to_owned(),
+        cents: 5,
+    };
+    let sender = Sender::of::<Refusals<DB>>();
+
+    // A receiver fails: no job, and the transaction cannot commit without the signal's jobs.
+    let mut tx = Tx::begin(&pool).await.unwrap();
+    let error = durable::send(&mut tx, sender, &paid("fail"))
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("the ledger refused it")
+            && format!("{error}")
+                .contains("receiver `durable::refuse` of signal `PaymentSucceeded`"),
+        "{error:#}"
+    );
+    assert!(
+        tx.rollback_only().is_some(),
+        "a failed send marks its transaction"
+    );
+    assert!(tx.commit().await.is_err(), "commit refuses");
+
+    // The send's future is dropped halfway (a timeout): the same.
+    let mut tx = Tx::begin(&pool).await.unwrap();
+    let hang = paid("hang");
+    let send = durable::send(&mut tx, sender, &hang);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), send)
+            .await
+            .is_err(),
+        "the send hangs in its receiver"
+    );
+    let why = tx
+        .rollback_only()
+        .expect("a dropped send marks its transaction");
+    assert!(why.contains("durable send"), "{why}");
+    assert!(tx.commit().await.is_err(), "commit refuses");
+
+    // A send that ran to its end leaves the transaction as it was.
+    let mut tx = Tx::begin(&pool).await.unwrap();
+    durable::send(&mut tx, sender, &paid("ok")).await.unwrap();
+    assert_eq!(tx.rollback_only(), None);
+    tx.commit().await.unwrap();
+    assert_eq!(states(&pool, queue).await, [JobState::Pending]);
 }
 
 order_model!(SlowOrder);

@@ -262,6 +262,7 @@ fn durable_receiver(
         #private::inventory::submit! {
             #private::durable::DurableDef {
                 name: #receiver_name,
+                function: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
                 signal: <#signal as #private::Signal>::NAME,
                 sender: #sender_name,
                 payload: || ::core::any::type_name::<#checked>(),

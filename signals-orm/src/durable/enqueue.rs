@@ -442,7 +442,8 @@ pub fn collect<S: PlainSignal + Serialize>(
 /// # Errors
 ///
 /// [`DurableError::Send`] when a receiver failed (nothing is enqueued);
-/// [`DurableError::Store`] when the INSERT failed, which also marks `tx` rollback-only.
+/// [`DurableError::Store`] when the INSERT failed. Either marks `tx` rollback-only, as a
+/// failed write does, and so does dropping the future before it ends.
 ///
 /// # Example
 ///
@@ -460,6 +461,26 @@ pub fn collect<S: PlainSignal + Serialize>(
 /// # Ok(()) }
 /// ```
 pub async fn send<S, DB>(tx: &mut Tx<DB>, sender: Sender, signal: &S) -> Result<(), DurableError>
+where
+    S: PlainSignal,
+    DB: DurableBackend,
+{
+    // As a write in the caller's transaction: failed, or dropped halfway (some queues' jobs
+    // inserted, others not), it leaves `tx` rollback-only, so that the jobs commit all or none;
+    // and while it runs, a receiver's write given the pool is refused rather than left waiting.
+    let depth = tx.depth();
+    let mut guard = crate::tx::CancelGuard::new(tx, "a durable send", depth);
+    let tx = guard.tx();
+    let result = crate::tx::while_writing(tx.pool_key(), send_in(tx, sender, signal)).await;
+    if let Err(error) = &result {
+        tx.set_rollback_only(format!("a durable send of `{}` failed: {error}", S::NAME));
+    }
+    guard.finished();
+    result
+}
+
+/// [`send`]'s work: the receivers, then one INSERT per queue.
+async fn send_in<S, DB>(tx: &mut Tx<DB>, sender: Sender, signal: &S) -> Result<(), DurableError>
 where
     S: PlainSignal,
     DB: DurableBackend,
@@ -493,10 +514,6 @@ where
     }
     for (queue, jobs) in by_queue {
         if let Err(source) = push_in(tx, queue, jobs).await {
-            tx.set_rollback_only(format!(
-                "enqueueing durable jobs of `{}` failed: {source}",
-                S::NAME
-            ));
             return Err(DurableError::Store {
                 what: "enqueueing a custom signal's durable jobs in the transaction",
                 source,

@@ -8,7 +8,8 @@ use signals_core::{BoxError, SendError};
 /// What went wrong in the durable API (enqueueing from [`send`](super::send), running workers,
 /// reading the queue).
 ///
-/// Its `Display` says what was being done; the cause is its [`source`](Error::source).
+/// Its `Display` says what was being done (for a failed receiver, as the dispatcher says it:
+/// the receiver, the signal and the sender); the cause is its [`source`](Error::source).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum DurableError {
@@ -38,7 +39,8 @@ impl DurableError {
 impl fmt::Display for DurableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DurableError::Send(_) => f.write_str("a receiver of the durable send failed"),
+            // The send's error names the receiver, the signal and the sender.
+            DurableError::Send(error) => fmt::Display::fmt(error, f),
             DurableError::Store { what, .. } => write!(f, "durable job store: {what} failed"),
             DurableError::Config(why) => write!(f, "durable worker: {why}"),
         }
@@ -48,7 +50,7 @@ impl fmt::Display for DurableError {
 impl Error for DurableError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            DurableError::Send(error) => Some(error),
+            DurableError::Send(error) => error.source(),
             DurableError::Store { source, .. } => Some(&**source),
             DurableError::Config(_) => None,
         }

@@ -16,8 +16,10 @@ use super::options::JobOptions;
 /// only by the macro.
 #[doc(hidden)]
 pub struct DurableDef {
-    /// The function's path, the name its jobs carry.
+    /// The name its jobs carry: the function's path, or the attribute's `name = ".."`.
     pub name: &'static str,
+    /// The function's path: two functions of one `name` are refused.
+    pub function: &'static str,
     /// The signal's name.
     pub signal: &'static str,
     /// The sender's name (`-` for every sender).
@@ -64,21 +66,24 @@ impl Entry {
 ///
 /// # Panics
 ///
-/// When two linked receivers of one name take different payloads: their jobs would be
-/// ambiguous (rename one with `name = ".."`).
+/// When two linked functions have one name: their jobs would be ambiguous (rename one with
+/// `name = ".."`).
 fn linked() -> &'static HashMap<&'static str, Entry> {
     static LINKED: OnceLock<HashMap<&'static str, Entry>> = OnceLock::new();
     LINKED.get_or_init(|| {
         let mut map: HashMap<&'static str, Entry> = HashMap::new();
+        // The function of each name, to tell one function declared for several signals from
+        // two functions given one name.
+        let mut functions: HashMap<&'static str, &'static str> = HashMap::new();
         for def in inventory::iter::<DurableDef> {
-            if let Some(first) = map.get(def.name) {
-                let payload = (def.payload)();
-                assert!(
-                    first.info.payload == payload,
-                    "two durable receivers are named `{}`, taking `Job<{}>` and `Job<{payload}>`: each needs a name of its own (its jobs carry it); set one with `name = \"..\"`",
-                    def.name,
-                    first.info.payload,
-                );
+            let function = *functions.entry(def.name).or_insert(def.function);
+            assert!(
+                function == def.function,
+                "two durable receivers are named `{}`: `{function}` and `{}`; each needs a name of its own (its jobs carry it): set one with `name = \"..\"`",
+                def.name,
+                def.function,
+            );
+            if map.contains_key(def.name) {
                 continue;
             }
             map.entry(def.name).or_insert_with(|| Entry {

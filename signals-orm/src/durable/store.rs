@@ -153,7 +153,9 @@ pub(crate) fn push_in<'t, DB: DurableBackend>(
         // write), so the transaction needs no check at COMMIT for unseen failures.
         DB::push(tx.own_conn(), queue, jobs).await?;
         if wake::listening(queue) {
-            tx.on_commit(move || async move { wake::wake(queue) });
+            tx.on_commit_named("signals_orm::durable::wake_workers", move || async move {
+                wake::wake(queue);
+            });
         }
         Ok(())
     })

@@ -112,9 +112,11 @@ impl<DB: DurableBackend> Worker<DB> {
         self
     }
 
-    /// The prefix of its apalis worker names (`{prefix}:{queue}:{restart}`), which the jobs it
-    /// holds show in [`JobRow::locked_by`](super::JobRow::locked_by). Default: the host name,
-    /// the process id and a random suffix, so that no two processes share a name.
+    /// The prefix of its apalis worker names (`{prefix}-{random}:{queue}:{restart}`), which
+    /// the jobs it holds show in [`JobRow::locked_by`](super::JobRow::locked_by). Default: the
+    /// host name and the process id. A random part is always added: a worker releases the jobs
+    /// held under its name when it restarts, so two workers of one name (replicas given the
+    /// same prefix) would hand each other's running jobs back.
     pub fn name(mut self, prefix: &str) -> Self {
         self.name = Some(prefix.to_owned());
         self
@@ -223,7 +225,11 @@ impl<DB: DurableBackend> Worker<DB> {
                 "no queue to run: no durable receiver is registered in this program, and none was named with `.queue(..)`".to_owned(),
             ));
         }
-        let prefix = self.name.unwrap_or_else(default_prefix);
+        let prefix = format!(
+            "{}-{}",
+            self.name.unwrap_or_else(default_prefix),
+            random_suffix()
+        );
         let (stop_tx, stop_rx) = watch::channel(false);
         let supervisors: Vec<_> = queues
             .iter()
@@ -303,8 +309,13 @@ pub async fn shutdown_signal() {
 
 fn default_prefix() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Six random characters (the random end of a ULID), so that no two workers share a name.
+fn random_suffix() -> String {
     let id = ulid::Ulid::generate().to_string();
-    format!("{host}-{}-{}", std::process::id(), &id[id.len() - 6..])
+    id[id.len() - 6..].to_owned()
 }
 
 /// Runs the worker of `queue`, restarting it under a fresh name when it fails, until `stop`.

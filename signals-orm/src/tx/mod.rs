@@ -413,10 +413,21 @@ impl<DB: Backend> Tx<DB> {
     /// one (`move || async move { .. }`). Failures are logged and returned in the
     /// [`CommitReport`], and never undo the commit.
     pub fn on_commit<M>(&mut self, callback: impl CommitCallback<M>) {
+        self.on_commit_named(callback.name(), callback);
+    }
+
+    /// Queues `callback` as [`on_commit`](Tx::on_commit) does, shown as `name` in reports and
+    /// [`on_commit_queue`](Tx::on_commit_queue): for the ORM's own callbacks, whose closure
+    /// type would name an inner function with its generic arguments.
+    pub(crate) fn on_commit_named<M>(
+        &mut self,
+        name: &'static str,
+        callback: impl CommitCallback<M>,
+    ) {
         let label = HookLabel {
             signal: "on_commit",
             sender: "-",
-            receiver: callback.name(),
+            receiver: name,
         };
         self.hooks.push(Hook::new(label, callback.into_hook()));
     }
