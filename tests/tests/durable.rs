@@ -30,6 +30,7 @@ durable_backends!(
     a_failed_or_dropped_durable_send_leaves_its_transaction_rollback_only,
     shutdown_lets_running_jobs_finish,
     shutdown_releases_jobs_still_running_at_its_timeout,
+    a_job_cut_at_its_last_attempt_is_kept_dead,
     each_run_is_a_span_with_receiver_event_and_attempt,
 );
 
@@ -758,6 +759,69 @@ where
     worker.shutdown().await.unwrap();
     let attempts: Vec<i64> = effects(&pool).await.iter().map(|e| e.attempt).collect();
     assert_eq!(attempts, [1, 2]);
+    assert_eq!(states(&pool, queue).await, [JobState::Done]);
+}
+
+order_model!(LastOrder);
+
+async fn a_job_cut_at_its_last_attempt_is_kept_dead<DB: TestDb>(pool: Pool<DB>)
+where
+    LastOrder: Persist<DB>,
+    Effect: Persist<DB>,
+{
+    let queue = unique("last");
+    let p = pool.clone();
+    let first = Arc::new(AtomicBool::new(true));
+    let _durable = durable::connect(
+        post_save,
+        unique("durable::last::export"),
+        JobOptions::new().queue(queue).max_attempts(1),
+        move |job: Job<LastOrder>| {
+            let p = p.clone();
+            let first = first.swap(false, Ordering::SeqCst);
+            async move {
+                record_job(&p, &job, "start").await?;
+                if first {
+                    tokio::time::sleep(Duration::from_mins(1)).await;
+                }
+                Ok::<(), OrmError>(())
+            }
+        },
+    );
+    LastOrder::new("l", 1).save(&pool).await.unwrap();
+    let worker = test_worker(&pool, queue)
+        .shutdown_timeout(Duration::from_millis(300))
+        .spawn();
+    until("the job started", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move { !effects(&pool).await.is_empty() }
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    // Its one attempt was used: dead, with why, rather than run a second time.
+    let jobs = durable::jobs(&pool, &JobFilter::new().queue(queue))
+        .await
+        .unwrap();
+    assert_eq!(
+        (jobs.len(), jobs[0].state, jobs[0].attempts),
+        (1, JobState::Dead, 1),
+        "{jobs:?}"
+    );
+    assert!(
+        jobs[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("released by worker")),
+        "{jobs:?}"
+    );
+    let worker = test_worker(&pool, queue).spawn();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(effects(&pool).await.len(), 1, "a dead job is not run again");
+    // Until it is retried.
+    assert!(durable::retry(&pool, &jobs[0].id).await.unwrap());
+    drained(&pool, queue, Duration::from_secs(30)).await;
+    worker.shutdown().await.unwrap();
+    assert_eq!(effects(&pool).await.len(), 2);
     assert_eq!(states(&pool, queue).await, [JobState::Done]);
 }
 

@@ -76,7 +76,9 @@ pub trait DurableBackend: Backend + sealed::Sealed {
 
     /// Puts the jobs `worker` holds back to pending, each with one more attempt counted: a job
     /// may have started before its row said so (apalis writes `Running` after the fact), and
-    /// apalis counts one when it puts back a stopping worker's jobs too.
+    /// apalis counts one when it puts back a stopping worker's jobs too. A job whose counted
+    /// attempt was its last is kept dead instead (`Failed` with its attempts used up), as after
+    /// a failure, so that `max_attempts` bounds its runs.
     #[doc(hidden)]
     fn release<'a>(
         pool: &'a sqlx::Pool<Self>,
@@ -425,7 +427,8 @@ mod sqlite {
         ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
             Box::pin(async move {
                 let done = sqlx::query(
-                    "UPDATE Jobs SET status = 'Pending', attempts = attempts + 1, \
+                    "UPDATE Jobs SET attempts = attempts + 1, \
+                       status = CASE WHEN attempts + 1 >= max_attempts THEN 'Failed' ELSE 'Pending' END, \
                        lock_by = NULL, lock_at = NULL, last_result = ?2 \
                      WHERE lock_by = ?1 AND status IN ('Queued', 'Running')",
                 )
@@ -618,7 +621,8 @@ mod postgres {
         ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
             Box::pin(async move {
                 let done = sqlx::query(
-                    "UPDATE apalis.jobs SET status = 'Pending', attempts = attempts + 1, \
+                    "UPDATE apalis.jobs SET attempts = attempts + 1, \
+                       status = CASE WHEN attempts + 1 >= max_attempts THEN 'Failed' ELSE 'Pending' END, \
                        lock_by = NULL, lock_at = NULL, last_result = $2::jsonb \
                      WHERE lock_by = $1 AND status IN ('Queued', 'Running')",
                 )
