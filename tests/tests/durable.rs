@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use durable_support::{
     Effect, TestDb, drained, effects, record, record_job, states, test_worker, unique, until,
+    until_an_effect,
 };
 use signals_orm::durable::{self, Backoff, Job, JobFilter, JobOptions, JobState, M2mChange};
 use signals_orm::model_signals::{post_delete, post_save, pre_delete, pre_save};
@@ -687,11 +688,7 @@ where
     );
     SlowOrder::new("s", 1).save(&pool).await.unwrap();
     let worker = test_worker(&pool, queue).spawn();
-    until("the job started", Duration::from_secs(30), || {
-        let pool = pool.clone();
-        async move { !effects(&pool).await.is_empty() }
-    })
-    .await;
+    until_an_effect(&pool, "the job started", Duration::from_secs(30)).await;
     worker.shutdown().await.unwrap();
     let notes: Vec<(String, i64)> = effects(&pool)
         .await
@@ -731,11 +728,7 @@ where
     let worker = test_worker(&pool, queue)
         .shutdown_timeout(Duration::from_millis(300))
         .spawn();
-    until("the job started", Duration::from_secs(30), || {
-        let pool = pool.clone();
-        async move { !effects(&pool).await.is_empty() }
-    })
-    .await;
+    until_an_effect(&pool, "the job started", Duration::from_secs(30)).await;
     worker.shutdown().await.unwrap();
     let jobs = durable::jobs(&pool, &JobFilter::new().queue(queue))
         .await
@@ -792,11 +785,7 @@ where
     let worker = test_worker(&pool, queue)
         .shutdown_timeout(Duration::from_millis(300))
         .spawn();
-    until("the job started", Duration::from_secs(30), || {
-        let pool = pool.clone();
-        async move { !effects(&pool).await.is_empty() }
-    })
-    .await;
+    until_an_effect(&pool, "the job started", Duration::from_secs(30)).await;
     worker.shutdown().await.unwrap();
     // Its one attempt was used: dead, with why, rather than run a second time.
     let jobs = durable::jobs(&pool, &JobFilter::new().queue(queue))

@@ -18,7 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use durable_support::{Effect, TestDb, drained, effects, record_job, test_worker, unique, until};
+use durable_support::{
+    Effect, TestDb, drained, effects, record_job, test_worker, unique, until_an_effect,
+};
 use signals_orm::durable::{self, Job, JobFilter, JobOptions, JobState};
 use signals_orm::model_signals::post_save;
 use signals_orm::{ModelExt, Persist, PostSave};
@@ -316,11 +318,7 @@ async fn a_killed_workers_job_runs_again_once_its_lease_ends<DB: TestDb>(
     let _durable = hang_receiver(&pool, &place, false);
     HangOrder::new("h", 1).save(&pool).await.unwrap();
     let mut child = place.spawn("hang", &[]);
-    until("the child started the job", Duration::from_mins(1), || {
-        let pool = pool.clone();
-        async move { !effects(&pool).await.is_empty() }
-    })
-    .await;
+    until_an_effect(&pool, "the child started the job", Duration::from_mins(1)).await;
     child.kill().unwrap(); // SIGKILL: no shutdown, no release
     child.wait().unwrap();
     let held = durable::jobs(&pool, &JobFilter::new().queue(place.queue))
@@ -538,11 +536,7 @@ async fn sigterm_lets_the_running_job_finish<DB: TestDb>(
     let _durable = term_receiver(&pool, &place);
     TermOrder::new("t", 1).save(&pool).await.unwrap();
     let mut child = place.spawn("term", &[]);
-    until("the child started the job", Duration::from_mins(1), || {
-        let pool = pool.clone();
-        async move { !effects(&pool).await.is_empty() }
-    })
-    .await;
+    until_an_effect(&pool, "the child started the job", Duration::from_mins(1)).await;
     terminate(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");

@@ -367,6 +367,18 @@ where
     }
 }
 
+/// Waits (at most `limit`) until some job of this test recorded an effect: `what` says whose.
+pub async fn until_an_effect<DB: TestDb>(pool: &Pool<DB>, what: &str, limit: Duration)
+where
+    Effect: signals_orm::Persist<DB>,
+{
+    until(what, limit, || {
+        let pool = pool.clone();
+        async move { !effects(&pool).await.is_empty() }
+    })
+    .await;
+}
+
 /// A worker for tests: queue `queue`, polling every 100 ms, the default lease (3 × 5 s). A
 /// short lease would make these tests depend on the machine's load: a heartbeat written late
 /// (a busy SQLite file, two loaded cores) lets the job be taken back and run again. The tests
