@@ -12,18 +12,22 @@
 //!
 //! A job carries the event (the customer, the order) and nothing of the process that wrote it:
 //! it may run in another process, after a restart. What it needs besides (the database to count
-//! sales in, the folder to write `.eml` files to) is the worker's: [`ShopWorker::start`]
-//! installs them as this process's [`Services`], as an application installs its mail settings
-//! and its pool at startup, and a job finds them with [`services`].
+//! sales in, the folder to write `.eml` files to) is the worker's: [`ShopWorker::start`] gives
+//! its worker the shop's [`Services`] (`durable::worker(&pool).data(services)`), and a job reads
+//! them with `job.data::<Services>()`. A job run by a worker without them (a worker program
+//! that is not the shop's) fails, naming the missing type, and is retried.
 //!
-//! One process holds one shop worker at a time: [`ShopWorker::start`] waits until the previous
-//! one stopped. Tests running several shops in one process take turns that way, each with its
-//! own services. On PostgreSQL this is also what keeps a shop's jobs its own: apalis's tables
-//! are in the schema `apalis`, shared by every schema of the database, so two shops in two
-//! schemas of one database would share the queues (run them in separate databases).
+//! The services are the worker's, not the process's: several shops on SQLite (each its own
+//! file) run their workers side by side in one process, each job with its own shop's database
+//! and outbox (the tests do). On PostgreSQL, apalis's tables are in the schema `apalis`,
+//! shared by every schema of the database, so two shops in two schemas of one database would
+//! share the queues, and one shop's worker would run the other's jobs with its own services:
+//! the shops of one PostgreSQL database take turns in a process ([`ShopWorker::start`] waits
+//! until the previous one stopped); run shops in separate databases to run them at once.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use signals_orm::durable::{self, JobFilter, JobState, WorkerHandle};
@@ -42,7 +46,9 @@ pub const QUEUES: [&str; 2] = [MAIL_QUEUE, ANALYTICS_QUEUE];
 /// machine under load (a job retried after its 1 s backoff takes about 2 s).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_mins(1);
 
-/// What the shop's jobs reach: the database of the worker running them and its mail outbox.
+/// What the shop's jobs reach besides their event: the database of the worker running them
+/// and its mail outbox. [`ShopWorker::start`] gives them to its worker; a receiver reads them
+/// with `job.data::<Services>()`.
 #[derive(Clone, Debug)]
 pub struct Services {
     /// The shop's database (the sales analytics are written there).
@@ -51,49 +57,51 @@ pub struct Services {
     pub outbox: PathBuf,
 }
 
-static SERVICES: RwLock<Option<Services>> = RwLock::new(None);
-static SLOT: LazyLock<Arc<Mutex<()>>> = LazyLock::new(|| Arc::new(Mutex::new(())));
+/// One turn per PostgreSQL database (`host:port/database`): the shops of one database share
+/// apalis's queues, so their workers in this process take turns.
+static TURNS: LazyLock<std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>> =
+    LazyLock::new(Default::default);
 
-/// A shop job ran in a process where no [`ShopWorker`] is running (a worker program without
-/// the shop's services): the job fails, and is retried with its backoff.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "no shop worker runs in this process: the shop's jobs need its services (ShopWorker::start)"
-)]
-pub struct NoServices;
-
-/// The services of the shop worker running in this process.
-///
-/// # Errors
-///
-/// [`NoServices`] when no shop worker runs.
-pub fn services() -> Result<Services, NoServices> {
-    SERVICES
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-        .ok_or(NoServices)
+/// Waits for the turn of `db`'s shops when they share their queues with other shops (a
+/// PostgreSQL database); `None` for SQLite, whose file holds its own queues.
+async fn turn(db: &ShopDb) -> Option<OwnedMutexGuard<()>> {
+    let ShopDb::Postgres(pool) = db else {
+        return None;
+    };
+    let options = pool.connect_options();
+    let key = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    );
+    let turn = Arc::clone(
+        TURNS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_default(),
+    );
+    Some(turn.lock_owned().await)
 }
 
-fn install(services: Option<Services>) {
-    *SERVICES.write().unwrap_or_else(PoisonError::into_inner) = services;
-}
-
-/// The shop's durable worker, running in this process on the shop's database: started by
-/// [`ShopWorker::start`], stopped by [`ShopWorker::stop`] (dropping it uninstalls the
-/// services, and the worker ends with the runtime).
+/// The shop's durable worker, running in this process on the shop's database with the shop's
+/// [`Services`] as its jobs' data: started by [`ShopWorker::start`], stopped by
+/// [`ShopWorker::stop`] (dropped, the worker ends with the runtime).
 #[derive(Debug)]
 pub struct ShopWorker {
     handle: Option<WorkerHandle>,
     db: ShopDb,
-    _slot: OwnedMutexGuard<()>,
+    _turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl ShopWorker {
-    /// Waits until no other shop worker runs in this process, clears the shop's queues (jobs
-    /// an earlier session left, stopped before its queues drained), installs `db` and `outbox`
-    /// as the jobs' [`Services`], and starts a worker of [`QUEUES`] polling every 100 ms
-    /// (commits in this process wake it at once).
+    /// Clears the shop's queues (jobs an earlier session left, stopped before its queues
+    /// drained) and starts a worker of [`QUEUES`] polling every 100 ms (commits in this
+    /// process wake it at once), giving its jobs `db` and `outbox` as their [`Services`]
+    /// (`durable::worker(..).data(..)`). Shops on SQLite files start at once, side by side;
+    /// on PostgreSQL it first waits until no other shop worker of the same database runs in
+    /// this process (they would share the queues).
     ///
     /// Start it before the session writes anything: clearing the queues would drop the jobs
     /// of earlier writes.
@@ -102,23 +110,35 @@ impl ShopWorker {
     ///
     /// When the queues cannot be cleared.
     pub async fn start(db: &ShopDb, outbox: &Path) -> Result<Self, Error> {
-        let slot = Arc::clone(&SLOT).lock_owned().await;
-        let sql = match db {
-            ShopDb::Sqlite(_) => "DELETE FROM Jobs WHERE job_type IN ($1, $2)",
-            ShopDb::Postgres(_) => "DELETE FROM apalis.jobs WHERE job_type IN ($1, $2)",
+        let turn = turn(db).await;
+        // The queues' jobs wherever they wait: apalis's table, and the outbox its relays
+        // read (a job an earlier session committed but no worker moved yet).
+        let statements = match db {
+            ShopDb::Sqlite(_) => [
+                "DELETE FROM Jobs WHERE job_type IN ($1, $2)",
+                "DELETE FROM signals_orm_outbox WHERE queue IN ($1, $2)",
+            ],
+            ShopDb::Postgres(_) => [
+                "DELETE FROM apalis.jobs WHERE job_type IN ($1, $2)",
+                "DELETE FROM apalis.signals_orm_outbox WHERE queue IN ($1, $2)",
+            ],
         };
-        on_db!(db, |pool| sqlx::query(sql)
-            .bind(MAIL_QUEUE)
-            .bind(ANALYTICS_QUEUE)
-            .execute(pool)
-            .await
-            .map(drop))?;
-        install(Some(Services {
+        for sql in statements {
+            on_db!(db, |pool| sqlx::query(sql)
+                .bind(MAIL_QUEUE)
+                .bind(ANALYTICS_QUEUE)
+                .execute(pool)
+                .await
+                .map(drop))?;
+        }
+        let services = Services {
             db: db.clone(),
             outbox: outbox.to_path_buf(),
-        }));
+        };
         let handle = on_db!(db, |pool| {
-            let mut worker = durable::worker(pool).poll_interval(Duration::from_millis(100));
+            let mut worker = durable::worker(pool)
+                .poll_interval(Duration::from_millis(100))
+                .data(services);
             for queue in QUEUES {
                 worker = worker.queue(queue);
             }
@@ -127,7 +147,7 @@ impl ShopWorker {
         Ok(ShopWorker {
             handle: Some(handle),
             db: db.clone(),
-            _slot: slot,
+            _turn: turn,
         })
     }
 
@@ -141,8 +161,8 @@ impl ShopWorker {
         drain(&self.db, limit).await
     }
 
-    /// Stops the worker gracefully (a running job finishes first), uninstalls the services and
-    /// returns the statistics. It does not wait for the queues: [`drain`](Self::drain) first.
+    /// Stops the worker gracefully (a running job finishes first) and returns the statistics.
+    /// It does not wait for the queues: [`drain`](Self::drain) first.
     ///
     /// # Errors
     ///
@@ -151,16 +171,7 @@ impl ShopWorker {
         if let Some(handle) = self.handle.take() {
             handle.shutdown().await?;
         }
-        install(None);
         JobStats::of(&self.db).await
-    }
-}
-
-impl Drop for ShopWorker {
-    fn drop(&mut self) {
-        if self.handle.is_some() {
-            install(None);
-        }
     }
 }
 

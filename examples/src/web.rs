@@ -105,8 +105,8 @@ impl App {
         &self.db
     }
 
-    /// Starts the shop's durable worker on this app's database and outbox (waiting while
-    /// another runs in this process: see [`ShopWorker::start`]).
+    /// Starts the shop's durable worker on this app's database and outbox (on PostgreSQL,
+    /// waiting while another shop's runs on the same database: see [`ShopWorker::start`]).
     async fn start_worker(&self) -> io::Result<ShopWorker> {
         ShopWorker::start(&self.db, &self.outbox)
             .await
@@ -385,8 +385,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the shop's durable worker (waiting, as [`ShopWorker::start`] does, while
-    /// another runs in this process), binds `addr` (`127.0.0.1:0` for any free port) and
+    /// Starts the shop's durable worker (on PostgreSQL waiting, as [`ShopWorker::start`] does,
+    /// while another shop's runs on the same database), binds `addr` (`127.0.0.1:0` for any free port) and
     /// serves `app` there ([`serve`]) in a task spawned on the current tokio runtime.
     ///
     /// # Errors

@@ -2,7 +2,10 @@
 //! checked: `.eml` files and their recipients (written by the shop's durable worker, once the
 //! jobs ran), the image file gone, rows in the database, the jobs enqueued and run.
 
+use std::time::Duration;
+
 use examples::db::ShopDb;
+use examples::jobs::{DRAIN_TIMEOUT, ShopWorker};
 use examples::models::{Customer, Invoice, Order, Profile};
 use examples::on_db;
 use examples::run::Run;
@@ -123,6 +126,52 @@ async fn welcome_email_writes_eml_files_to_the_new_customers() {
         ],
         "what the program's doc comment names"
     );
+}
+
+/// Two shops (two SQLite files) run their workers at the same time in one process, and each
+/// job writes its mail to its own shop's outbox: the shop's services are its worker's `data`,
+/// not a process-wide setting, so a shop's job cannot reach the other shop's outbox.
+#[tokio::test]
+async fn two_shops_run_their_workers_side_by_side_each_job_with_its_own_shops_services() {
+    let (one, _dir_one, _trace_one) = sqlite_run().await;
+    let (two, _dir_two, _trace_two) = sqlite_run().await;
+    let first = ShopWorker::start(&one.db, &one.outbox).await.unwrap();
+    // Started while the first runs (they used to take turns, the second waiting here).
+    let second = tokio::time::timeout(
+        Duration::from_secs(10),
+        ShopWorker::start(&two.db, &two.outbox),
+    )
+    .await
+    .expect("a second shop's worker starts while the first one runs")
+    .unwrap();
+    register(&one.db, "ada lovelace", "ada@one.example")
+        .await
+        .unwrap();
+    register(&two.db, "grace hopper", "grace@two.example")
+        .await
+        .unwrap();
+    register(&two.db, "alan turing", "alan@two.example")
+        .await
+        .unwrap();
+    let (ran_one, ran_two) = tokio::join!(first.drain(DRAIN_TIMEOUT), second.drain(DRAIN_TIMEOUT));
+    let (ran_one, ran_two) = (ran_one.unwrap(), ran_two.unwrap());
+    assert_eq!(
+        (
+            ran_one.enqueued,
+            ran_one.done,
+            ran_two.enqueued,
+            ran_two.done
+        ),
+        (1, 1, 2, 2),
+        "each shop's worker ran its own shop's welcome jobs"
+    );
+    assert_eq!(one.emails().unwrap(), ["ada@one.example"]);
+    assert_eq!(
+        two.emails().unwrap(),
+        ["alan@two.example", "grace@two.example"]
+    );
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use durable_support::{
-    Effect, TestDb, drained, effects, record, record_job, states, test_worker, unique, until,
-    until_an_effect,
+    Effect, Keyed, TestDb, drained, effects, record, record_job, states, test_worker, unique,
+    until, until_an_effect,
 };
 use signals_orm::durable::{self, Backoff, Job, JobFilter, JobOptions, JobState, M2mChange};
 use signals_orm::model_signals::{post_delete, post_save, pre_delete, pre_save};
@@ -33,6 +33,7 @@ durable_backends!(
     shutdown_releases_jobs_still_running_at_its_timeout,
     a_job_cut_at_its_last_attempt_is_kept_dead,
     each_run_is_a_span_with_receiver_event_and_attempt,
+    a_job_whose_worker_lacks_its_data_fails_naming_receiver_event_and_type,
 );
 
 order_model!(TxOrder);
@@ -1081,10 +1082,13 @@ async fn link_time_durable_receivers_on_postgres() {
     let Some((pool, schema)) = durable_support::postgres().await else {
         return;
     };
-    sqlx::query("DELETE FROM apalis.jobs WHERE job_type = 'durable-macro-pg'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::raw_sql(
+        "DELETE FROM apalis.jobs WHERE job_type = 'durable-macro-pg'; \
+         DELETE FROM apalis.signals_orm_outbox WHERE queue = 'durable-macro-pg'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     link_time_receivers_run(
         pool.clone(),
         "durable-macro-pg",
@@ -1096,4 +1100,195 @@ async fn link_time_durable_receivers_on_postgres() {
     )
     .await;
     durable_support::postgres_cleanup(&pool, &schema, &["durable-macro-pg"]).await;
+}
+
+/// What the data tests' workers give their jobs besides their pool: whose worker it is.
+#[derive(Debug)]
+struct WorkerTag(&'static str);
+
+/// A durable receiver with nothing of its own (a function, no captures): the pool it records
+/// its run in and the note it writes are its worker's data (`Worker::data`, `Job::data`).
+async fn note_worker<DB: TestDb, M: Keyed>(job: Job<M>) -> Result<(), signals_orm::BoxError>
+where
+    Effect: Persist<DB>,
+{
+    let pool = job.data::<Pool<DB>>()?;
+    let tag = job.data::<WorkerTag>()?;
+    record_job(pool, &job, tag.0).await?;
+    Ok(())
+}
+
+order_model!(DataOrderOne);
+order_model!(DataOrderTwo);
+
+/// Two workers run at once in one process, each on its own pool and queue with its own `data`
+/// (a pool and a `WorkerTag`, two types given to one worker): every job records its run in its
+/// own worker's pool with its own worker's tag. Data kept per process (the last worker's, or
+/// the first's) would put one side's runs in the other's database.
+async fn two_workers_in_one_process_give_each_job_their_own_data<DB: TestDb>(
+    one: Pool<DB>,
+    two: Pool<DB>,
+) where
+    DataOrderOne: Persist<DB>,
+    DataOrderTwo: Persist<DB>,
+    Effect: Persist<DB>,
+{
+    let (queue_one, queue_two) = (unique("data-one"), unique("data-two"));
+    let (name_one, name_two) = (unique("durable::data::one"), unique("durable::data::two"));
+    let _one = durable::connect(
+        post_save,
+        name_one,
+        JobOptions::new().queue(queue_one),
+        note_worker::<DB, DataOrderOne>,
+    );
+    let _two = durable::connect(
+        post_save,
+        name_two,
+        JobOptions::new().queue(queue_two),
+        note_worker::<DB, DataOrderTwo>,
+    );
+    let worker_one = test_worker(&one, queue_one)
+        .data(one.clone())
+        .data(WorkerTag("one"))
+        .spawn();
+    let worker_two = test_worker(&two, queue_two)
+        .data(WorkerTag("two"))
+        .data(two.clone())
+        .spawn();
+    for n in 0..3 {
+        DataOrderOne::new(&format!("one-{n}"), 1)
+            .save(&one)
+            .await
+            .unwrap();
+        DataOrderTwo::new(&format!("two-{n}"), 2)
+            .save(&two)
+            .await
+            .unwrap();
+    }
+    drained(&one, queue_one, Duration::from_secs(30)).await;
+    drained(&two, queue_two, Duration::from_secs(30)).await;
+    worker_one.shutdown().await.unwrap();
+    worker_two.shutdown().await.unwrap();
+    assert_eq!(states(&one, queue_one).await, [JobState::Done; 3]);
+    assert_eq!(states(&two, queue_two).await, [JobState::Done; 3]);
+    let ran = |effects: Vec<Effect>| -> BTreeSet<(String, String, String)> {
+        effects
+            .into_iter()
+            .map(|e| (e.receiver, e.order_key, e.note))
+            .collect()
+    };
+    let expected = |name: &str, side: &str| -> BTreeSet<(String, String, String)> {
+        (0..3)
+            .map(|n| (name.to_owned(), format!("{side}-{n}"), side.to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        ran(effects(&one).await),
+        expected(name_one, "one"),
+        "worker one's jobs, in worker one's pool, with worker one's tag"
+    );
+    assert_eq!(
+        ran(effects(&two).await),
+        expected(name_two, "two"),
+        "worker two's jobs, in worker two's pool, with worker two's tag"
+    );
+}
+
+mod two_workers_in_one_process_give_each_job_their_own_data {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_file() {
+        let (one, _dir_one) = crate::durable_support::sqlite().await;
+        let (two, _dir_two) = crate::durable_support::sqlite().await;
+        super::two_workers_in_one_process_give_each_job_their_own_data(one, two).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some((one, schema_one)) = crate::durable_support::postgres().await else {
+            return;
+        };
+        let (two, schema_two) = crate::durable_support::postgres()
+            .await
+            .expect("a second schema");
+        super::two_workers_in_one_process_give_each_job_their_own_data(one.clone(), two.clone())
+            .await;
+        crate::durable_support::postgres_cleanup(&one, &schema_one, &[]).await;
+        crate::durable_support::postgres_cleanup(&two, &schema_two, &[]).await;
+    }
+}
+
+order_model!(NoDataOrder);
+
+/// A job whose worker was not given the data its receiver reads fails with an error naming the
+/// receiver, the event and the missing type (and what the worker has); it is retried per its
+/// options (here 2 attempts, no backoff), then kept dead, and runs once a worker has the data.
+async fn a_job_whose_worker_lacks_its_data_fails_naming_receiver_event_and_type<DB: TestDb>(
+    pool: Pool<DB>,
+) where
+    NoDataOrder: Persist<DB>,
+    Effect: Persist<DB>,
+{
+    let queue = unique("nodata");
+    let name = unique("durable::nodata::mail");
+    let _durable = durable::connect(
+        post_save,
+        name,
+        JobOptions::new()
+            .queue(queue)
+            .max_attempts(2)
+            .backoff(Backoff::None),
+        note_worker::<DB, NoDataOrder>,
+    );
+    NoDataOrder::new("n", 1).save(&pool).await.unwrap();
+    // Given its pool, not the `WorkerTag` the receiver reads next.
+    let worker = test_worker(&pool, queue).data(pool.clone()).spawn();
+    until("the job is dead", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move { states(&pool, queue).await == [JobState::Dead] }
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    let dead = durable::jobs(&pool, &JobFilter::new().queue(queue).state(JobState::Dead))
+        .await
+        .unwrap();
+    let [dead] = dead.as_slice() else {
+        panic!("{dead:?}")
+    };
+    assert_eq!(
+        (dead.attempts, dead.max_attempts),
+        (2, 2),
+        "retried per its options, then dead"
+    );
+    let error = dead.last_error.as_deref().unwrap_or_default();
+    for part in [
+        name,
+        &format!("event {}", dead.id),
+        "attempt 2 of 2",
+        "this worker has no `data` of type `durable::WorkerTag`",
+        "(it has: `", // the pool's type, as `std::any::type_name` spells it
+        "Pool<",
+        "add it with `durable::worker(&pool).data(..)`",
+    ] {
+        assert!(
+            error.contains(part),
+            "`{part}` missing from the last error: {error}"
+        );
+    }
+    assert!(effects(&pool).await.is_empty(), "the receiver did nothing");
+
+    // A worker given the tag runs it.
+    let worker = test_worker(&pool, queue)
+        .data(pool.clone())
+        .data(WorkerTag("given"))
+        .spawn();
+    assert!(durable::retry(&pool, &dead.id).await.unwrap());
+    drained(&pool, queue, Duration::from_secs(30)).await;
+    worker.shutdown().await.unwrap();
+    assert_eq!(states(&pool, queue).await, [JobState::Done]);
+    let ran: Vec<(String, String, String)> = effects(&pool)
+        .await
+        .into_iter()
+        .map(|e| (e.event_id, e.order_key, e.note))
+        .collect();
+    assert_eq!(ran, [(dead.id.clone(), "n".to_owned(), "given".to_owned())]);
 }

@@ -1,8 +1,8 @@
 //! The contract with apalis 1.0.0 that `signals_orm::durable` relies on, on a SQLite file and
-//! on PostgreSQL: a job signals-orm inserted in a write's transaction (through apalis's own
-//! `queries::push_tasks`, given the write's connection) is run by apalis's own worker, with the
-//! document signals-orm wrote, and acknowledged by it; a rolled-back write's job is not there
-//! to run. And the reverse: a row apalis's own sink wrote that is not a durable job is kept
+//! on PostgreSQL: a job signals-orm wrote to its outbox in a write's transaction, then moved
+//! into apalis's table by its relay (through apalis's own `queries::push_tasks`), is run by
+//! apalis's own worker, with the document signals-orm wrote, and acknowledged by it; a
+//! rolled-back write's job is not there to run. And the reverse: a row apalis's own sink wrote that is not a durable job is kept
 //! dead by signals-orm's worker, which goes on with the next job. A later apalis whose tables
 //! or worker differ fails here first (`docs/durable.md`, "Upgrading apalis").
 
@@ -67,6 +67,18 @@ where
         .await
         .unwrap();
     assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].state, JobState::Pending, "{jobs:?}");
+    // Waiting in the outbox until a relay moves it into apalis's table (a worker's does).
+    // (Each test of this file that runs `enqueue_two` adds a receiver of `ContractOrder`, so
+    // other queues' jobs may be moved too.)
+    assert!(durable::relay(pool).await.unwrap() >= 1);
+    let moved = durable::jobs(pool, &JobFilter::new().queue(queue))
+        .await
+        .unwrap();
+    assert_eq!(
+        moved, jobs,
+        "the relay keeps the job's id, queue and attempts"
+    );
     (queue, name, jobs[0].id.clone())
 }
 
@@ -234,8 +246,9 @@ macro_rules! one_more_statement_test {
                 return;
             };
             // A save heard by a receiver that runs no statement, then by a durable one: one
-            // statement more, apalis's INSERT, in the same transaction (and no check at
-            // COMMIT: the ORM's own connection ran it and returned its outcome).
+            // statement more, the outbox INSERT, in the same transaction before its COMMIT
+            // (and no check at COMMIT: the ORM's own connection ran it and returned its
+            // outcome).
             let plain = {
                 let _plain = post_save.connect(|ev: signals_orm::PostSave<'_, $model>| {
                     let _ = ev.instance.total;
@@ -248,8 +261,8 @@ macro_rules! one_more_statement_test {
                 JobOptions::new().queue(queue),
                 |_: Job<$model>| async { Ok::<(), String>(()) },
             );
-            // PostgreSQL: sqlx looks the `hstore` type up (one catalog query) the first time
-            // a connection binds one, then keeps it; the pool has one connection.
+            // The first statements of a connection may look types up (one catalog query on
+            // PostgreSQL, kept for the connection); the pool has one connection.
             $model::new("warm-up", 1).save(&pool).await.unwrap();
             let durable = statements::of($model::new("durable", 1).save(&pool))
                 .await
@@ -262,6 +275,16 @@ macro_rules! one_more_statement_test {
             let extra: Vec<&String> = durable.iter().filter(|s| !plain.contains(s)).collect();
             assert_eq!(extra.len(), 1, "{extra:#?}");
             assert!(extra[0].trim_start().starts_with($insert), "{extra:#?}");
+            let at = |what: &str| {
+                durable
+                    .iter()
+                    .position(|s| s.trim_start().starts_with(what))
+            };
+            // (sqlx logs PostgreSQL's COMMIT, not SQLite's.)
+            assert!(
+                at("COMMIT").is_none_or(|commit| at($insert) < Some(commit)),
+                "before the COMMIT: {durable:#?}"
+            );
             cleanup.await;
         }
     };
@@ -274,7 +297,7 @@ one_more_statement_test!(
         let (pool, dir) = durable_support::sqlite().await;
         Some((pool, async move { drop(dir) }))
     },
-    "INSERT INTO\n    Jobs"
+    "INSERT INTO signals_orm_outbox"
 );
 
 one_more_statement_test!(
@@ -293,5 +316,5 @@ one_more_statement_test!(
             None => None,
         }
     },
-    "INSERT INTO apalis.jobs"
+    "WITH written AS ( INSERT INTO apalis.signals_orm_outbox"
 );

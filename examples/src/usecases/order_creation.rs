@@ -10,7 +10,7 @@ use signals_orm::durable::{Backoff, Job};
 use signals_orm::{AnyTx, BoxError, ModelExt as _, OrmError, PostSave, receiver};
 
 use crate::db::{self, ShopDb};
-use crate::jobs::{self, MAIL_QUEUE};
+use crate::jobs::{MAIL_QUEUE, Services};
 use crate::mail::{self, MailError};
 use crate::models::{Order, Product, euros};
 use crate::run::Run;
@@ -65,7 +65,7 @@ async fn send_order_confirmation(job: Job<Order>) -> Result<(), BoxError> {
     if job.attempt == 1 {
         return Err(MailError::Greylisted(job.attempt).into());
     }
-    let outbox = jobs::services()?.outbox;
+    let outbox = &job.data::<Services>()?.outbox;
     let order = &job.instance;
     let body = format!(
         "Order {} confirmed: {} unit(s) of product {}, {} EUR.\n",
@@ -75,7 +75,7 @@ async fn send_order_confirmation(job: Job<Order>) -> Result<(), BoxError> {
         euros(order.total_cents)
     );
     mail::send_once(
-        &outbox,
+        outbox,
         &job.event_id,
         &order.email,
         "Your order is confirmed",

@@ -49,7 +49,7 @@ use signals_orm::durable::{Backoff, Job};
 use signals_orm::{Committed, ModelExt as _, Tx, receiver};
 
 use crate::db::ShopDb;
-use crate::jobs::{self, ANALYTICS_QUEUE};
+use crate::jobs::{ANALYTICS_QUEUE, Services};
 use crate::models::{Customer, Order, Product};
 use crate::run::Run;
 use crate::{Error, on_db};
@@ -255,9 +255,9 @@ async fn count_sale(job: Job<Order>) -> Result<(), Error> {
     if !job.created {
         return Ok(());
     }
-    let db = jobs::services()?.db;
+    let db = &job.data::<Services>()?.db;
     record_sale(
-        &db,
+        db,
         &job.event_id,
         job.instance.product_id,
         job.instance.quantity,

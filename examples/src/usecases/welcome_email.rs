@@ -10,7 +10,7 @@ use signals_orm::durable::{Backoff, Job};
 use signals_orm::receiver;
 
 use crate::Error;
-use crate::jobs::{self, MAIL_QUEUE};
+use crate::jobs::{MAIL_QUEUE, Services};
 use crate::mail;
 use crate::models::Customer;
 use crate::run::Run;
@@ -28,11 +28,11 @@ async fn send_welcome_email(job: Job<Customer>) -> Result<(), Error> {
     if !job.created {
         return Ok(());
     }
-    let outbox = jobs::services()?.outbox;
+    let outbox = &job.data::<Services>()?.outbox;
     let customer = &job.instance;
     let body = format!("Hello {},\n\nwelcome to the Signals Shop.\n", customer.name);
     mail::send_once(
-        &outbox,
+        outbox,
         &job.event_id,
         &customer.email,
         "Welcome to the Signals Shop",

@@ -841,9 +841,9 @@ fn durable_targets(config: &Config, orm: &OrmResults) -> Vec<Verdict> {
         below.is_empty(),
         format!(
             "workload 9: a save with one durable receiver reaches at least {MIN_DURABLE_RATIO} of \
-             the same save's throughput with one on_commit receiver (one statement more, \
-             apalis's job INSERT in the save's transaction, checked by the smoke test): lowest \
-             ratio {}{}.",
+             the same save's throughput with one on_commit receiver (the outbox INSERT in the \
+             save's transaction, one per save or per 64 saves in one transaction, checked by \
+             the smoke test): lowest ratio {}{}.",
             lowest(&ratios),
             if below.is_empty() {
                 String::new()
@@ -1041,7 +1041,7 @@ const LEGEND: &str = "\
     into a `FromRow` struct, and a `DELETE` of the parents, and Django = `QuerySet.delete()` \
     of the parents (`on_delete=CASCADE`, a `post_delete` receiver on the child) inside \
     `transaction.atomic()`; workload 9: ours = saves through the ORM heard by one durable \
-    `post_save` receiver (its job inserted by apalis's INSERT in the save's transaction), \
+    `post_save` receiver (its job written to the outbox in the save's transaction), \
     baseline = the same saves heard by one no-op `on_commit` receiver instead; workload 10 \
     (PostgreSQL): jobs/s of 4 in-process workers (each its own pool, 4 jobs at a time) draining \
     a backlog of a no-op durable receiver's jobs, baseline = 1 worker, the ratio their \

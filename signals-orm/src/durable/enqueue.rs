@@ -19,7 +19,7 @@ use super::error::DurableError;
 use super::job::{EventHead, Job, JobError, M2mChange, RawJob, encode};
 use super::options::JobOptions;
 use super::registry::{self, DurableReceiver, Registration};
-use super::store::{DurableBackend, Prepared, push_any, push_in};
+use super::store::{DurableBackend, Prepared, stage_any, stage_in};
 use crate::m2m::{M2mChanged, M2mChangedSignal, M2mSide, Through};
 use crate::model::Model;
 use crate::model_signals::{PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal};
@@ -146,18 +146,7 @@ pub fn enqueue<'e, S: DurableSignal<T>, T>(
     let id = ulid::Ulid::generate();
     let event_id = id.to_string();
     match S::encode(event, receiver, &event_id, &options) {
-        Ok((bytes, tx)) => {
-            let queue = options.queue_name();
-            let push = push_any(tx, queue, vec![Prepared { id, bytes, options }]);
-            Box::pin(async move {
-                push.await.map_err(|source| {
-                    Box::new(DurableError::Store {
-                        what: "enqueueing a durable receiver's job in the write's transaction",
-                        source,
-                    }) as BoxError
-                })
-            })
-        }
+        Ok((bytes, tx)) => stage_any(tx, Prepared::new(id, bytes, options)),
         Err(error) => Box::pin(std::future::ready(Err(error))),
     }
 }
@@ -479,7 +468,7 @@ where
     result
 }
 
-/// [`send`]'s work: the receivers, then one INSERT per queue.
+/// [`send`]'s work: the receivers, then their jobs staged in `tx`.
 async fn send_in<S, DB>(tx: &mut Tx<DB>, sender: Sender, signal: &S) -> Result<(), DurableError>
 where
     S: PlainSignal,
@@ -498,22 +487,9 @@ where
             .lock()
             .unwrap_or_else(PoisonError::into_inner),
     );
-    // One INSERT per queue (one statement for all its jobs on PostgreSQL).
-    let mut by_queue: Vec<(&'static str, Vec<Prepared>)> = Vec::new();
+    // Staged with the transaction's other jobs: written to the outbox with them.
     for job in jobs {
-        let queue = job.options.queue_name();
-        let prepared = Prepared {
-            id: job.id,
-            bytes: job.bytes,
-            options: job.options,
-        };
-        match by_queue.iter_mut().find(|(q, _)| *q == queue) {
-            Some((_, list)) => list.push(prepared),
-            None => by_queue.push((queue, vec![prepared])),
-        }
-    }
-    for (queue, jobs) in by_queue {
-        if let Err(source) = push_in(tx, queue, jobs).await {
+        if let Err(source) = stage_in(tx, Prepared::new(job.id, job.bytes, job.options)).await {
             return Err(DurableError::Store {
                 what: "enqueueing a custom signal's durable jobs in the transaction",
                 source,

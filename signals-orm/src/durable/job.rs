@@ -1,7 +1,11 @@
 //! What a durable receiver gets ([`Job`]) and how it travels in apalis's `job` column: one JSON
 //! document per job, the event's snapshot and the receiver's name and options.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
@@ -22,7 +26,14 @@ use crate::m2m::{M2mAction, Through};
 /// events and receivers, so a receiver can make its effect idempotent (an `INSERT .. ON
 /// CONFLICT (event_id) DO NOTHING`, a provider's idempotency key).
 ///
-/// [`Job::new`] builds one for a unit test that calls the receiver directly:
+/// A job also reaches what its **worker** was given with
+/// [`Worker::data`](super::Worker::data) (a pool, a mail client, settings), by type, with
+/// [`data`](Job::data): the event says what happened, the worker's data what to do it with, so
+/// that two workers in one process (two tenants, two test databases) each give their jobs
+/// their own.
+///
+/// [`Job::new`] builds one for a unit test that calls the receiver directly
+/// ([`with_data`](Job::with_data) gives it what a worker would):
 ///
 /// ```
 /// use signals_orm::durable::Job;
@@ -78,6 +89,8 @@ pub struct Job<T> {
     pub queue: String,
     /// When the job was enqueued (inside the write's transaction).
     pub enqueued_at: SystemTime,
+    /// What the worker running it was given ([`Worker::data`](super::Worker::data)).
+    data: JobData,
 }
 
 impl<T> Job<T> {
@@ -104,6 +117,7 @@ impl<T> Job<T> {
             receiver: "test".to_owned(),
             queue: JobOptions::new().queue_name().to_owned(),
             enqueued_at: SystemTime::now(),
+            data: JobData::default(),
         }
     }
 
@@ -136,10 +150,198 @@ impl<T> Job<T> {
         self
     }
 
+    /// Gives the job `value` as its worker's data of type `D`, as
+    /// [`Worker::data`](super::Worker::data) does for the jobs a worker runs: for a unit test
+    /// that calls a receiver reading [`data`](Job::data) directly. A second value of one type
+    /// replaces the first.
+    ///
+    /// ```
+    /// use signals_orm::durable::Job;
+    ///
+    /// #[derive(Debug)]
+    /// struct Outbox(&'static str);
+    ///
+    /// let job = Job::new(42_i64).with_data(Outbox("/tmp/outbox"));
+    /// assert_eq!(job.data::<Outbox>().unwrap().0, "/tmp/outbox");
+    /// ```
+    #[must_use]
+    pub fn with_data<D: Send + Sync + 'static>(mut self, value: D) -> Self {
+        self.data.insert(value);
+        self
+    }
+
+    /// The value of type `D` that the worker running this job was given with
+    /// [`Worker::data`](super::Worker::data): a receiver's handle on the application's state
+    /// (its pool, its mail client, its settings), as axum's `State` is a handler's. The job
+    /// itself carries only the event; what it is done with belongs to the worker, so two
+    /// workers in one process may give their jobs different values of one type.
+    ///
+    /// The value is shared by every job of the worker (held in an `Arc`): a receiver that
+    /// needs it owned clones it, or gives the worker an `Arc`.
+    ///
+    /// # Errors
+    ///
+    /// [`MissingData`] when the worker was given no value of type `D`: its message names the
+    /// receiver, the event id and the type, and says how to give it. Returned from the
+    /// receiver (`job.data::<Services>()?`), it fails the job, which is retried with the
+    /// receiver's backoff (another worker of the queue may have it) and ends dead after its
+    /// last attempt, like any failure.
+    ///
+    /// ```
+    /// use std::path::PathBuf;
+    ///
+    /// use signals_orm::BoxError;
+    /// use signals_orm::durable::Job;
+    ///
+    /// /// What the mail jobs need: given to their worker, `durable::worker(&pool).data(Mail { .. })`.
+    /// struct Mail {
+    ///     outbox: PathBuf,
+    /// }
+    ///
+    /// async fn send_welcome(job: Job<String>) -> Result<(), BoxError> {
+    ///     let mail = job.data::<Mail>()?; // fails the job if the worker has no `Mail`
+    ///     let file = mail.outbox.join(format!("{}.eml", job.event_id));
+    ///     # let _ = file;
+    ///     // ... write the mail to `job.instance` at `file` ...
+    ///     Ok(())
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let job = Job::new("ada@example.com".to_owned()).with_event_id("01J");
+    /// let missing = send_welcome(job.clone()).await.unwrap_err().to_string();
+    /// assert!(missing.contains("this worker has no `data` of type"), "{missing}");
+    /// assert!(missing.contains("Mail"), "{missing}");
+    /// assert!(missing.contains("event 01J"), "{missing}");
+    ///
+    /// let given = job.with_data(Mail { outbox: PathBuf::from("outbox") });
+    /// assert!(send_welcome(given).await.is_ok());
+    /// # });
+    /// ```
+    pub fn data<D: Send + Sync + 'static>(&self) -> Result<&D, MissingData> {
+        self.data.get::<D>().ok_or_else(|| MissingData {
+            receiver: self.receiver.clone(),
+            event_id: self.event_id.clone(),
+            type_name: std::any::type_name::<D>(),
+            given: self.data.type_names(),
+        })
+    }
+
     /// Whether a failure now leaves the job dead rather than retried.
     #[must_use]
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_attempts
+    }
+}
+
+/// A durable receiver asked for worker data its worker was not given: the error of
+/// [`Job::data`].
+///
+/// Its message names the receiver, the event id and the missing type, lists the types the
+/// worker was given, and says how to give it:
+///
+/// ```text
+/// durable receiver `shop::send_welcome`, event 01J..: this worker has no `data` of type
+/// `shop::Mail` (it has: `sqlx::Pool<Sqlite>`); add it with `durable::worker(&pool).data(..)`
+/// ```
+///
+/// It converts into a receiver's boxed error (`?` in a receiver returning
+/// `Result<(), BoxError>`), which fails the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingData {
+    receiver: String,
+    event_id: String,
+    type_name: &'static str,
+    given: Vec<&'static str>,
+}
+
+impl MissingData {
+    /// The durable receiver that asked.
+    #[must_use]
+    pub fn receiver(&self) -> &str {
+        &self.receiver
+    }
+
+    /// The event id of the job it ran.
+    #[must_use]
+    pub fn event_id(&self) -> &str {
+        &self.event_id
+    }
+
+    /// The type asked for (`std::any::type_name`).
+    #[must_use]
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+}
+
+impl fmt::Display for MissingData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "durable receiver `{}`, event {}: this worker has no `data` of type `{}` ",
+            self.receiver, self.event_id, self.type_name
+        )?;
+        if self.given.is_empty() {
+            f.write_str("(it has none)")?;
+        } else {
+            f.write_str("(it has: ")?;
+            for (i, name) in self.given.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "`{name}`")?;
+            }
+            f.write_str(")")?;
+        }
+        f.write_str("; add it with `durable::worker(&pool).data(..)`")
+    }
+}
+
+impl std::error::Error for MissingData {}
+
+/// One value of [`JobData`], with its type's name for messages.
+#[derive(Clone)]
+struct DataValue {
+    value: Arc<dyn Any + Send + Sync>,
+    type_name: &'static str,
+}
+
+/// What a worker gives its jobs ([`Worker::data`](super::Worker::data)): at most one value per
+/// type. Cloning shares the values; inserting into a shared map copies the map (not the
+/// values) first.
+#[derive(Clone, Default)]
+pub(crate) struct JobData(Arc<HashMap<TypeId, DataValue>>);
+
+impl JobData {
+    /// Adds `value`, replacing a value of the same type.
+    pub(crate) fn insert<D: Send + Sync + 'static>(&mut self, value: D) {
+        Arc::make_mut(&mut self.0).insert(
+            TypeId::of::<D>(),
+            DataValue {
+                value: Arc::new(value),
+                type_name: std::any::type_name::<D>(),
+            },
+        );
+    }
+
+    /// The value of type `D`, if given.
+    pub(crate) fn get<D: Send + Sync + 'static>(&self) -> Option<&D> {
+        self.0
+            .get(&TypeId::of::<D>())
+            .and_then(|data| data.value.downcast_ref::<D>())
+    }
+
+    /// The types given, sorted by name.
+    pub(crate) fn type_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.0.values().map(|data| data.type_name).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+impl fmt::Debug for JobData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.type_names()).finish()
     }
 }
 
@@ -426,6 +628,8 @@ pub(crate) fn encode<I: ?Sized + Serialize>(
 pub struct RawJob {
     pub(crate) envelope: Envelope,
     pub(crate) attempt: u32,
+    /// What the worker running it was given.
+    pub(crate) data: JobData,
 }
 
 /// Why a durable receiver's run failed.
@@ -485,6 +689,7 @@ impl RawJob {
             receiver,
             queue,
             enqueued_at: UNIX_EPOCH + Duration::from_millis(enqueued_at_ms),
+            data: self.data,
         })
     }
 }

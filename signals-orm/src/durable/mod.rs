@@ -7,9 +7,10 @@
 //! the process dies). Workers run the jobs: an apalis worker per queue, with retries and
 //! backoff, dead jobs kept with their last error, heartbeats and leases that hand a killed
 //! worker's jobs to another, PostgreSQL's `LISTEN/NOTIFY`. The engine is
-//! [apalis](https://docs.rs/apalis) 1.0 (`apalis-sqlite`, `apalis-postgres`), pinned: the
-//! INSERT is apalis's own public `queries::push_tasks`, given the write's connection. The
-//! choice, the guarantees and the failure modes are in `docs/durable.md`.
+//! [apalis](https://docs.rs/apalis) 1.0 (`apalis-sqlite`, `apalis-postgres`), pinned. The write
+//! itself only adds rows to a light outbox table of ours (one statement per save, or per 64
+//! jobs of a transaction); each worker's relay moves them into apalis's queue (see [`relay`]).
+//! The choice, the guarantees and the failure modes are in `docs/durable.md`.
 //!
 //! ```
 //! use signals_orm::durable::{self, Job, JobOptions};
@@ -76,6 +77,7 @@ mod enqueue;
 mod error;
 mod job;
 mod options;
+mod outbox;
 mod registry;
 mod store;
 mod worker;
@@ -83,18 +85,21 @@ mod worker;
 pub use admin::{JobFilter, JobRow, JobState, QueueCount, counts, jobs, retry};
 pub use enqueue::{DurableSignal, connect, connect_signal, send};
 pub use error::DurableError;
-pub use job::{Job, M2mChange};
+pub use job::{Job, M2mChange, MissingData};
 pub use options::{Backoff, JobOptions};
+pub(crate) use outbox::Staged;
+pub use outbox::relay;
 pub use registry::{DurableReceiver, DurableReceivers, Registration, receivers};
 pub use store::DurableBackend;
 pub use worker::{Metrics, Worker, WorkerHandle, WorkerReport, metrics, shutdown_signal, worker};
 
-/// Creates (or upgrades) apalis's job tables on `pool`'s database: run it once before the
-/// first write that enqueues, as with migrations. Idempotent.
+/// Creates (or upgrades) apalis's job tables and the outbox on `pool`'s database: run it once
+/// before the first write that enqueues, as with migrations. Idempotent.
 ///
-/// SQLite: tables `Jobs` and `Workers` (an application table of either name, in any case,
-/// clashes), their migration history in `_apalis_migrations`. PostgreSQL: schema `apalis`,
-/// the `hstore` extension (created in `public` if missing: the role needs the right to), the
+/// SQLite: tables `Jobs` and `Workers` (apalis's) and `signals_orm_outbox` (an application
+/// table of one of these names, in any case, clashes), apalis's migration history in
+/// `_apalis_migrations`. PostgreSQL: schema `apalis` with `apalis.signals_orm_outbox`, the
+/// `hstore` extension (created in `public` if missing: the role needs the right to), the
 /// history in `apalis._sqlx_migrations`.
 ///
 /// # Errors
@@ -111,8 +116,9 @@ pub mod __private {
     pub use super::enqueue::{collect, enqueue};
     pub use super::job::{JobError, RawJob};
     pub use super::options::JobOptions;
+    pub use super::outbox::Moved;
     pub use super::registry::DurableDef;
-    pub use super::store::Prepared;
+    pub use super::store::{Prepared, WakeStream};
     pub use super::worker::{QueueWorker, handle};
 
     use super::job::M2mChange;

@@ -1,8 +1,9 @@
-//! The job store of each backend: apalis-sqlite's `Jobs` table and apalis-postgres's
-//! `apalis.jobs`, reached through apalis's own public API where it has one (the INSERT, the
+//! The job store of each backend: our outbox table (`signals_orm_outbox`, written in the
+//! write's transaction) and apalis-sqlite's `Jobs` table or apalis-postgres's `apalis.jobs`,
+//! reached through apalis's own public API where it has one (the INSERT the relay runs, the
 //! worker) and through a few statements of our own where it has none (backoff, release, the
 //! listing, re-running a dead job), pinned to apalis 1.0.0 and covered by
-//! `tests/tests/durable.rs`.
+//! `tests/tests/durable.rs` and `durable_contract.rs`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,16 +20,46 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use super::admin::{JobFilter, JobRow, QueueCount};
 use super::error::DurableError;
 use super::options::JobOptions;
+use super::outbox::{self, Moved};
 use crate::tx::AnyTx;
 use crate::{Backend, Tx};
 
-/// One job ready to be inserted: its id (also the event id), its document, its options.
+/// One job ready to be inserted: its id (also the event id), its document, its options, and
+/// when it is due (Unix seconds).
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Prepared {
     pub(crate) id: ulid::Ulid,
     pub(crate) bytes: Vec<u8>,
     pub(crate) options: JobOptions,
+    pub(crate) run_at: i64,
+}
+
+impl Prepared {
+    /// A job enqueued now: due now, or after its options' delay (rounded up to whole seconds,
+    /// so never early). "Now" is rounded down: the job's `run_at` is never after the start of
+    /// the relay's transaction, whose NOTIFY apalis sends only for jobs due by then.
+    pub(crate) fn new(id: ulid::Ulid, bytes: Vec<u8>, options: JobOptions) -> Self {
+        let delay = options.first_delay();
+        let run_at = if delay.is_zero() {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+        } else {
+            due_in(delay)
+        };
+        Prepared {
+            id,
+            bytes,
+            options,
+            run_at: i64::try_from(run_at).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn queue(&self) -> &'static str {
+        self.options.queue_name()
+    }
 }
 
 mod sealed {
@@ -47,17 +78,25 @@ mod sealed {
     note = "turn on signals-orm's `durable-sqlite` feature (for `sqlx::Sqlite`) or `durable-postgres` (for `sqlx::Postgres`)"
 )]
 pub trait DurableBackend: Backend + sealed::Sealed {
-    /// Creates or upgrades apalis's tables.
+    /// Creates or upgrades apalis's tables and the outbox.
     #[doc(hidden)]
     fn setup(pool: &sqlx::Pool<Self>) -> BoxFuture<'_, Result<(), DurableError>>;
 
-    /// Inserts `jobs` on `conn` (the write's transaction) with apalis's own `push_tasks`.
+    /// Inserts `jobs` into the outbox on `conn` (the write's transaction).
     #[doc(hidden)]
-    fn push<'c>(
-        conn: &'c mut Self::Connection,
-        queue: &'c str,
+    fn insert_outbox(
+        conn: &mut Self::Connection,
         jobs: Vec<Prepared>,
-    ) -> BoxFuture<'c, Result<(), BoxError>>;
+    ) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+
+    /// Moves at most `limit` outbox rows into apalis's table (with apalis's own
+    /// `push_tasks`), in one transaction of its own.
+    #[doc(hidden)]
+    fn relay(pool: &sqlx::Pool<Self>, limit: i64) -> BoxFuture<'_, Result<Moved, BoxError>>;
+
+    /// What wakes the relay when another process enqueued (PostgreSQL's NOTIFY); never ends.
+    #[doc(hidden)]
+    fn listen_outbox(pool: &sqlx::Pool<Self>) -> BoxFuture<'_, WakeStream>;
 
     /// Runs one apalis worker of `queue` named `name` until `stop` says so (then lets it finish
     /// its jobs for `settings.shutdown_timeout`, and releases what is left) or it fails.
@@ -104,27 +143,22 @@ pub trait DurableBackend: Backend + sealed::Sealed {
     fn counts(pool: &sqlx::Pool<Self>) -> BoxFuture<'_, Result<Vec<QueueCount>, sqlx::Error>>;
 }
 
-/// Inserts `jobs` through the write's transaction, whichever backend it runs on, and wakes
-/// this process's workers of `queue` once it commits.
-pub(crate) fn push_any<'t>(
-    tx: AnyTx<'t>,
-    queue: &'static str,
-    jobs: Vec<Prepared>,
-) -> BoxFuture<'t, Result<(), BoxError>> {
+/// Stages `job` in the write's transaction, whichever backend it runs on.
+pub(crate) fn stage_any(tx: AnyTx<'_>, job: Prepared) -> BoxFuture<'_, Result<(), BoxError>> {
     match tx {
         #[cfg(feature = "sqlite")]
         AnyTx::Sqlite(tx) => {
             #[cfg(feature = "durable-sqlite")]
-            return push_in(tx, queue, jobs);
+            return stage_in(tx, job);
             #[cfg(not(feature = "durable-sqlite"))]
-            return no_store(tx, jobs, "durable-sqlite");
+            return no_store(tx, job, "durable-sqlite");
         }
         #[cfg(feature = "postgres")]
         AnyTx::Postgres(tx) => {
             #[cfg(feature = "durable-postgres")]
-            return push_in(tx, queue, jobs);
+            return stage_in(tx, job);
             #[cfg(not(feature = "durable-postgres"))]
-            return no_store(tx, jobs, "durable-postgres");
+            return no_store(tx, job, "durable-postgres");
         }
     }
 }
@@ -132,10 +166,10 @@ pub(crate) fn push_any<'t>(
 #[allow(dead_code, reason = "used by the builds lacking one backend's store")]
 fn no_store<'t, DB: Backend>(
     tx: &'t mut Tx<DB>,
-    jobs: Vec<Prepared>,
+    job: Prepared,
     feature: &'static str,
 ) -> BoxFuture<'t, Result<(), BoxError>> {
-    drop((tx, jobs));
+    drop((tx, job));
     let backend = <DB as Backend>::NAME;
     Box::pin(std::future::ready(Err(format!(
         "this build has no durable job store for {backend}: turn on signals-orm's `{feature}` feature"
@@ -143,33 +177,31 @@ fn no_store<'t, DB: Backend>(
     .into())))
 }
 
-/// Inserts `jobs` in `tx` and, when this process runs a worker of `queue`, wakes it after
-/// the COMMIT.
-pub(crate) fn push_in<'t, DB: DurableBackend>(
-    tx: &'t mut Tx<DB>,
-    queue: &'static str,
-    jobs: Vec<Prepared>,
-) -> BoxFuture<'t, Result<(), BoxError>> {
+/// Stages `job` in `tx` (see `outbox.rs`).
+pub(crate) fn stage_in<DB: DurableBackend>(
+    tx: &mut Tx<DB>,
+    job: Prepared,
+) -> BoxFuture<'_, Result<(), BoxError>> {
     Box::pin(async move {
-        // The ORM's own connection accessor: the INSERT's failure is returned (it fails the
-        // write), so the transaction needs no check at COMMIT for unseen failures.
-        DB::push(tx.own_conn(), queue, jobs).await?;
-        if wake::listening(queue) {
-            tx.on_commit_named("signals_orm::durable::wake_workers", move || async move {
-                wake::wake(queue);
-            });
-        }
-        Ok(())
+        outbox::stage(tx, job).await.map_err(|source| {
+            outbox::failed(
+                "writing a durable receiver's job to the outbox in the write's transaction",
+                source,
+            )
+        })
     })
 }
 
-/// Wakes this process's workers of a queue when a transaction that enqueued on it commits,
-/// rather than at their next poll.
+/// Wakes this process's relays when a transaction that enqueued commits, and its workers of a
+/// queue when the relay moved jobs to it, rather than at their next poll.
 pub(crate) mod wake {
     use super::{
         AtomicUsize, Mutex, Ordering, PoisonError, UnboundedReceiver, UnboundedSender,
         unbounded_channel,
     };
+
+    /// The key relays listen on (no queue has this name: queue names are printable).
+    pub(crate) const RELAY: &str = "\0relay";
 
     static WAKERS: Mutex<Vec<(&'static str, UnboundedSender<()>)>> = Mutex::new(Vec::new());
     /// How many workers listen, so that a write with none pays one atomic load.
@@ -184,18 +216,12 @@ pub(crate) mod wake {
         super::WakeStream(Mutex::new(rx))
     }
 
-    /// Whether a worker of this process listens on `queue`.
-    pub(crate) fn listening(queue: &str) -> bool {
-        LISTENERS.load(Ordering::Acquire) > 0
-            && WAKERS
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .any(|(q, tx)| *q == queue && !tx.is_closed())
-    }
-
     /// Wakes every listener of `queue`, and forgets those that are gone.
     pub(crate) fn wake(queue: &str) {
+        // A process without workers (an application writing for remote ones) pays one load.
+        if LISTENERS.load(Ordering::Acquire) == 0 {
+            return;
+        }
         let mut wakers = WAKERS.lock().unwrap_or_else(PoisonError::into_inner);
         wakers.retain(|(q, tx)| *q != queue || tx.send(()).is_ok());
         LISTENERS.store(wakers.len(), Ordering::Release);
@@ -212,9 +238,31 @@ pub(crate) mod wake {
     type Rx = UnboundedReceiver<()>;
 }
 
-/// What a worker polls on besides its interval: a COMMIT in this process that enqueued on its
-/// queue. (`Sync` as apalis's poll strategies want, hence the mutex.)
-pub(crate) struct WakeStream(Mutex<UnboundedReceiver<()>>);
+/// What a worker polls on besides its interval: a relay of this process moved jobs to its
+/// queue; what a relay waits on: a COMMIT that enqueued. (`Sync` as apalis's poll strategies
+/// want, hence the mutex.)
+#[doc(hidden)]
+pub struct WakeStream(Mutex<UnboundedReceiver<()>>);
+
+impl WakeStream {
+    /// A stream that never wakes.
+    fn never() -> Self {
+        WakeStream::channel().1
+    }
+
+    /// A stream, and what wakes it.
+    fn channel() -> (UnboundedSender<()>, Self) {
+        let (tx, rx) = unbounded_channel();
+        (tx, WakeStream(Mutex::new(rx)))
+    }
+
+    /// The next wake-up.
+    pub(crate) async fn next(&mut self) {
+        if futures_util::StreamExt::next(self).await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
 
 impl Stream for WakeStream {
     type Item = ();
@@ -237,20 +285,45 @@ fn due_in(delay: Duration) -> u64 {
     since.as_secs() + u64::from(since.subsec_nanos() > 0)
 }
 
-/// The apalis task of a prepared job.
+/// An outbox row, as the relay reads it.
 #[cfg(any(feature = "durable-sqlite", feature = "durable-postgres"))]
-fn task(job: Prepared) -> apalis::prelude::Task<Vec<u8>> {
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: String,
+    queue: String,
+    job: Vec<u8>,
+    max_attempts: i32,
+    priority: i32,
+    run_at: i64,
+}
+
+/// A job as apalis's `push_tasks` takes it.
+#[cfg(any(feature = "durable-sqlite", feature = "durable-postgres"))]
+type ApalisTask = apalis::prelude::Task<Vec<u8>>;
+
+/// The apalis tasks of the rows one relay transaction took, grouped by queue (first seen
+/// first), and the rows' count.
+#[cfg(any(feature = "durable-sqlite", feature = "durable-postgres"))]
+fn tasks_by_queue(rows: Vec<OutboxRow>) -> Result<Vec<(String, Vec<ApalisTask>)>, BoxError> {
     use apalis::prelude::{TaskBuilder, TaskId};
-    let options = job.options;
-    let mut builder = TaskBuilder::new(job.bytes)
-        .task_id(TaskId::from_ulid(job.id))
-        .max_attempts(options.attempts() as usize)
-        .priority(usize::from(options.priority_value()));
-    let delay = options.first_delay();
-    if !delay.is_zero() {
-        builder = builder.run_at_timestamp(due_in(delay));
+    let mut by_queue: Vec<(String, Vec<_>)> = Vec::new();
+    for row in rows {
+        let id: ulid::Ulid = row
+            .id
+            .parse()
+            .map_err(|e| format!("outbox row `{}`: its id is not a ULID: {e}", row.id))?;
+        let task = TaskBuilder::new(row.job)
+            .task_id(TaskId::from_ulid(id))
+            .max_attempts(usize::try_from(row.max_attempts).unwrap_or(1))
+            .priority(usize::try_from(row.priority).unwrap_or(0))
+            .run_at_timestamp(u64::try_from(row.run_at).unwrap_or(0))
+            .build();
+        match by_queue.iter_mut().find(|(q, _)| *q == row.queue) {
+            Some((_, tasks)) => tasks.push(task),
+            None => by_queue.push((row.queue, vec![task])),
+        }
     }
-    builder.build()
+    Ok(by_queue)
 }
 
 /// The message a released job keeps as its last result.
@@ -329,8 +402,8 @@ where
 #[cfg(feature = "durable-sqlite")]
 mod sqlite {
     use super::{
-        BoxFuture, DurableBackend, DurableError, Duration, JobFilter, JobRow, Prepared, QueueCount,
-        drive, due_in, released, task, wake,
+        BoxFuture, DurableBackend, DurableError, Duration, JobFilter, JobRow, Moved, OutboxRow,
+        Prepared, QueueCount, WakeStream, drive, due_in, released, tasks_by_queue, wake,
     };
     use crate::durable::admin::{RawRow, state_sql};
     use crate::durable::worker::{QueueWorker, handle};
@@ -338,6 +411,7 @@ mod sqlite {
     use apalis_sqlite::SqliteStorage;
     use signals_core::BoxError;
     use sqlx::{Row as _, Sqlite, SqlitePool};
+    use std::sync::LazyLock;
 
     impl DurableBackend for Sqlite {
         fn setup(pool: &SqlitePool) -> BoxFuture<'_, Result<(), DurableError>> {
@@ -351,20 +425,91 @@ mod sqlite {
                 migrator
                     .run(pool)
                     .await
-                    .map_err(|e| DurableError::store("creating apalis's tables (SQLite)", e))
+                    .map_err(|e| DurableError::store("creating apalis's tables (SQLite)", e))?;
+                // The outbox: one row per job and no index but its rowid, so that writing a
+                // job costs the write little (see outbox.rs).
+                sqlx::query(
+                    "CREATE TABLE IF NOT EXISTS signals_orm_outbox (\
+                       seq INTEGER PRIMARY KEY, id TEXT NOT NULL, queue TEXT NOT NULL, \
+                       job BLOB NOT NULL, max_attempts INTEGER NOT NULL, \
+                       priority INTEGER NOT NULL, run_at INTEGER NOT NULL)",
+                )
+                .execute(pool)
+                .await
+                .map_err(|e| DurableError::store("creating the outbox table (SQLite)", e))?;
+                Ok(())
             })
         }
 
-        fn push<'c>(
-            conn: &'c mut sqlx::SqliteConnection,
-            queue: &'c str,
+        fn insert_outbox(
+            conn: &mut sqlx::SqliteConnection,
             jobs: Vec<Prepared>,
-        ) -> BoxFuture<'c, Result<(), BoxError>> {
+        ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
             Box::pin(async move {
-                let tasks: Vec<_> = jobs.into_iter().map(task).collect();
-                apalis_sqlite::queries::push_tasks(conn, queue, &tasks).await?;
+                // A few statement sizes, so that each connection prepares a few statements
+                // whatever the number of jobs.
+                let mut rest = &jobs[..];
+                while !rest.is_empty() {
+                    let (at, size) = INSERT_SIZES
+                        .iter()
+                        .copied()
+                        .enumerate()
+                        .find(|&(_, n)| n <= rest.len())
+                        .unwrap_or((INSERT_SIZES.len() - 1, 1));
+                    let (chunk, tail) = rest.split_at(size);
+                    let mut query = sqlx::query(INSERTS[at].as_str());
+                    for job in chunk {
+                        query = query
+                            .bind(job.id.to_string())
+                            .bind(job.queue())
+                            .bind(&job.bytes[..])
+                            .bind(i64::from(job.options.attempts()))
+                            .bind(i64::from(job.options.priority_value()))
+                            .bind(job.run_at);
+                    }
+                    query.execute(&mut *conn).await?;
+                    rest = tail;
+                }
                 Ok(())
             })
+        }
+
+        fn relay(pool: &SqlitePool, limit: i64) -> BoxFuture<'_, Result<Moved, BoxError>> {
+            Box::pin(async move {
+                // A read first: an empty outbox (every poll of an idle worker) takes no write
+                // lock.
+                let waiting: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM signals_orm_outbox)")
+                        .fetch_one(pool)
+                        .await?;
+                if !waiting {
+                    return Ok(Moved::default());
+                }
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let rows: Vec<OutboxRow> = sqlx::query_as(
+                    "DELETE FROM signals_orm_outbox WHERE seq IN \
+                       (SELECT seq FROM signals_orm_outbox ORDER BY seq LIMIT ?1) \
+                     RETURNING id, queue, job, max_attempts, priority, run_at",
+                )
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                let count = rows.len() as u64;
+                let by_queue = tasks_by_queue(rows)?;
+                for (queue, tasks) in &by_queue {
+                    apalis_sqlite::queries::push_tasks(&mut *tx, queue, tasks).await?;
+                }
+                tx.commit().await?;
+                Ok(Moved {
+                    rows: count,
+                    queues: by_queue.into_iter().map(|(queue, _)| queue).collect(),
+                })
+            })
+        }
+
+        fn listen_outbox(_pool: &SqlitePool) -> BoxFuture<'_, WakeStream> {
+            // Other processes' COMMITs are found by the poll.
+            Box::pin(async { WakeStream::never() })
         }
 
         fn run_once(worker: QueueWorker<Sqlite>) -> BoxFuture<'static, Result<(), BoxError>> {
@@ -448,7 +593,11 @@ mod sqlite {
                 let sql = format!(
                     "SELECT id, job_type, status, attempts, max_attempts, run_at, last_result, lock_by, \
                        CAST(job AS TEXT) AS job \
-                     FROM Jobs WHERE (?1 IS NULL OR job_type = ?1) AND {} \
+                     FROM (SELECT id, job_type, status, attempts, max_attempts, run_at, \
+                             last_result, lock_by, job FROM Jobs \
+                           UNION ALL SELECT id, queue, 'Pending', 0, max_attempts, run_at, \
+                             NULL, NULL, job FROM signals_orm_outbox) \
+                     WHERE (?1 IS NULL OR job_type = ?1) AND {} \
                      ORDER BY run_at, id LIMIT ?2",
                     state_sql(filter.state_filter())
                 );
@@ -498,7 +647,10 @@ mod sqlite {
             Box::pin(async move {
                 let rows = sqlx::query(
                     "SELECT job_type, status, CAST(attempts >= max_attempts AS INTEGER) AS exhausted, \
-                       COUNT(*) AS n FROM Jobs GROUP BY 1, 2, 3",
+                       COUNT(*) AS n \
+                     FROM (SELECT job_type, status, attempts, max_attempts FROM Jobs \
+                       UNION ALL SELECT queue, 'Pending', 0, max_attempts FROM signals_orm_outbox) \
+                     GROUP BY 1, 2, 3",
                 )
                 .fetch_all(pool)
                 .await?;
@@ -514,13 +666,30 @@ mod sqlite {
             })
         }
     }
+
+    /// The row counts of the outbox INSERTs, largest first: a flush of `n` jobs runs at most
+    /// one statement per bit of `n`, and a connection prepares seven statements.
+    const INSERT_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+    const _: () = assert!(INSERT_SIZES[0] == crate::durable::outbox::CHUNK);
+
+    /// The outbox INSERT of each of [`INSERT_SIZES`].
+    static INSERTS: LazyLock<[String; 7]> = LazyLock::new(|| {
+        INSERT_SIZES.map(|rows| {
+            // Anonymous `?`s: SQLite looks a numbered one's name up by a linear search, for
+            // each parameter bound (quadratic in a statement of 64 rows).
+            let values = vec!["(?, ?, ?, ?, ?, ?)"; rows].join(", ");
+            format!(
+                "INSERT INTO signals_orm_outbox (id, queue, job, max_attempts, priority, run_at) VALUES {values}"
+            )
+        })
+    });
 }
 
 #[cfg(feature = "durable-postgres")]
 mod postgres {
     use super::{
-        BoxFuture, DurableBackend, DurableError, Duration, JobFilter, JobRow, Prepared, QueueCount,
-        drive, released, task, wake,
+        BoxFuture, DurableBackend, DurableError, Duration, JobFilter, JobRow, Moved, OutboxRow,
+        Prepared, QueueCount, WakeStream, drive, released, tasks_by_queue, wake,
     };
     use crate::durable::admin::{RawRow, state_sql};
     use crate::durable::worker::{QueueWorker, handle};
@@ -541,19 +710,143 @@ mod postgres {
                     .map_err(|e| DurableError::store("creating the hstore extension", e))?;
                 PostgresStorage::setup(pool)
                     .await
-                    .map_err(|e| DurableError::store("creating apalis's tables (PostgreSQL)", e))
+                    .map_err(|e| DurableError::store("creating apalis's tables (PostgreSQL)", e))?;
+                // The outbox, next to apalis's tables: one row per job, no index but its key,
+                // no trigger (see outbox.rs). Under a lock, as two processes starting at once
+                // may both run this.
+                let create = async {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('signals_orm_outbox'))")
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "CREATE TABLE IF NOT EXISTS apalis.signals_orm_outbox (\
+                           seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                           id TEXT NOT NULL, queue TEXT NOT NULL, job BYTEA NOT NULL, \
+                           max_attempts INTEGER NOT NULL, priority INTEGER NOT NULL, \
+                           run_at BIGINT NOT NULL)",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await
+                };
+                create
+                    .await
+                    .map_err(|e| DurableError::store("creating the outbox table (PostgreSQL)", e))
             })
         }
 
-        fn push<'c>(
-            conn: &'c mut sqlx::PgConnection,
-            queue: &'c str,
+        fn insert_outbox(
+            conn: &mut sqlx::PgConnection,
             jobs: Vec<Prepared>,
-        ) -> BoxFuture<'c, Result<(), BoxError>> {
+        ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
             Box::pin(async move {
-                let tasks: Vec<_> = jobs.into_iter().map(task).collect();
-                apalis_postgres::queries::push_tasks(conn, queue, tasks).await?;
+                let mut ids = Vec::with_capacity(jobs.len());
+                let mut queues = Vec::with_capacity(jobs.len());
+                let mut documents = Vec::with_capacity(jobs.len());
+                let mut attempts = Vec::with_capacity(jobs.len());
+                let mut priorities = Vec::with_capacity(jobs.len());
+                let mut run_ats = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    ids.push(job.id.to_string());
+                    queues.push(job.queue());
+                    attempts.push(i32::try_from(job.options.attempts()).unwrap_or(i32::MAX));
+                    priorities.push(i32::from(job.options.priority_value()));
+                    run_ats.push(job.run_at);
+                    documents.push(job.bytes);
+                }
+                // One statement for any number of jobs; its NOTIFY (sent at COMMIT, once per
+                // transaction however many flushes) wakes the relays of every process.
+                sqlx::query(
+                    "WITH written AS ( \
+                       INSERT INTO apalis.signals_orm_outbox \
+                         (id, queue, job, max_attempts, priority, run_at) \
+                       SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::int4[], \
+                         $5::int4[], $6::int8[]) \
+                       RETURNING 1) \
+                     SELECT pg_notify('signals_orm_outbox', '') \
+                     FROM (SELECT 1 FROM written LIMIT 1) AS one",
+                )
+                .bind(ids)
+                .bind(queues)
+                .bind(documents)
+                .bind(attempts)
+                .bind(priorities)
+                .bind(run_ats)
+                .execute(conn)
+                .await?;
                 Ok(())
+            })
+        }
+
+        fn relay(pool: &PgPool, limit: i64) -> BoxFuture<'_, Result<Moved, BoxError>> {
+            Box::pin(async move {
+                let waiting: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM apalis.signals_orm_outbox)")
+                        .fetch_one(pool)
+                        .await?;
+                if !waiting {
+                    return Ok(Moved::default());
+                }
+                // Concurrent relays take disjoint rows (SKIP LOCKED); the DELETE and apalis's
+                // INSERT commit together, so each job is moved once.
+                let mut tx = pool.begin().await?;
+                let rows: Vec<OutboxRow> = sqlx::query_as(
+                    "DELETE FROM apalis.signals_orm_outbox WHERE seq IN \
+                       (SELECT seq FROM apalis.signals_orm_outbox ORDER BY seq LIMIT $1 \
+                        FOR UPDATE SKIP LOCKED) \
+                     RETURNING id, queue, job, max_attempts, priority, run_at",
+                )
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                let count = rows.len() as u64;
+                let by_queue = tasks_by_queue(rows)?;
+                let mut queues = Vec::with_capacity(by_queue.len());
+                for (queue, tasks) in by_queue {
+                    apalis_postgres::queries::push_tasks(&mut *tx, &queue, tasks).await?;
+                    queues.push(queue);
+                }
+                tx.commit().await?;
+                Ok(Moved {
+                    rows: count,
+                    queues,
+                })
+            })
+        }
+
+        fn listen_outbox(pool: &PgPool) -> BoxFuture<'_, WakeStream> {
+            Box::pin(async move {
+                let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        tracing::warn!(%error, "durable relay: no LISTEN connection; other processes' jobs are found by the poll");
+                        return WakeStream::never();
+                    }
+                };
+                if let Err(error) = listener.listen("signals_orm_outbox").await {
+                    tracing::warn!(%error, "durable relay: LISTEN failed; other processes' jobs are found by the poll");
+                    return WakeStream::never();
+                }
+                let (tx, stream) = WakeStream::channel();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            () = tx.closed() => return,
+                            received = listener.recv() => {
+                                // A notification, or a lost connection (the listener
+                                // reconnects at its next `recv`): either way the relay looks.
+                                if tx.send(()).is_err() {
+                                    return;
+                                }
+                                if received.is_err() {
+                                    tokio::time::sleep(Duration::from_secs(1)).await;
+                                }
+                            }
+                        }
+                    }
+                });
+                stream
             })
         }
 
@@ -643,7 +936,11 @@ mod postgres {
                     "SELECT id, job_type, status, attempts::int8 AS attempts, max_attempts::int8 AS max_attempts, \
                        EXTRACT(EPOCH FROM run_at)::int8 AS run_at, last_result::text AS last_result, lock_by, \
                        convert_from(job, 'UTF8') AS job \
-                     FROM apalis.jobs WHERE ($1::text IS NULL OR job_type = $1) AND {} \
+                     FROM (SELECT id, job_type, status, attempts, max_attempts, run_at, \
+                             last_result, lock_by, job FROM apalis.jobs \
+                           UNION ALL SELECT id, queue, 'Pending', 0, max_attempts, to_timestamp(run_at), \
+                             NULL, NULL, job FROM apalis.signals_orm_outbox) AS jobs \
+                     WHERE ($1::text IS NULL OR job_type = $1) AND {} \
                      ORDER BY run_at, id LIMIT $2",
                     state_sql(filter.state_filter())
                 );
@@ -689,7 +986,10 @@ mod postgres {
             Box::pin(async move {
                 let rows = sqlx::query(
                     "SELECT job_type, status, attempts >= max_attempts AS exhausted, COUNT(*) AS n \
-                     FROM apalis.jobs GROUP BY 1, 2, 3",
+                     FROM (SELECT job_type, status, attempts, max_attempts FROM apalis.jobs \
+                       UNION ALL SELECT queue, 'Pending', 0, max_attempts \
+                       FROM apalis.signals_orm_outbox) AS jobs \
+                     GROUP BY 1, 2, 3",
                 )
                 .fetch_all(pool)
                 .await?;

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::Instrument as _;
 
 use super::error::DurableError;
-use super::job::{Envelope, JobError, RawJob, WIRE_VERSION};
+use super::job::{Envelope, JobData, JobError, RawJob, WIRE_VERSION};
 use super::options::Backoff;
 use super::registry;
 use super::store::DurableBackend;
@@ -52,6 +52,8 @@ pub struct QueueWorker<DB: DurableBackend> {
     pub(crate) name: String,
     pub(crate) settings: Settings,
     pub(crate) stop: watch::Receiver<bool>,
+    /// What its jobs reach with [`Job::data`](super::Job::data).
+    pub(crate) data: JobData,
 }
 
 /// A worker of durable receivers' jobs, on a pool of backend `DB`: built by [`worker`], run by
@@ -68,6 +70,9 @@ pub struct QueueWorker<DB: DurableBackend> {
 /// they run again (at least once). A worker whose database fails (SQLite busy past its
 /// timeout, a lost PostgreSQL connection) is restarted under a fresh name, after releasing
 /// its jobs.
+///
+/// Values given with [`data`](Worker::data) (the application's pool, mail client, settings)
+/// are what its jobs reach besides their event ([`Job::data`](super::Job::data)).
 #[derive(Debug)]
 #[must_use = "a worker does nothing until it is run"]
 pub struct Worker<DB: DurableBackend> {
@@ -75,6 +80,7 @@ pub struct Worker<DB: DurableBackend> {
     queues: Vec<&'static str>,
     name: Option<String>,
     settings: Settings,
+    data: JobData,
 }
 
 /// A worker of the durable receivers' jobs on `pool`, with the defaults: every queue of the
@@ -99,6 +105,7 @@ pub fn worker<DB: DurableBackend>(pool: &sqlx::Pool<DB>) -> Worker<DB> {
         queues: Vec::new(),
         name: None,
         settings: Settings::default(),
+        data: JobData::default(),
     }
 }
 
@@ -119,6 +126,59 @@ impl<DB: DurableBackend> Worker<DB> {
     /// same prefix) would hand each other's running jobs back.
     pub fn name(mut self, prefix: &str) -> Self {
         self.name = Some(prefix.to_owned());
+        self
+    }
+
+    /// Gives its jobs `value`, which a receiver reads with [`Job::data`](super::Job::data)`::<D>()`:
+    /// the application's state that a job needs besides its event (the pool to write to, a
+    /// mail client, an outbox folder, settings), as axum's `State` or apalis's `Data` give it
+    /// to handlers. Call it once per type; a second value of one type replaces the first.
+    ///
+    /// The value belongs to this worker, not to the process: two workers in one process (two
+    /// tenants' databases, two tests) each give their jobs their own. It is kept in an `Arc`
+    /// and shared by every job and queue of the worker, and by its restarts: it needs neither
+    /// `Clone` nor `Default`, only to be `Send + Sync + 'static`. Give `Arc<Mutex<..>>` for a
+    /// value jobs change.
+    ///
+    /// A job whose receiver asks for a type the worker was not given fails with
+    /// [`MissingData`](super::MissingData), naming the receiver, the event and the type; it is
+    /// retried with its backoff (another worker of the queue may have it) and ends dead after
+    /// its last attempt.
+    ///
+    /// ```no_run
+    /// use std::path::PathBuf;
+    ///
+    /// use signals_orm::durable::{self, Job};
+    /// use signals_orm::{BoxError, receiver};
+    ///
+    /// # #[derive(signals_orm::Model, sqlx::FromRow, serde::Serialize, serde::Deserialize, Clone, Debug)]
+    /// # #[model(table = "customers")]
+    /// # struct Customer { #[model(primary_key)] id: Option<i64>, email: String }
+    /// /// What the shop's mail jobs need: not in the job, which holds only the event.
+    /// struct Mail {
+    ///     outbox: PathBuf,
+    /// }
+    ///
+    /// #[receiver(post_save, sender = Customer, durable, queue = "mail")]
+    /// async fn send_welcome(job: Job<Customer>) -> Result<(), BoxError> {
+    ///     let mail = job.data::<Mail>()?;
+    ///     let pool = job.data::<sqlx::SqlitePool>()?;
+    ///     // ... write `mail.outbox/{event id}.eml`, note it in `pool` ...
+    ///     # let _ = (mail, pool);
+    ///     Ok(())
+    /// }
+    ///
+    /// # async fn run(pool: sqlx::SqlitePool) -> Result<(), durable::DurableError> {
+    /// let worker = durable::worker(&pool)
+    ///     .data(Mail { outbox: PathBuf::from("outbox") })
+    ///     .data(pool.clone())
+    ///     .spawn();
+    /// // ...
+    /// worker.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn data<D: Send + Sync + 'static>(mut self, value: D) -> Self {
+        self.data.insert(value);
         self
     }
 
@@ -240,9 +300,16 @@ impl<DB: DurableBackend> Worker<DB> {
                     prefix.clone(),
                     self.settings.clone(),
                     stop_rx.clone(),
+                    self.data.clone(),
                 ))
             })
             .collect();
+        // Each worker also moves committed jobs from the outbox into apalis's queue.
+        let relay = tokio::spawn(super::outbox::run_relay(
+            self.pool.clone(),
+            self.settings.poll_interval,
+            stop_rx.clone(),
+        ));
         tracing::info!(worker = %prefix, queues = ?queues, "durable worker started");
         let running = async move {
             let mut restarts = 0;
@@ -251,6 +318,9 @@ impl<DB: DurableBackend> Worker<DB> {
                     .await
                     .map_err(|e| DurableError::store("running a queue's worker", e.to_string()))?;
             }
+            relay
+                .await
+                .map_err(|e| DurableError::store("running the outbox relay", e.to_string()))?;
             tracing::info!(worker = %prefix, restarts, "durable worker stopped");
             Ok(WorkerReport { queues, restarts })
         };
@@ -326,6 +396,7 @@ async fn supervise<DB: DurableBackend>(
     prefix: String,
     settings: Settings,
     mut stop: watch::Receiver<bool>,
+    data: JobData,
 ) -> usize {
     let mut restarts = 0;
     loop {
@@ -336,6 +407,7 @@ async fn supervise<DB: DurableBackend>(
             name: name.clone(),
             settings: settings.clone(),
             stop: stop.clone(),
+            data: data.clone(),
         };
         match DB::run_once(worker).await {
             Ok(()) if *stop.borrow() => return restarts,
@@ -469,9 +541,12 @@ async fn run<DB: DurableBackend>(
     };
     RUNNING.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    let outcome = AssertUnwindSafe(entry.run(RawJob { envelope, attempt }))
-        .catch_unwind()
-        .await;
+    let raw = RawJob {
+        envelope,
+        attempt,
+        data: worker.data.clone(),
+    };
+    let outcome = AssertUnwindSafe(entry.run(raw)).catch_unwind().await;
     RUNNING.fetch_sub(1, Ordering::Relaxed);
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {

@@ -286,8 +286,8 @@ impl<'a, DB: Backend> IntoDb<'a, DB> for Db<'a, DB> {
 pub struct Tx<DB: Backend> {
     inner: sqlx::Transaction<'static, DB>,
     hooks: Vec<Hook>,
-    /// `hooks.len()` when each open savepoint began, innermost last.
-    savepoints: Vec<usize>,
+    /// What each open savepoint began at, innermost last.
+    savepoints: Vec<Mark>,
     /// Why the transaction may only roll back, and the savepoint depth at which that happened.
     rollback_only: Option<(usize, String)>,
     /// Whether statements other than the ORM's own may have run in it (its connection was
@@ -298,6 +298,19 @@ pub struct Tx<DB: Backend> {
     lent: bool,
     /// The pool it was begun on (`pool_id`), or 0 for an adopted sqlx transaction.
     pool: usize,
+    /// Durable receivers' jobs enqueued in it and not yet written to the outbox: they are
+    /// written before the COMMIT (`durable/outbox.rs`).
+    #[cfg(feature = "durable")]
+    staged: crate::durable::Staged<DB>,
+}
+
+/// Where a savepoint began: how many `on_commit` callbacks and staged durable jobs there were,
+/// the ones after it being discarded when it is rolled back.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    hooks: usize,
+    #[cfg(feature = "durable")]
+    staged: usize,
 }
 
 /// Marks a transaction rollback-only when dropped before [`finished`](CancelGuard::finished):
@@ -402,6 +415,23 @@ impl<DB: Backend> Tx<DB> {
         &mut self.inner
     }
 
+    /// The durable jobs staged in it.
+    #[cfg(feature = "durable")]
+    pub(crate) fn staged(&mut self) -> &mut crate::durable::Staged<DB> {
+        &mut self.staged
+    }
+
+    /// Writes the staged durable jobs to the outbox now, through its connection. Jobs written
+    /// inside a savepoint are rows: rolling the savepoint back removes them as any write.
+    #[cfg(feature = "durable")]
+    pub(crate) async fn flush_staged(&mut self) -> Result<(), sqlx::Error> {
+        self.staged.flush(&mut self.inner).await?;
+        for mark in &mut self.savepoints {
+            mark.staged = 0;
+        }
+        Ok(())
+    }
+
     /// How many savepoints are open.
     #[must_use]
     pub fn depth(&self) -> usize {
@@ -478,7 +508,7 @@ impl<DB: Backend> Tx<DB> {
         // Every savepoint open now began at or before the end of what ran: rolling one back
         // discards only what is queued from now on.
         for mark in &mut self.savepoints {
-            *mark = 0;
+            mark.hooks = 0;
         }
         run_hooks(
             hooks,
@@ -498,7 +528,11 @@ impl<DB: Backend> Tx<DB> {
         DB::execute_raw(&mut self.inner, format!("SAVEPOINT signals_sp_{name}"))
             .await
             .during(Operation::tx("SAVEPOINT"))?;
-        self.savepoints.push(self.hooks.len());
+        self.savepoints.push(Mark {
+            hooks: self.hooks.len(),
+            #[cfg(feature = "durable")]
+            staged: self.staged.len(),
+        });
         Ok(())
     }
 
@@ -545,7 +579,9 @@ impl<DB: Backend> Tx<DB> {
         .await
         .during(Operation::tx("ROLLBACK TO SAVEPOINT"))?;
         self.savepoints.pop();
-        self.hooks.truncate(mark);
+        self.hooks.truncate(mark.hooks);
+        #[cfg(feature = "durable")]
+        self.staged.truncate(mark.staged);
         if self
             .rollback_only
             .as_ref()
@@ -693,16 +729,30 @@ impl<DB: Backend> Tx<DB> {
                 source: error,
             });
         }
+        #[cfg(feature = "durable")]
+        if let Err(error) = self.flush_staged().await {
+            rollback_quietly(self.inner).await;
+            return Err(OrmError::Database {
+                operation: Operation::tx("INSERT of the durable jobs before COMMIT"),
+                source: error,
+            });
+        }
+        #[cfg(feature = "durable")]
+        let staged = std::mem::take(&mut self.staged);
         let hooks = std::mem::take(&mut self.hooks);
         if hooks.is_empty() {
             // Nothing is lost if this future is dropped mid-COMMIT, and the common write
             // needs no box.
             self.inner.commit().await.during(Operation::tx("COMMIT"))?;
+            #[cfg(feature = "durable")]
+            staged.committed();
             return Ok(CommitReport::default());
         }
         let inner = self.inner;
         FinishOnDrop(Some(Box::pin(async move {
             inner.commit().await.during(Operation::tx("COMMIT"))?;
+            #[cfg(feature = "durable")]
+            staged.committed();
             Ok(run_hooks(hooks, "on_commit callback failed after COMMIT").await)
         })))
         .await
@@ -784,6 +834,8 @@ impl<DB: Backend> From<sqlx::Transaction<'static, DB>> for Tx<DB> {
             rollback_only: None,
             lent: false,
             pool: 0,
+            #[cfg(feature = "durable")]
+            staged: crate::durable::Staged::default(),
         }
     }
 }

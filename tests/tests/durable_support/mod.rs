@@ -309,11 +309,20 @@ pub async fn postgres() -> Option<(PgPool, String)> {
 pub async fn postgres_cleanup(pool: &PgPool, schema: &str, queues: &[&str]) {
     let made = MADE.with(|made| made.borrow().clone());
     for queue in queues.iter().chain(&made) {
-        sqlx::query("DELETE FROM apalis.jobs WHERE job_type = $1")
+        for table in ["apalis.jobs", "apalis.signals_orm_outbox"] {
+            let column = if table == "apalis.jobs" {
+                "job_type"
+            } else {
+                "queue"
+            };
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE {column} = $1"
+            )))
             .bind(*queue)
             .execute(pool)
             .await
             .expect("delete jobs");
+        }
     }
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA \"{schema}\" CASCADE"
