@@ -111,16 +111,17 @@ impl ShopWorker {
     /// When the queues cannot be cleared.
     pub async fn start(db: &ShopDb, outbox: &Path) -> Result<Self, Error> {
         let turn = turn(db).await;
-        // The queues' jobs wherever they wait: apalis's table, and the outbox its relays
-        // read (a job an earlier session committed but no worker moved yet).
+        // The queues' jobs wherever they wait: the outbox (a job an earlier session committed
+        // but no worker moved yet), then apalis's table (where a relay may just have moved
+        // one).
         let statements = match db {
             ShopDb::Sqlite(_) => [
-                "DELETE FROM Jobs WHERE job_type IN ($1, $2)",
                 "DELETE FROM signals_orm_outbox WHERE queue IN ($1, $2)",
+                "DELETE FROM Jobs WHERE job_type IN ($1, $2)",
             ],
             ShopDb::Postgres(_) => [
-                "DELETE FROM apalis.jobs WHERE job_type IN ($1, $2)",
                 "DELETE FROM apalis.signals_orm_outbox WHERE queue IN ($1, $2)",
+                "DELETE FROM apalis.jobs WHERE job_type IN ($1, $2)",
             ],
         };
         for sql in statements {

@@ -1083,8 +1083,8 @@ async fn link_time_durable_receivers_on_postgres() {
         return;
     };
     sqlx::raw_sql(
-        "DELETE FROM apalis.jobs WHERE job_type = 'durable-macro-pg'; \
-         DELETE FROM apalis.signals_orm_outbox WHERE queue = 'durable-macro-pg'",
+        "DELETE FROM apalis.signals_orm_outbox WHERE queue = 'durable-macro-pg'; \
+         DELETE FROM apalis.jobs WHERE job_type = 'durable-macro-pg'",
     )
     .execute(&pool)
     .await

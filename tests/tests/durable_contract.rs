@@ -2,9 +2,11 @@
 //! on PostgreSQL: a job signals-orm wrote to its outbox in a write's transaction, then moved
 //! into apalis's table by its relay (through apalis's own `queries::push_tasks`), is run by
 //! apalis's own worker, with the document signals-orm wrote, and acknowledged by it; a
-//! rolled-back write's job is not there to run. And the reverse: a row apalis's own sink wrote that is not a durable job is kept
-//! dead by signals-orm's worker, which goes on with the next job. A later apalis whose tables
-//! or worker differ fails here first (`docs/durable.md`, "Upgrading apalis").
+//! rolled-back write's job is not there to run. And the reverse: a row apalis's own sink wrote
+//! that is not a durable job is kept dead by signals-orm's worker, which goes on with the next
+//! job; so is a row whose document is not JSON, which fails apalis's worker (its supervisor keeps
+//! the row dead before the restart). A later apalis whose tables or worker differ fails here
+//! first (`docs/durable.md`, "Upgrading apalis").
 
 mod durable_support;
 
@@ -226,6 +228,118 @@ async fn postgres_a_foreign_job_is_kept_dead_and_the_worker_goes_on() {
         .await
         .unwrap();
     a_foreign_job_is_kept_dead_and_the_worker_goes_on::<sqlx::Postgres>(&pool, queue).await;
+    durable_support::postgres_cleanup(&pool, &schema, &[queue]).await;
+}
+
+order_model!(AfterUnreadableOrder);
+
+/// An id in apalis's form (a ULID: 26 Crockford base32 characters), unique per call.
+fn row_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("01{nanos:024}")
+}
+
+/// Bytes that are not JSON, as a foreign producer with another codec writes them: not even
+/// UTF-8 text, and with a NUL (which PostgreSQL's text cannot hold).
+const NOT_JSON: &[u8] = b"\xff\x00 not json {";
+
+/// A row whose document is not JSON (apalis's worker cannot decode it and fails), then a
+/// durable job: the first is kept dead with a clear error naming it, instead of stalling the
+/// queue (released, it would be fetched first again by every restarted worker); the second
+/// runs.
+async fn a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on<DB: TestDb>(
+    pool: &Pool<DB>,
+    queue: &'static str,
+    id: &str,
+) where
+    AfterUnreadableOrder: Persist<DB>,
+    Effect: Persist<DB>,
+{
+    let name = unique("durable_contract::after_not_json");
+    let p = pool.clone();
+    let _receiver = durable::connect(
+        post_save,
+        name,
+        JobOptions::new().queue(queue),
+        move |job: Job<AfterUnreadableOrder>| {
+            let p = p.clone();
+            async move { record_job(&p, &job, "").await }
+        },
+    );
+    AfterUnreadableOrder::new("after", 1)
+        .save(pool)
+        .await
+        .unwrap();
+    let worker = test_worker(pool, queue).spawn();
+    drained(pool, queue, Duration::from_secs(30)).await;
+    worker.shutdown().await.unwrap();
+    let jobs = durable::jobs(pool, &JobFilter::new().queue(queue))
+        .await
+        .unwrap();
+    let dead: Vec<_> = jobs.iter().filter(|j| j.state == JobState::Dead).collect();
+    let [dead] = dead.as_slice() else {
+        panic!("{jobs:?}")
+    };
+    assert_eq!(dead.id, id, "{jobs:?}");
+    let error = dead.last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("is not JSON") && error.contains(id),
+        "{error}"
+    );
+    let ran: Vec<String> = effects(pool)
+        .await
+        .into_iter()
+        .map(|e| e.order_key)
+        .collect();
+    assert_eq!(ran, ["after"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on() {
+    let (pool, _dir) = durable_support::sqlite().await;
+    let queue = unique("not-json");
+    let id = row_id();
+    // apalis's own INSERT (`queries/task/sink.sql`), with bytes its codec cannot decode, due
+    // long ago so that it is fetched first.
+    sqlx::query(
+        "INSERT INTO Jobs VALUES \
+           (?1, ?2, ?3, 'Pending', 0, 25, 0, NULL, NULL, NULL, NULL, 0, '{}', NULL)",
+    )
+    .bind(NOT_JSON)
+    .bind(&id)
+    .bind(queue)
+    .execute(&pool)
+    .await
+    .unwrap();
+    a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on::<sqlx::Sqlite>(&pool, queue, &id)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on() {
+    let Some((pool, schema)) = durable_support::postgres().await else {
+        return;
+    };
+    let queue = unique("not-json");
+    let id = row_id();
+    // apalis's own INSERT's columns (`queries/task/sink.sql`), with bytes its codec cannot
+    // decode, due long ago so that it is fetched first.
+    sqlx::query(
+        "INSERT INTO apalis.jobs \
+           (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, \
+            idempotency_key) \
+         VALUES ($1, $2, $3, 'Pending', 0, 25, to_timestamp(0), 0, ''::hstore, NULL)",
+    )
+    .bind(&id)
+    .bind(queue)
+    .bind(NOT_JSON)
+    .execute(&pool)
+    .await
+    .unwrap();
+    a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on::<sqlx::Postgres>(&pool, queue, &id)
+        .await;
     durable_support::postgres_cleanup(&pool, &schema, &[queue]).await;
 }
 

@@ -227,8 +227,8 @@ impl AppDb {
                 if fresh {
                     sqlx::raw_sql(
                         "TRUNCATE durable_members, durable_purchases;
-                         DELETE FROM apalis.jobs WHERE job_type = 'signals-mail';
-                         DELETE FROM apalis.signals_orm_outbox WHERE queue = 'signals-mail';",
+                         DELETE FROM apalis.signals_orm_outbox WHERE queue = 'signals-mail';
+                         DELETE FROM apalis.jobs WHERE job_type = 'signals-mail';",
                     )
                     .execute(pool)
                     .await?;

@@ -840,8 +840,9 @@ trait BenchDb: Backend + DurableBackend {
     const DELETE_CHILDREN: &'static str;
     /// Workload 8's raw side, second statement: the parents whose name is like the pattern.
     const DELETE_PARENTS: &'static str;
-    /// Workloads 9 and 10: the jobs of a queue, deleted before a run (apalis's table, the
-    /// outbox).
+    /// Workloads 9 and 10: the jobs of a queue, deleted before a run: the outbox first, then
+    /// apalis's table, so that a job a relay (another process's worker) moves meanwhile is
+    /// deleted from the one or the other.
     const DELETE_JOBS: [&'static str; 2];
     /// The beginning of the outbox INSERT (whitespace collapsed): the statement durable
     /// receivers add to a transaction.
@@ -939,7 +940,7 @@ macro_rules! bench_db {
             const DELETE_ALL: &'static str = $delete_all;
             const DELETE_CHILDREN: &'static str = $delete_children;
             const DELETE_PARENTS: &'static str = $delete_parents;
-            const DELETE_JOBS: [&'static str; 2] = [$delete_jobs, $delete_outbox];
+            const DELETE_JOBS: [&'static str; 2] = [$delete_outbox, $delete_jobs];
             const JOB_INSERT: &'static str = $job_insert;
             fn outbox_statements($jobs: usize) -> usize {
                 $outbox_statements

@@ -124,6 +124,19 @@ pub trait DurableBackend: Backend + sealed::Sealed {
         worker: &'a str,
     ) -> BoxFuture<'a, Result<u64, sqlx::Error>>;
 
+    /// Keeps dead (`Killed`, with an error naming it) each job `worker` holds whose document is
+    /// not JSON, and returns their ids. apalis's worker cannot decode such a row (a foreign
+    /// producer's, on the same queue) and ends with an error; released, the row would be fetched
+    /// first again by each restarted worker, which would fail the same way until the row's
+    /// attempts ran out, and the jobs fetched with it would spend theirs without running. Called
+    /// before [`release`](Self::release) after a worker failed. Each document is tested here, in
+    /// Rust, not by the database (PostgreSQL's `IS JSON` is 16's, and 15 is supported).
+    #[doc(hidden)]
+    fn kill_unreadable<'a>(
+        pool: &'a sqlx::Pool<Self>,
+        worker: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, sqlx::Error>>;
+
     /// The jobs `filter` selects.
     #[doc(hidden)]
     fn list<'a>(
@@ -332,6 +345,31 @@ fn released(worker: &str) -> String {
     serde_json::json!({ "Err": format!("released by worker {worker} when it stopped") }).to_string()
 }
 
+/// The ids of the `(id, document)` rows whose document does not parse as JSON: the ones
+/// apalis's JSON codec cannot decode.
+#[cfg(any(feature = "durable-sqlite", feature = "durable-postgres"))]
+fn not_json(rows: Vec<(String, Vec<u8>)>) -> Vec<String> {
+    rows.into_iter()
+        .filter(|(_, job)| serde_json::from_slice::<serde_json::Value>(job).is_err())
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// A job's document as text, for the listing; `None` when it is not UTF-8.
+#[cfg(any(feature = "durable-sqlite", feature = "durable-postgres"))]
+fn text_of(job: Option<Vec<u8>>) -> Option<String> {
+    job.and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+/// The message a job whose document is not JSON keeps as its last result.
+#[cfg(any(feature = "durable-sqlite", feature = "durable-postgres"))]
+fn unreadable(id: &str) -> String {
+    serde_json::json!({
+        "Err": format!("job {id}: its document is not JSON, so apalis cannot read it; kept dead")
+    })
+    .to_string()
+}
+
 /// Runs an apalis worker (`run`, with context `ctx`) until `stop`; then stops it gracefully
 /// within `timeout`, and releases what it still holds after that.
 ///
@@ -403,7 +441,8 @@ where
 mod sqlite {
     use super::{
         BoxFuture, DurableBackend, DurableError, Duration, JobFilter, JobRow, Moved, OutboxRow,
-        Prepared, QueueCount, WakeStream, drive, due_in, released, tasks_by_queue, wake,
+        Prepared, QueueCount, WakeStream, drive, due_in, not_json, released, tasks_by_queue,
+        text_of, unreadable, wake,
     };
     use crate::durable::admin::{RawRow, state_sql};
     use crate::durable::worker::{QueueWorker, handle};
@@ -585,14 +624,43 @@ mod sqlite {
             })
         }
 
+        fn kill_unreadable<'a>(
+            pool: &'a SqlitePool,
+            worker: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<String>, sqlx::Error>> {
+            Box::pin(async move {
+                let held: Vec<(String, Vec<u8>)> = sqlx::query_as(
+                    "SELECT id, job FROM Jobs WHERE lock_by = ?1 AND status IN ('Queued', 'Running')",
+                )
+                .bind(worker)
+                .fetch_all(pool)
+                .await?;
+                let ids = not_json(held);
+                for id in &ids {
+                    // As apalis's own kill (`queries/task/kill.sql`): the row keeps its worker,
+                    // and the status check leaves a row that changed meanwhile alone.
+                    sqlx::query(
+                        "UPDATE Jobs SET status = 'Killed', done_at = strftime('%s', 'now'), \
+                           last_result = ?3 \
+                         WHERE id = ?1 AND lock_by = ?2 AND status IN ('Queued', 'Running')",
+                    )
+                    .bind(id)
+                    .bind(worker)
+                    .bind(unreadable(id))
+                    .execute(pool)
+                    .await?;
+                }
+                Ok(ids)
+            })
+        }
+
         fn list<'a>(
             pool: &'a SqlitePool,
             filter: &'a JobFilter,
         ) -> BoxFuture<'a, Result<Vec<JobRow>, sqlx::Error>> {
             Box::pin(async move {
                 let sql = format!(
-                    "SELECT id, job_type, status, attempts, max_attempts, run_at, last_result, lock_by, \
-                       CAST(job AS TEXT) AS job \
+                    "SELECT id, job_type, status, attempts, max_attempts, run_at, last_result, lock_by, job \
                      FROM (SELECT id, job_type, status, attempts, max_attempts, run_at, \
                              last_result, lock_by, job FROM Jobs \
                            UNION ALL SELECT id, queue, 'Pending', 0, max_attempts, run_at, \
@@ -617,7 +685,10 @@ mod sqlite {
                             run_at: row.try_get("run_at")?,
                             last_result: row.try_get("last_result")?,
                             lock_by: row.try_get("lock_by")?,
-                            job: row.try_get("job")?,
+                            // Read as bytes: a foreign row's need not be text (a NUL or
+                            // invalid UTF-8 would fail the whole listing); it is then no
+                            // durable job's document.
+                            job: text_of(row.try_get("job")?),
                         }
                         .into_row())
                     })
@@ -689,7 +760,8 @@ mod sqlite {
 mod postgres {
     use super::{
         BoxFuture, DurableBackend, DurableError, Duration, JobFilter, JobRow, Moved, OutboxRow,
-        Prepared, QueueCount, WakeStream, drive, released, tasks_by_queue, wake,
+        Prepared, QueueCount, WakeStream, drive, not_json, released, tasks_by_queue, text_of,
+        unreadable, wake,
     };
     use crate::durable::admin::{RawRow, state_sql};
     use crate::durable::worker::{QueueWorker, handle};
@@ -927,6 +999,36 @@ mod postgres {
             })
         }
 
+        fn kill_unreadable<'a>(
+            pool: &'a PgPool,
+            worker: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<String>, sqlx::Error>> {
+            Box::pin(async move {
+                let held: Vec<(String, Vec<u8>)> = sqlx::query_as(
+                    "SELECT id, job FROM apalis.jobs WHERE lock_by = $1 AND status IN ('Queued', 'Running')",
+                )
+                .bind(worker)
+                .fetch_all(pool)
+                .await?;
+                let ids = not_json(held);
+                for id in &ids {
+                    // As apalis's own kill: the row keeps its worker, and the status check
+                    // leaves a row that changed meanwhile alone.
+                    sqlx::query(
+                        "UPDATE apalis.jobs SET status = 'Killed', done_at = now(), \
+                           last_result = $3::jsonb \
+                         WHERE id = $1 AND lock_by = $2 AND status IN ('Queued', 'Running')",
+                    )
+                    .bind(id)
+                    .bind(worker)
+                    .bind(unreadable(id))
+                    .execute(pool)
+                    .await?;
+                }
+                Ok(ids)
+            })
+        }
+
         fn list<'a>(
             pool: &'a PgPool,
             filter: &'a JobFilter,
@@ -935,7 +1037,7 @@ mod postgres {
                 let sql = format!(
                     "SELECT id, job_type, status, attempts::int8 AS attempts, max_attempts::int8 AS max_attempts, \
                        EXTRACT(EPOCH FROM run_at)::int8 AS run_at, last_result::text AS last_result, lock_by, \
-                       convert_from(job, 'UTF8') AS job \
+                       job \
                      FROM (SELECT id, job_type, status, attempts, max_attempts, run_at, \
                              last_result, lock_by, job FROM apalis.jobs \
                            UNION ALL SELECT id, queue, 'Pending', 0, max_attempts, to_timestamp(run_at), \
@@ -960,7 +1062,10 @@ mod postgres {
                             run_at: row.try_get("run_at")?,
                             last_result: row.try_get("last_result")?,
                             lock_by: row.try_get("lock_by")?,
-                            job: row.try_get("job")?,
+                            // Read as bytes: a foreign row's need not be text (a NUL or
+                            // invalid UTF-8 would fail the whole listing); it is then no
+                            // durable job's document.
+                            job: text_of(row.try_get("job")?),
                         }
                         .into_row())
                     })

@@ -414,6 +414,20 @@ async fn supervise<DB: DurableBackend>(
             Ok(()) => tracing::warn!(worker = %name, "durable worker ended by itself; restarting"),
             Err(error) => {
                 tracing::error!(worker = %name, error = %error_text(&*error), "durable worker failed; its jobs are released and it restarts");
+                // A row apalis cannot decode (not JSON) ends its worker; released, it would be
+                // fetched first again, and the queue would stall in a restart loop (burning the
+                // attempts of the jobs fetched with it). Kept dead instead; a failure here leaves
+                // it to `release`, as before.
+                match DB::kill_unreadable(&pool, &name).await {
+                    Ok(ids) => {
+                        for id in ids {
+                            tracing::warn!(worker = %name, job_id = %id, "durable worker: a job whose document is not JSON (apalis cannot read it) is kept dead");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(worker = %name, error = %error, "durable worker: looking for jobs that are not JSON failed");
+                    }
+                }
                 if let Err(error) = DB::release(&pool, &name).await {
                     tracing::warn!(worker = %name, error = %error, "durable worker: releasing its jobs failed; they come back when its lease ends");
                 }

@@ -309,7 +309,7 @@ pub async fn postgres() -> Option<(PgPool, String)> {
 pub async fn postgres_cleanup(pool: &PgPool, schema: &str, queues: &[&str]) {
     let made = MADE.with(|made| made.borrow().clone());
     for queue in queues.iter().chain(&made) {
-        for table in ["apalis.jobs", "apalis.signals_orm_outbox"] {
+        for table in ["apalis.signals_orm_outbox", "apalis.jobs"] {
             let column = if table == "apalis.jobs" {
                 "job_type"
             } else {
