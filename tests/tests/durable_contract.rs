@@ -16,7 +16,9 @@ use std::time::Duration;
 use apalis::prelude::{
     BackendExt as _, BoxDynError, Data, TaskId, TaskSink as _, WorkerBuilder, WorkerContext,
 };
-use durable_support::{Effect, TestDb, drained, effects, record_job, test_worker, unique};
+use durable_support::{
+    Effect, Keyed, TestDb, drained, effects, record_job, test_worker, unique,
+};
 use signals_orm::durable::{self, Job, JobFilter, JobOptions, JobState};
 use signals_orm::model_signals::post_save;
 use signals_orm::{ModelExt, Persist, Tx};
@@ -156,28 +158,33 @@ async fn acknowledged<DB: TestDb>(pool: &Pool<DB>, queue: &str) {
 }
 
 order_model!(ForeignOrder);
+order_model!(AfterUnreadableOrder);
 
-/// A row apalis's own sink wrote, that no durable receiver wrote, then a durable job: the first
-/// is kept dead with a clear error, the second runs.
-async fn a_foreign_job_is_kept_dead_and_the_worker_goes_on<DB: TestDb>(
+/// A row of `queue` that no durable receiver wrote, then `after`'s durable job: the row is kept
+/// dead with an error saying `error_says` (and naming it), and does not stop the queue; the
+/// durable job runs. `id`: the row's, when the test chose it.
+async fn a_bad_row_is_kept_dead_and_the_queue_goes_on<DB: TestDb, M>(
     pool: &Pool<DB>,
     queue: &'static str,
+    after: M,
+    error_says: &str,
+    id: Option<&str>,
 ) where
-    ForeignOrder: Persist<DB>,
+    M: Persist<DB> + Keyed + serde::de::DeserializeOwned + Send + 'static,
+    signals_orm::model_signals::PostSaveSignal: durable::DurableSignal<M>,
     Effect: Persist<DB>,
 {
-    let name = unique("durable_contract::after_foreign");
     let p = pool.clone();
     let _receiver = durable::connect(
         post_save,
-        name,
+        unique("durable_contract::after_a_bad_row"),
         JobOptions::new().queue(queue),
-        move |job: Job<ForeignOrder>| {
+        move |job: Job<M>| {
             let p = p.clone();
             async move { record_job(&p, &job, "").await }
         },
     );
-    ForeignOrder::new("after", 1).save(pool).await.unwrap();
+    after.save(pool).await.unwrap();
     let worker = test_worker(pool, queue).spawn();
     drained(pool, queue, Duration::from_secs(30)).await;
     worker.shutdown().await.unwrap();
@@ -188,10 +195,13 @@ async fn a_foreign_job_is_kept_dead_and_the_worker_goes_on<DB: TestDb>(
     let [dead] = dead.as_slice() else {
         panic!("{jobs:?}")
     };
+    if let Some(id) = id {
+        assert_eq!(dead.id, id, "{jobs:?}");
+    }
     assert_eq!(dead.receiver, None);
     let error = dead.last_error.as_deref().unwrap_or_default();
     assert!(
-        error.contains("is not a durable receiver's job") && error.contains(&dead.id),
+        error.contains(error_says) && error.contains(&dead.id),
         "{error}"
     );
     let ran: Vec<String> = effects(pool)
@@ -212,7 +222,10 @@ async fn sqlite_a_foreign_job_is_kept_dead_and_the_worker_goes_on() {
     sink.push(serde_json::json!({ "to": "someone else's job" }))
         .await
         .unwrap();
-    a_foreign_job_is_kept_dead_and_the_worker_goes_on::<sqlx::Sqlite>(&pool, queue).await;
+    let after = ForeignOrder::new("after", 1);
+    let says = "is not a durable receiver's job";
+    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Sqlite, _>(&pool, queue, after, says, None)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,11 +240,12 @@ async fn postgres_a_foreign_job_is_kept_dead_and_the_worker_goes_on() {
     sink.push(serde_json::json!({ "to": "someone else's job" }))
         .await
         .unwrap();
-    a_foreign_job_is_kept_dead_and_the_worker_goes_on::<sqlx::Postgres>(&pool, queue).await;
+    let after = ForeignOrder::new("after", 1);
+    let says = "is not a durable receiver's job";
+    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Postgres, _>(&pool, queue, after, says, None)
+        .await;
     durable_support::postgres_cleanup(&pool, &schema, &[queue]).await;
 }
-
-order_model!(AfterUnreadableOrder);
 
 /// An id in apalis's form (a ULID: 26 Crockford base32 characters), unique per call.
 fn row_id() -> String {
@@ -244,57 +258,6 @@ fn row_id() -> String {
 /// Bytes that are not JSON, as a foreign producer with another codec writes them: not even
 /// UTF-8 text, and with a NUL (which PostgreSQL's text cannot hold).
 const NOT_JSON: &[u8] = b"\xff\x00 not json {";
-
-/// A row whose document is not JSON (apalis's worker cannot decode it and fails), then a
-/// durable job: the first is kept dead with a clear error naming it, instead of stalling the
-/// queue (released, it would be fetched first again by every restarted worker); the second
-/// runs.
-async fn a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on<DB: TestDb>(
-    pool: &Pool<DB>,
-    queue: &'static str,
-    id: &str,
-) where
-    AfterUnreadableOrder: Persist<DB>,
-    Effect: Persist<DB>,
-{
-    let name = unique("durable_contract::after_not_json");
-    let p = pool.clone();
-    let _receiver = durable::connect(
-        post_save,
-        name,
-        JobOptions::new().queue(queue),
-        move |job: Job<AfterUnreadableOrder>| {
-            let p = p.clone();
-            async move { record_job(&p, &job, "").await }
-        },
-    );
-    AfterUnreadableOrder::new("after", 1)
-        .save(pool)
-        .await
-        .unwrap();
-    let worker = test_worker(pool, queue).spawn();
-    drained(pool, queue, Duration::from_secs(30)).await;
-    worker.shutdown().await.unwrap();
-    let jobs = durable::jobs(pool, &JobFilter::new().queue(queue))
-        .await
-        .unwrap();
-    let dead: Vec<_> = jobs.iter().filter(|j| j.state == JobState::Dead).collect();
-    let [dead] = dead.as_slice() else {
-        panic!("{jobs:?}")
-    };
-    assert_eq!(dead.id, id, "{jobs:?}");
-    let error = dead.last_error.as_deref().unwrap_or_default();
-    assert!(
-        error.contains("is not JSON") && error.contains(id),
-        "{error}"
-    );
-    let ran: Vec<String> = effects(pool)
-        .await
-        .into_iter()
-        .map(|e| e.order_key)
-        .collect();
-    assert_eq!(ran, ["after"]);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on() {
@@ -313,7 +276,11 @@ async fn sqlite_a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on() {
     .execute(&pool)
     .await
     .unwrap();
-    a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on::<sqlx::Sqlite>(&pool, queue, &id)
+    // Released, it would be fetched first again by every restarted worker, which its bytes
+    // stop: the queue would stall.
+    let after = AfterUnreadableOrder::new("after", 1);
+    let says = "is not JSON";
+    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Sqlite, _>(&pool, queue, after, says, Some(&id))
         .await;
 }
 
@@ -338,7 +305,11 @@ async fn postgres_a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on() {
     .execute(&pool)
     .await
     .unwrap();
-    a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on::<sqlx::Postgres>(&pool, queue, &id)
+    // Released, it would be fetched first again by every restarted worker, which its bytes
+    // stop: the queue would stall.
+    let after = AfterUnreadableOrder::new("after", 1);
+    let says = "is not JSON";
+    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Postgres, _>(&pool, queue, after, says, Some(&id))
         .await;
     durable_support::postgres_cleanup(&pool, &schema, &[queue]).await;
 }
