@@ -16,9 +16,7 @@ use std::time::Duration;
 use apalis::prelude::{
     BackendExt as _, BoxDynError, Data, TaskId, TaskSink as _, WorkerBuilder, WorkerContext,
 };
-use durable_support::{
-    Effect, Keyed, TestDb, drained, effects, record_job, test_worker, unique,
-};
+use durable_support::{Effect, Keyed, TestDb, drained, effects, record_job, test_worker, unique};
 use signals_orm::durable::{self, Job, JobFilter, JobOptions, JobState};
 use signals_orm::model_signals::post_save;
 use signals_orm::{ModelExt, Persist, Tx};
@@ -166,7 +164,7 @@ order_model!(AfterUnreadableOrder);
 async fn a_bad_row_is_kept_dead_and_the_queue_goes_on<DB: TestDb, M>(
     pool: &Pool<DB>,
     queue: &'static str,
-    after: M,
+    mut after: M,
     error_says: &str,
     id: Option<&str>,
 ) where
@@ -224,8 +222,10 @@ async fn sqlite_a_foreign_job_is_kept_dead_and_the_worker_goes_on() {
         .unwrap();
     let after = ForeignOrder::new("after", 1);
     let says = "is not a durable receiver's job";
-    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Sqlite, _>(&pool, queue, after, says, None)
-        .await;
+    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Sqlite, _>(
+        &pool, queue, after, says, None,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,8 +242,10 @@ async fn postgres_a_foreign_job_is_kept_dead_and_the_worker_goes_on() {
         .unwrap();
     let after = ForeignOrder::new("after", 1);
     let says = "is not a durable receiver's job";
-    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Postgres, _>(&pool, queue, after, says, None)
-        .await;
+    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Postgres, _>(
+        &pool, queue, after, says, None,
+    )
+    .await;
     durable_support::postgres_cleanup(&pool, &schema, &[queue]).await;
 }
 
@@ -280,8 +282,14 @@ async fn sqlite_a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on() {
     // stop: the queue would stall.
     let after = AfterUnreadableOrder::new("after", 1);
     let says = "is not JSON";
-    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Sqlite, _>(&pool, queue, after, says, Some(&id))
-        .await;
+    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Sqlite, _>(
+        &pool,
+        queue,
+        after,
+        says,
+        Some(&id),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,8 +317,14 @@ async fn postgres_a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on() {
     // stop: the queue would stall.
     let after = AfterUnreadableOrder::new("after", 1);
     let says = "is not JSON";
-    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Postgres, _>(&pool, queue, after, says, Some(&id))
-        .await;
+    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Postgres, _>(
+        &pool,
+        queue,
+        after,
+        says,
+        Some(&id),
+    )
+    .await;
     durable_support::postgres_cleanup(&pool, &schema, &[queue]).await;
 }
 

@@ -511,8 +511,13 @@ struct WireOut<'a, I: ?Sized + Serialize> {
     signal: &'a str,
     sender: &'a str,
     using: &'a str,
+    // Left out at their defaults (which `Envelope` reads back): every byte of the document is
+    // written by the enqueueing write.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     created: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     raw: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     update_fields: Option<&'a [&'a str]>,
     max_attempts: u32,
     backoff: BackoffWire,
