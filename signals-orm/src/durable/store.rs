@@ -355,6 +355,40 @@ fn not_json(rows: Vec<(String, Vec<u8>)>) -> Vec<String> {
         .collect()
 }
 
+/// `kill_unreadable` on either backend, given its two statements: `held` selects `(id, job)` of
+/// the rows worker `?1` holds, `kill` marks row `?1` of worker `?2` dead with message `?3`.
+#[cfg(any(feature = "durable-sqlite", feature = "durable-postgres"))]
+async fn kill_unreadable_with<DB: Backend>(
+    pool: &sqlx::Pool<DB>,
+    worker: &str,
+    held: &'static str,
+    kill: &'static str,
+) -> Result<Vec<String>, sqlx::Error>
+where
+    for<'r> String: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    use sqlx::Row as _;
+    let mut conn = pool.acquire().await?;
+    let query = DB::bind_text(DB::query_with_room(held.into(), 1), worker);
+    let rows = DB::fetch_all(&mut conn, query)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<Vec<(String, Vec<u8>)>, sqlx::Error>>()?;
+    let ids = not_json(rows);
+    for id in &ids {
+        // As apalis's own kill (`queries/task/kill.sql`): the row keeps its worker, and the
+        // status check leaves a row that changed meanwhile alone.
+        let message = unreadable(id);
+        let query = DB::query_with_room(kill.into(), 3);
+        let query = DB::bind_text(DB::bind_text(DB::bind_text(query, id), worker), &message);
+        DB::execute(&mut conn, query).await?;
+    }
+    Ok(ids)
+}
+
 /// A job's document as text, for the listing; `None` when it is not UTF-8.
 #[cfg(any(feature = "durable-sqlite", feature = "durable-postgres"))]
 fn text_of(job: Option<Vec<u8>>) -> Option<String> {
@@ -441,8 +475,8 @@ where
 mod sqlite {
     use super::{
         BoxFuture, DurableBackend, DurableError, Duration, JobFilter, JobRow, Moved, OutboxRow,
-        Prepared, QueueCount, WakeStream, drive, due_in, not_json, released, tasks_by_queue,
-        text_of, unreadable, wake,
+        Prepared, QueueCount, WakeStream, drive, due_in, kill_unreadable_with, released,
+        tasks_by_queue, text_of, wake,
     };
     use crate::durable::admin::{RawRow, state_sql};
     use crate::durable::worker::{QueueWorker, handle};
@@ -628,30 +662,14 @@ mod sqlite {
             pool: &'a SqlitePool,
             worker: &'a str,
         ) -> BoxFuture<'a, Result<Vec<String>, sqlx::Error>> {
-            Box::pin(async move {
-                let held: Vec<(String, Vec<u8>)> = sqlx::query_as(
-                    "SELECT id, job FROM Jobs WHERE lock_by = ?1 AND status IN ('Queued', 'Running')",
-                )
-                .bind(worker)
-                .fetch_all(pool)
-                .await?;
-                let ids = not_json(held);
-                for id in &ids {
-                    // As apalis's own kill (`queries/task/kill.sql`): the row keeps its worker,
-                    // and the status check leaves a row that changed meanwhile alone.
-                    sqlx::query(
-                        "UPDATE Jobs SET status = 'Killed', done_at = strftime('%s', 'now'), \
-                           last_result = ?3 \
-                         WHERE id = ?1 AND lock_by = ?2 AND status IN ('Queued', 'Running')",
-                    )
-                    .bind(id)
-                    .bind(worker)
-                    .bind(unreadable(id))
-                    .execute(pool)
-                    .await?;
-                }
-                Ok(ids)
-            })
+            Box::pin(kill_unreadable_with(
+                pool,
+                worker,
+                "SELECT id, job FROM Jobs WHERE lock_by = ?1 AND status IN ('Queued', 'Running')",
+                "UPDATE Jobs SET status = 'Killed', done_at = strftime('%s', 'now'), \
+                   last_result = ?3 \
+                 WHERE id = ?1 AND lock_by = ?2 AND status IN ('Queued', 'Running')",
+            ))
         }
 
         fn list<'a>(
@@ -760,8 +778,8 @@ mod sqlite {
 mod postgres {
     use super::{
         BoxFuture, DurableBackend, DurableError, Duration, JobFilter, JobRow, Moved, OutboxRow,
-        Prepared, QueueCount, WakeStream, drive, not_json, released, tasks_by_queue, text_of,
-        unreadable, wake,
+        Prepared, QueueCount, WakeStream, drive, kill_unreadable_with, released, tasks_by_queue,
+        text_of, wake,
     };
     use crate::durable::admin::{RawRow, state_sql};
     use crate::durable::worker::{QueueWorker, handle};
@@ -1003,30 +1021,15 @@ mod postgres {
             pool: &'a PgPool,
             worker: &'a str,
         ) -> BoxFuture<'a, Result<Vec<String>, sqlx::Error>> {
-            Box::pin(async move {
-                let held: Vec<(String, Vec<u8>)> = sqlx::query_as(
-                    "SELECT id, job FROM apalis.jobs WHERE lock_by = $1 AND status IN ('Queued', 'Running')",
-                )
-                .bind(worker)
-                .fetch_all(pool)
-                .await?;
-                let ids = not_json(held);
-                for id in &ids {
-                    // As apalis's own kill: the row keeps its worker, and the status check
-                    // leaves a row that changed meanwhile alone.
-                    sqlx::query(
-                        "UPDATE apalis.jobs SET status = 'Killed', done_at = now(), \
-                           last_result = $3::jsonb \
-                         WHERE id = $1 AND lock_by = $2 AND status IN ('Queued', 'Running')",
-                    )
-                    .bind(id)
-                    .bind(worker)
-                    .bind(unreadable(id))
-                    .execute(pool)
-                    .await?;
-                }
-                Ok(ids)
-            })
+            Box::pin(kill_unreadable_with(
+                pool,
+                worker,
+                "SELECT id, job FROM apalis.jobs \
+                 WHERE lock_by = $1 AND status IN ('Queued', 'Running')",
+                "UPDATE apalis.jobs SET status = 'Killed', done_at = now(), \
+                   last_result = $3::jsonb \
+                 WHERE id = $1 AND lock_by = $2 AND status IN ('Queued', 'Running')",
+            ))
         }
 
         fn list<'a>(
