@@ -261,6 +261,27 @@ fn row_id() -> String {
 /// UTF-8 text, and with a NUL (which PostgreSQL's text cannot hold).
 const NOT_JSON: &[u8] = b"\xff\x00 not json {";
 
+/// The row `id` of `queue`, not JSON, is kept dead and the queue goes on. Released, it would be
+/// fetched first again by every restarted worker, which its bytes stop: the queue would stall.
+async fn a_row_that_is_not_json_is_kept_dead<DB: TestDb>(
+    pool: &Pool<DB>,
+    queue: &'static str,
+    id: &str,
+) where
+    AfterUnreadableOrder: Persist<DB>,
+    Effect: Persist<DB>,
+{
+    let after = AfterUnreadableOrder::new("after", 1);
+    a_bad_row_is_kept_dead_and_the_queue_goes_on::<DB, _>(
+        pool,
+        queue,
+        after,
+        "is not JSON",
+        Some(id),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on() {
     let (pool, _dir) = durable_support::sqlite().await;
@@ -278,18 +299,7 @@ async fn sqlite_a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on() {
     .execute(&pool)
     .await
     .unwrap();
-    // Released, it would be fetched first again by every restarted worker, which its bytes
-    // stop: the queue would stall.
-    let after = AfterUnreadableOrder::new("after", 1);
-    let says = "is not JSON";
-    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Sqlite, _>(
-        &pool,
-        queue,
-        after,
-        says,
-        Some(&id),
-    )
-    .await;
+    a_row_that_is_not_json_is_kept_dead::<sqlx::Sqlite>(&pool, queue, &id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,18 +323,7 @@ async fn postgres_a_row_that_is_not_json_is_kept_dead_and_the_queue_goes_on() {
     .execute(&pool)
     .await
     .unwrap();
-    // Released, it would be fetched first again by every restarted worker, which its bytes
-    // stop: the queue would stall.
-    let after = AfterUnreadableOrder::new("after", 1);
-    let says = "is not JSON";
-    a_bad_row_is_kept_dead_and_the_queue_goes_on::<sqlx::Postgres, _>(
-        &pool,
-        queue,
-        after,
-        says,
-        Some(&id),
-    )
-    .await;
+    a_row_that_is_not_json_is_kept_dead::<sqlx::Postgres>(&pool, queue, &id).await;
     durable_support::postgres_cleanup(&pool, &schema, &[queue]).await;
 }
 

@@ -113,6 +113,14 @@ pub(crate) async fn stage<DB: DurableBackend>(
 ///
 /// [`DurableError::Store`] with the database's error; the jobs stay in the outbox.
 pub async fn relay<DB: DurableBackend>(pool: &sqlx::Pool<DB>) -> Result<u64, DurableError> {
+    // A read first: an empty outbox (every poll of an idle worker) costs one cheap query and,
+    // on SQLite, takes no write lock.
+    if !waiting(pool)
+        .await
+        .map_err(|e| DurableError::store("reading the outbox", e))?
+    {
+        return Ok(0);
+    }
     let mut moved = 0;
     loop {
         let queues = DB::relay(pool, RELAY_BATCH)
@@ -126,6 +134,14 @@ pub async fn relay<DB: DurableBackend>(pool: &sqlx::Pool<DB>) -> Result<u64, Dur
             return Ok(moved);
         }
     }
+}
+
+/// Whether the outbox has a row.
+async fn waiting<DB: DurableBackend>(pool: &sqlx::Pool<DB>) -> Result<bool, sqlx::Error> {
+    let sql = format!("SELECT 1 FROM {} LIMIT 1", DB::OUTBOX);
+    let mut conn = pool.acquire().await?;
+    let row = DB::fetch_optional(&mut conn, DB::query_with_room(sql.into(), 0)).await?;
+    Ok(row.is_some())
 }
 
 /// What one relay transaction moved: how many rows, and to which queues.

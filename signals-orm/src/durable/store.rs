@@ -89,6 +89,10 @@ pub trait DurableBackend: Backend + sealed::Sealed {
         jobs: Vec<Prepared>,
     ) -> BoxFuture<'_, Result<(), sqlx::Error>>;
 
+    /// The outbox table's name.
+    #[doc(hidden)]
+    const OUTBOX: &'static str;
+
     /// Moves at most `limit` outbox rows into apalis's table (with apalis's own
     /// `push_tasks`), in one transaction of its own.
     #[doc(hidden)]
@@ -487,6 +491,8 @@ mod sqlite {
     use std::sync::LazyLock;
 
     impl DurableBackend for Sqlite {
+        const OUTBOX: &'static str = "signals_orm_outbox";
+
         fn setup(pool: &SqlitePool) -> BoxFuture<'_, Result<(), DurableError>> {
             Box::pin(async move {
                 // apalis's migrations, with their history in a table of their own: in sqlx's
@@ -549,15 +555,6 @@ mod sqlite {
 
         fn relay(pool: &SqlitePool, limit: i64) -> BoxFuture<'_, Result<Moved, BoxError>> {
             Box::pin(async move {
-                // A read first: an empty outbox (every poll of an idle worker) takes no write
-                // lock.
-                let waiting: bool =
-                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM signals_orm_outbox)")
-                        .fetch_one(pool)
-                        .await?;
-                if !waiting {
-                    return Ok(Moved::default());
-                }
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let rows: Vec<OutboxRow> = sqlx::query_as(
                     "DELETE FROM signals_orm_outbox WHERE seq IN \
@@ -789,6 +786,8 @@ mod postgres {
     use sqlx::{PgPool, Postgres, Row as _};
 
     impl DurableBackend for Postgres {
+        const OUTBOX: &'static str = "apalis.signals_orm_outbox";
+
         fn setup(pool: &PgPool) -> BoxFuture<'_, Result<(), DurableError>> {
             Box::pin(async move {
                 // apalis's migrations create `hstore` in the first schema of the search path
@@ -871,13 +870,6 @@ mod postgres {
 
         fn relay(pool: &PgPool, limit: i64) -> BoxFuture<'_, Result<Moved, BoxError>> {
             Box::pin(async move {
-                let waiting: bool =
-                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM apalis.signals_orm_outbox)")
-                        .fetch_one(pool)
-                        .await?;
-                if !waiting {
-                    return Ok(Moved::default());
-                }
                 // Concurrent relays take disjoint rows (SKIP LOCKED); the DELETE and apalis's
                 // INSERT commit together, so each job is moved once.
                 let mut tx = pool.begin().await?;
