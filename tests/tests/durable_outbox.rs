@@ -1,6 +1,7 @@
 //! The outbox between a write and apalis's queue (`docs/durable.md`, "The engine"), on a SQLite
 //! file and on PostgreSQL: staged jobs follow the transaction (savepoints, the mid-transaction
-//! flush of 64, a failed INSERT at COMMIT), and racing relays move each committed job once.
+//! flush of 64, a failed INSERT at COMMIT), a savepoint rolled back never takes the enclosing
+//! writes' jobs along, and racing relays move each committed job once.
 
 mod durable_support;
 
@@ -40,6 +41,7 @@ macro_rules! on_both_backends {
 on_both_backends! {
     staged_jobs_follow_savepoints_chunks_and_a_failed_commit(StagedLite, StagedPg);
     concurrent_relays_move_each_job_once(RelayedLite, RelayedPg);
+    a_savepoint_keeps_the_enclosing_writes_jobs(EnclosingLite, EnclosingPg);
 }
 
 /// An order model of a scenario's own.
@@ -57,7 +59,14 @@ macro_rules! order {
     )*};
 }
 
-order!(StagedLite, StagedPg, RelayedLite, RelayedPg);
+order!(
+    StagedLite,
+    StagedPg,
+    RelayedLite,
+    RelayedPg,
+    EnclosingLite,
+    EnclosingPg
+);
 
 /// apalis's table and the outbox, with their queue columns, on `DB`.
 fn tables<DB: TestDb>() -> [(&'static str, &'static str); 2] {
@@ -296,4 +305,131 @@ where
         usize::try_from(jobs).unwrap(),
         "listed once each"
     );
+}
+
+async fn outer_orders<DB: TestDb>(pool: &Pool<DB>) -> i64 {
+    DB::int(
+        pool,
+        "SELECT COUNT(*) FROM orders WHERE key LIKE 'outer%'".to_owned(),
+    )
+    .await
+}
+
+/// Jobs staged before a savepoint stay with the enclosing transaction when the savepoint is
+/// rolled back: after a flush of 64 inside it (whose INSERT the rollback undoes), and after a
+/// flush that failed inside an `atomic` block (the ORM's own savepoints, as `get_or_create`'s,
+/// are such blocks).
+async fn a_savepoint_keeps_the_enclosing_writes_jobs<DB: TestDb, EnclosingOrder>(pool: Pool<DB>)
+where
+    EnclosingOrder: Order + Persist<DB>,
+    signals_orm::model_signals::PostSaveSignal: durable::DurableSignal<EnclosingOrder>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let queue = unique("enclosing");
+    let _receiver = durable::connect(
+        post_save,
+        unique("durable_outbox::enclosing"),
+        JobOptions::new().queue(queue),
+        |_: Job<EnclosingOrder>| async { Ok::<(), String>(()) },
+    );
+    // 10 jobs staged, then 70 saves in a savepoint (64 of them flushed inside it), undone.
+    let mut tx = Tx::begin(&pool).await.unwrap();
+    for i in 0..10 {
+        EnclosingOrder::new(&format!("outer {i}"), 1)
+            .save(&mut tx)
+            .await
+            .unwrap();
+    }
+    tx.savepoint().await.unwrap();
+    for i in 0..70 {
+        EnclosingOrder::new(&format!("inner {i}"), 1)
+            .save(&mut tx)
+            .await
+            .unwrap();
+    }
+    tx.rollback_to_savepoint().await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(outer_orders(&pool).await, 10);
+    assert_eq!(
+        where_jobs_are(&pool, queue).await,
+        (0, 10),
+        "each write's job"
+    );
+
+    // 10 more staged, then a block whose 64th save fails at the flush (the outbox refuses
+    // rows while a marker row, written in the block, exists); the block is rolled back.
+    let marker = refuse_while_marked::<DB>(&pool, queue).await;
+    let mut tx = Tx::begin(&pool).await.unwrap();
+    for i in 10..20 {
+        EnclosingOrder::new(&format!("outer {i}"), 1)
+            .save(&mut tx)
+            .await
+            .unwrap();
+    }
+    let block: Result<(), Box<dyn std::error::Error + Send + Sync>> = tx
+        .atomic(|tx| {
+            let mark = format!("INSERT INTO {marker} VALUES (1)");
+            Box::pin(async move {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(mark))
+                    .execute(tx.conn())
+                    .await?;
+                for i in 0..64 {
+                    EnclosingOrder::new(&format!("inner {i}"), 1)
+                        .save(&mut *tx)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await;
+    let error = block.expect_err("the 64th save's flush is refused");
+    assert!(error.to_string().contains("outbox"), "{error:#}");
+    tx.commit().await.unwrap();
+    assert_eq!(outer_orders(&pool).await, 20);
+    assert_eq!(
+        where_jobs_are(&pool, queue).await,
+        (0, 20),
+        "each write's job"
+    );
+}
+
+/// Makes the outbox refuse the rows of `queue` while the returned table has a row.
+async fn refuse_while_marked<DB: TestDb>(pool: &Pool<DB>, queue: &str) -> String {
+    let name = format!("marked_{}", queue.replace('-', "_"));
+    if <DB as Backend>::NAME == "sqlite" {
+        DB::exec(
+            pool,
+            format!(
+                "CREATE TABLE {name} (x INTEGER); \
+                 CREATE TRIGGER {name}_refuses BEFORE INSERT ON signals_orm_outbox \
+                 WHEN NEW.queue = '{queue}' AND EXISTS (SELECT 1 FROM {name}) \
+                 BEGIN SELECT RAISE(ABORT, 'the outbox refuses'); END"
+            ),
+        )
+        .await;
+        return name;
+    }
+    // The trigger is on the outbox every test shares: the marker table is named with its
+    // schema, and looked at only for this test's queue.
+    let schema = DB::strings(pool, "SELECT current_schema()::text".to_owned())
+        .await
+        .remove(0);
+    let table = format!("\"{schema}\".{name}");
+    DB::exec(
+        pool,
+        format!(
+            "CREATE TABLE {table} (x INTEGER); \
+             CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF NEW.queue = '{queue}' THEN \
+                 IF EXISTS (SELECT 1 FROM {table}) THEN \
+                   RAISE EXCEPTION 'the outbox refuses'; \
+                 END IF; \
+               END IF; \
+               RETURN NEW; END $$; \
+             CREATE TRIGGER {name} BEFORE INSERT ON apalis.signals_orm_outbox \
+               FOR EACH ROW EXECUTE FUNCTION {name}();"
+        ),
+    )
+    .await;
+    table
 }

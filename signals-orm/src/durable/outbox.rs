@@ -32,7 +32,7 @@ const RELAY_BATCH: i64 = 500;
 pub(crate) type FlushFn<DB> =
     for<'c> fn(
         &'c mut <DB as sqlx::Database>::Connection,
-        Vec<Prepared>,
+        &'c [Prepared],
     ) -> futures_util::future::BoxFuture<'c, Result<(), sqlx::Error>>;
 
 /// The jobs a transaction enqueued and has not yet written to the outbox.
@@ -55,17 +55,14 @@ impl<DB: Backend> Default for Staged<DB> {
 }
 
 impl<DB: Backend> Staged<DB> {
-    /// How many jobs are staged: a savepoint's mark.
-    pub(crate) fn len(&self) -> usize {
-        self.jobs.len()
+    /// Forgets the staged jobs (their savepoint was rolled back).
+    pub(crate) fn clear(&mut self) {
+        self.jobs.clear();
     }
 
-    /// Forgets the jobs staged after `mark` (their savepoint was rolled back).
-    pub(crate) fn truncate(&mut self, mark: usize) {
-        self.jobs.truncate(mark);
-    }
-
-    /// Writes the staged jobs to the outbox through `conn`, the transaction's connection.
+    /// Writes the staged jobs to the outbox through `conn`, the transaction's connection. They
+    /// are forgotten only once the INSERT succeeded: failed or cancelled, they stay staged (the
+    /// failure fails the write or the COMMIT that flushed).
     pub(crate) async fn flush(&mut self, conn: &mut DB::Connection) -> Result<(), sqlx::Error> {
         if self.jobs.is_empty() {
             return Ok(());
@@ -73,7 +70,9 @@ impl<DB: Backend> Staged<DB> {
         let Some(flush) = self.flush else {
             unreachable!("jobs are staged only with their backend's INSERT")
         };
-        flush(conn, std::mem::take(&mut self.jobs)).await
+        flush(conn, &self.jobs).await?;
+        self.jobs.clear();
+        Ok(())
     }
 
     /// Called after the COMMIT: wakes this process's relays if a job was enqueued.
@@ -162,7 +161,11 @@ pub(crate) async fn run_relay<DB: DurableBackend>(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut local = wake::listen(wake::RELAY);
-    let mut remote = DB::listen_outbox(&pool).await;
+    // Not waited for past a stop (connecting may take the pool's whole timeout).
+    let mut remote = tokio::select! {
+        remote = DB::listen_outbox(&pool) => remote,
+        _ = stop.wait_for(|stop| *stop) => return,
+    };
     let mut failures = 0_u32;
     loop {
         match relay(&pool).await {

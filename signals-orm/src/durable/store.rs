@@ -84,10 +84,10 @@ pub trait DurableBackend: Backend + sealed::Sealed {
 
     /// Inserts `jobs` into the outbox on `conn` (the write's transaction).
     #[doc(hidden)]
-    fn insert_outbox(
-        conn: &mut Self::Connection,
-        jobs: Vec<Prepared>,
-    ) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+    fn insert_outbox<'c>(
+        conn: &'c mut Self::Connection,
+        jobs: &'c [Prepared],
+    ) -> BoxFuture<'c, Result<(), sqlx::Error>>;
 
     /// The outbox table's name.
     #[doc(hidden)]
@@ -274,10 +274,14 @@ impl WakeStream {
     }
 
     /// The next wake-up.
+    /// The next wake-up; the ones that queued meanwhile are merged into it (the relay looks at
+    /// everything each time, so N COMMITs during one pass ask for one more pass, not N).
     pub(crate) async fn next(&mut self) {
         if futures_util::StreamExt::next(self).await.is_none() {
             std::future::pending::<()>().await;
         }
+        let rx = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
+        while rx.try_recv().is_ok() {}
     }
 }
 
@@ -319,16 +323,19 @@ struct OutboxRow {
 type ApalisTask = apalis::prelude::Task<Vec<u8>>;
 
 /// The apalis tasks of the rows one relay transaction took, grouped by queue (first seen
-/// first), and the rows' count.
+/// first).
 #[cfg(any(feature = "durable-sqlite", feature = "durable-postgres"))]
-fn tasks_by_queue(rows: Vec<OutboxRow>) -> Result<Vec<(String, Vec<ApalisTask>)>, BoxError> {
+fn tasks_by_queue(rows: Vec<OutboxRow>) -> Vec<(String, Vec<ApalisTask>)> {
     use apalis::prelude::{TaskBuilder, TaskId};
     let mut by_queue: Vec<(String, Vec<_>)> = Vec::new();
     for row in rows {
-        let id: ulid::Ulid = row
-            .id
-            .parse()
-            .map_err(|e| format!("outbox row `{}`: its id is not a ULID: {e}", row.id))?;
+        // Ours are ULIDs. A row someone else wrote with another id gets a fresh one rather than
+        // stopping the relay: it is taken first in every batch, and would stall every queue.
+        let id: ulid::Ulid = row.id.parse().unwrap_or_else(|error| {
+            let fresh = ulid::Ulid::generate();
+            tracing::warn!(outbox_id = %row.id, job_id = %fresh, %error, "durable relay: an outbox row's id is not a ULID; relayed under a fresh one");
+            fresh
+        });
         let task = TaskBuilder::new(row.job)
             .task_id(TaskId::from_ulid(id))
             .max_attempts(usize::try_from(row.max_attempts).unwrap_or(1))
@@ -340,7 +347,7 @@ fn tasks_by_queue(rows: Vec<OutboxRow>) -> Result<Vec<(String, Vec<ApalisTask>)>
             None => by_queue.push((row.queue, vec![task])),
         }
     }
-    Ok(by_queue)
+    by_queue
 }
 
 /// The message a released job keeps as its last result.
@@ -520,14 +527,14 @@ mod sqlite {
             })
         }
 
-        fn insert_outbox(
-            conn: &mut sqlx::SqliteConnection,
-            jobs: Vec<Prepared>,
-        ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        fn insert_outbox<'c>(
+            conn: &'c mut sqlx::SqliteConnection,
+            jobs: &'c [Prepared],
+        ) -> BoxFuture<'c, Result<(), sqlx::Error>> {
             Box::pin(async move {
                 // A few statement sizes, so that each connection prepares a few statements
                 // whatever the number of jobs.
-                let mut rest = &jobs[..];
+                let mut rest = jobs;
                 while !rest.is_empty() {
                     let (at, size) = INSERT_SIZES
                         .iter()
@@ -565,7 +572,7 @@ mod sqlite {
                 .fetch_all(&mut *tx)
                 .await?;
                 let count = rows.len() as u64;
-                let by_queue = tasks_by_queue(rows)?;
+                let by_queue = tasks_by_queue(rows);
                 for (queue, tasks) in &by_queue {
                     apalis_sqlite::queries::push_tasks(&mut *tx, queue, tasks).await?;
                 }
@@ -825,10 +832,10 @@ mod postgres {
             })
         }
 
-        fn insert_outbox(
-            conn: &mut sqlx::PgConnection,
-            jobs: Vec<Prepared>,
-        ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        fn insert_outbox<'c>(
+            conn: &'c mut sqlx::PgConnection,
+            jobs: &'c [Prepared],
+        ) -> BoxFuture<'c, Result<(), sqlx::Error>> {
             Box::pin(async move {
                 let mut ids = Vec::with_capacity(jobs.len());
                 let mut queues = Vec::with_capacity(jobs.len());
@@ -842,7 +849,7 @@ mod postgres {
                     attempts.push(i32::try_from(job.options.attempts()).unwrap_or(i32::MAX));
                     priorities.push(i32::from(job.options.priority_value()));
                     run_ats.push(job.run_at);
-                    documents.push(job.bytes);
+                    documents.push(&job.bytes[..]);
                 }
                 // One statement for any number of jobs; its NOTIFY (sent at COMMIT, once per
                 // transaction however many flushes) wakes the relays of every process.
@@ -883,7 +890,7 @@ mod postgres {
                 .fetch_all(&mut *tx)
                 .await?;
                 let count = rows.len() as u64;
-                let by_queue = tasks_by_queue(rows)?;
+                let by_queue = tasks_by_queue(rows);
                 let mut queues = Vec::with_capacity(by_queue.len());
                 for (queue, tasks) in by_queue {
                     apalis_postgres::queries::push_tasks(&mut *tx, &queue, tasks).await?;
@@ -899,7 +906,13 @@ mod postgres {
 
         fn listen_outbox(pool: &PgPool) -> BoxFuture<'_, WakeStream> {
             Box::pin(async move {
-                let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+                // On a pool of its own (one connection, opened now): a listener holds its
+                // connection for the worker's life, which the application's pool should not
+                // lose.
+                let own = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_lazy_with((*pool.connect_options()).clone());
+                let mut listener = match sqlx::postgres::PgListener::connect_with(&own).await {
                     Ok(listener) => listener,
                     Err(error) => {
                         tracing::warn!(%error, "durable relay: no LISTEN connection; other processes' jobs are found by the poll");

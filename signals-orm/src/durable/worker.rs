@@ -305,7 +305,7 @@ impl<DB: DurableBackend> Worker<DB> {
             })
             .collect();
         // Each worker also moves committed jobs from the outbox into apalis's queue.
-        let relay = tokio::spawn(super::outbox::run_relay(
+        let relay = tokio::spawn(supervise_relay(
             self.pool.clone(),
             self.settings.poll_interval,
             stop_rx.clone(),
@@ -325,6 +325,25 @@ impl<DB: DurableBackend> Worker<DB> {
             Ok(WorkerReport { queues, restarts })
         };
         Ok((stop_tx, running))
+    }
+}
+
+/// Runs the worker's relay until `stop`, restarting it if it panics: a worker whose relay
+/// stopped would run its queues while committed jobs wait in the outbox.
+async fn supervise_relay<DB: DurableBackend>(
+    pool: sqlx::Pool<DB>,
+    every: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    loop {
+        let run = tokio::spawn(super::outbox::run_relay(pool.clone(), every, stop.clone()));
+        match run.await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(%error, "durable relay stopped unexpectedly; restarting it");
+                tokio::time::sleep(every).await;
+            }
+        }
     }
 }
 

@@ -304,13 +304,12 @@ pub struct Tx<DB: Backend> {
     staged: crate::durable::Staged<DB>,
 }
 
-/// Where a savepoint began: how many `on_commit` callbacks and staged durable jobs there were,
-/// the ones after it being discarded when it is rolled back.
+/// Where a savepoint began: how many `on_commit` callbacks there were, the ones after it being
+/// discarded when it is rolled back. (Staged durable jobs need no mark: a savepoint opens with
+/// none, see [`Tx::savepoint`].)
 #[derive(Debug, Clone, Copy)]
 struct Mark {
     hooks: usize,
-    #[cfg(feature = "durable")]
-    staged: usize,
 }
 
 /// Marks a transaction rollback-only when dropped before [`finished`](CancelGuard::finished):
@@ -422,14 +421,11 @@ impl<DB: Backend> Tx<DB> {
     }
 
     /// Writes the staged durable jobs to the outbox now, through its connection. Jobs written
-    /// inside a savepoint are rows: rolling the savepoint back removes them as any write.
+    /// inside a savepoint are rows: rolling the savepoint back removes them as any write. On
+    /// failure (or cancellation) they stay staged.
     #[cfg(feature = "durable")]
     pub(crate) async fn flush_staged(&mut self) -> Result<(), sqlx::Error> {
-        self.staged.flush(&mut self.inner).await?;
-        for mark in &mut self.savepoints {
-            mark.staged = 0;
-        }
-        Ok(())
+        self.staged.flush(&mut self.inner).await
     }
 
     /// How many savepoints are open.
@@ -519,19 +515,34 @@ impl<DB: Backend> Tx<DB> {
 
     /// Opens a savepoint; writes after it can be undone with
     /// [`rollback_to_savepoint`](Tx::rollback_to_savepoint) without losing the transaction.
+    /// Durable receivers' jobs staged in the transaction are written to the outbox first, so
+    /// that rolling the savepoint back keeps them (`docs/durable.md`).
     ///
     /// # Errors
     ///
-    /// When `SAVEPOINT` fails.
+    /// When `SAVEPOINT` fails, or the INSERT of staged durable jobs before it (which marks the
+    /// transaction rollback-only, as a failed write does).
     pub async fn savepoint(&mut self) -> Result<(), OrmError> {
+        // Staged durable jobs belong to the scope they were staged in: written now, before the
+        // SAVEPOINT, they stay with it, and whatever is staged later belongs to the savepoint
+        // (rolled back with it, or written inside it, a flush of 64 then being undone by its
+        // ROLLBACK TO without taking the enclosing writes' jobs along).
+        #[cfg(feature = "durable")]
+        if let Err(error) = self.flush_staged().await {
+            self.set_rollback_only(format!(
+                "the INSERT of its durable jobs before a SAVEPOINT failed: {error}"
+            ));
+            return Err(OrmError::Database {
+                operation: Operation::tx("INSERT of the durable jobs before SAVEPOINT"),
+                source: error,
+            });
+        }
         let name = self.savepoints.len() + 1;
         DB::execute_raw(&mut self.inner, format!("SAVEPOINT signals_sp_{name}"))
             .await
             .during(Operation::tx("SAVEPOINT"))?;
         self.savepoints.push(Mark {
             hooks: self.hooks.len(),
-            #[cfg(feature = "durable")]
-            staged: self.staged.len(),
         });
         Ok(())
     }
@@ -580,8 +591,9 @@ impl<DB: Backend> Tx<DB> {
         .during(Operation::tx("ROLLBACK TO SAVEPOINT"))?;
         self.savepoints.pop();
         self.hooks.truncate(mark.hooks);
+        // Every job staged now was staged inside this savepoint (it opened with none).
         #[cfg(feature = "durable")]
-        self.staged.truncate(mark.staged);
+        self.staged.clear();
         if self
             .rollback_only
             .as_ref()
