@@ -19,7 +19,7 @@ use super::error::DurableError;
 use super::job::{EventHead, Job, JobError, M2mChange, RawJob, encode};
 use super::options::JobOptions;
 use super::registry::{self, DurableReceiver, Registration};
-use super::store::{DurableBackend, Prepared, stage_any, stage_in};
+use super::store::{DurableBackend, Prepared, stage_any};
 use crate::m2m::{M2mChanged, M2mChangedSignal, M2mSide, Through};
 use crate::model::Model;
 use crate::model_signals::{PostDeleteSignal, PostSaveSignal, PreDeleteSignal, PreSaveSignal};
@@ -489,11 +489,12 @@ where
     );
     // Staged with the transaction's other jobs: written to the outbox with them.
     for job in jobs {
-        if let Err(source) = stage_in(tx, Prepared::new(job.id, job.bytes, job.options)).await {
-            return Err(DurableError::Store {
-                what: "enqueueing a custom signal's durable jobs in the transaction",
+        let job = Prepared::new(job.id, job.bytes, job.options);
+        if let Err(source) = super::outbox::stage(tx, job).await {
+            return Err(DurableError::store(
+                "enqueueing a custom signal's durable jobs in the transaction",
                 source,
-            });
+            ));
         }
     }
     Ok(())

@@ -13,7 +13,6 @@
 
 use std::time::Duration;
 
-use signals_core::BoxError;
 use tokio::sync::watch;
 
 use super::error::DurableError;
@@ -122,14 +121,14 @@ pub async fn relay<DB: DurableBackend>(pool: &sqlx::Pool<DB>) -> Result<u64, Dur
     }
     let mut moved = 0;
     loop {
-        let queues = DB::relay(pool, RELAY_BATCH)
+        let batch = DB::relay(pool, RELAY_BATCH)
             .await
             .map_err(|e| DurableError::store("moving jobs from the outbox to apalis's queue", e))?;
-        moved += queues.rows;
-        for queue in &queues.queues {
+        moved += batch.rows;
+        for queue in &batch.queues {
             wake::wake(queue);
         }
-        if queues.rows < u64::try_from(RELAY_BATCH).unwrap_or(u64::MAX) {
+        if batch.rows < u64::try_from(RELAY_BATCH).unwrap_or(u64::MAX) {
             return Ok(moved);
         }
     }
@@ -186,12 +185,4 @@ pub(crate) async fn run_relay<DB: DurableBackend>(
             () = tokio::time::sleep(every) => {}
         }
     }
-}
-
-/// Why a custom signal's or a model signal's enqueue failed, in the words of its error.
-pub(crate) fn failed(what: &'static str, source: sqlx::Error) -> BoxError {
-    Box::new(DurableError::Store {
-        what,
-        source: Box::new(source),
-    })
 }

@@ -195,16 +195,17 @@ fn no_store<'t, DB: Backend>(
 }
 
 /// Stages `job` in `tx` (see `outbox.rs`).
-pub(crate) fn stage_in<DB: DurableBackend>(
+fn stage_in<DB: DurableBackend>(
     tx: &mut Tx<DB>,
     job: Prepared,
 ) -> BoxFuture<'_, Result<(), BoxError>> {
     Box::pin(async move {
         outbox::stage(tx, job).await.map_err(|source| {
-            outbox::failed(
+            DurableError::store(
                 "writing a durable receiver's job to the outbox in the write's transaction",
                 source,
             )
+            .into()
         })
     })
 }
@@ -350,6 +351,48 @@ fn tasks_by_queue(rows: Vec<OutboxRow>) -> Vec<(String, Vec<ApalisTask>)> {
     by_queue
 }
 
+/// apalis's `push_tasks` of a backend: `tasks` into `queue`, on the relay's connection.
+#[cfg(any(feature = "durable-sqlite", feature = "durable-postgres"))]
+type PushFn<DB> = for<'c> fn(
+    &'c mut <DB as sqlx::Database>::Connection,
+    &'c str,
+    Vec<ApalisTask>,
+) -> BoxFuture<'c, Result<(), BoxError>>;
+
+/// `relay` on either backend: in one transaction (the ORM's `BEGIN`), `take` deletes and
+/// returns at most `?1`/`$1` outbox rows, and `push` inserts them into apalis's table, queue by
+/// queue; both commit together, so each job is moved once.
+#[cfg(any(feature = "durable-sqlite", feature = "durable-postgres"))]
+async fn relay_with<DB: DurableBackend>(
+    pool: &sqlx::Pool<DB>,
+    limit: i64,
+    take: &'static str,
+    push: PushFn<DB>,
+) -> Result<Moved, BoxError>
+where
+    for<'r> OutboxRow: sqlx::FromRow<'r, DB::Row>,
+{
+    use sqlx::FromRow as _;
+    let mut tx = pool.begin_with(DB::BEGIN).await?;
+    let query = DB::bind_i64(DB::query_with_room(take.into(), 1), limit);
+    let rows = DB::fetch_all(&mut tx, query)
+        .await?
+        .iter()
+        .map(OutboxRow::from_row)
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let count = rows.len() as u64;
+    let mut queues = Vec::new();
+    for (queue, tasks) in tasks_by_queue(rows) {
+        push(&mut tx, &queue, tasks).await?;
+        queues.push(queue);
+    }
+    tx.commit().await?;
+    Ok(Moved {
+        rows: count,
+        queues,
+    })
+}
+
 /// The message a released job keeps as its last result.
 #[cfg(any(feature = "durable-sqlite", feature = "durable-postgres"))]
 fn released(worker: &str) -> String {
@@ -485,9 +528,9 @@ where
 #[cfg(feature = "durable-sqlite")]
 mod sqlite {
     use super::{
-        BoxFuture, DurableBackend, DurableError, Duration, JobFilter, JobRow, Moved, OutboxRow,
-        Prepared, QueueCount, WakeStream, drive, due_in, kill_unreadable_with, released,
-        tasks_by_queue, text_of, wake,
+        BoxFuture, DurableBackend, DurableError, Duration, JobFilter, JobRow, Moved, Prepared,
+        QueueCount, WakeStream, drive, due_in, kill_unreadable_with, relay_with, released, text_of,
+        wake,
     };
     use crate::durable::admin::{RawRow, state_sql};
     use crate::durable::worker::{QueueWorker, handle};
@@ -561,27 +604,20 @@ mod sqlite {
         }
 
         fn relay(pool: &SqlitePool, limit: i64) -> BoxFuture<'_, Result<Moved, BoxError>> {
-            Box::pin(async move {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let rows: Vec<OutboxRow> = sqlx::query_as(
-                    "DELETE FROM signals_orm_outbox WHERE seq IN \
-                       (SELECT seq FROM signals_orm_outbox ORDER BY seq LIMIT ?1) \
-                     RETURNING id, queue, job, max_attempts, priority, run_at",
-                )
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
-                let count = rows.len() as u64;
-                let by_queue = tasks_by_queue(rows);
-                for (queue, tasks) in &by_queue {
-                    apalis_sqlite::queries::push_tasks(&mut *tx, queue, tasks).await?;
-                }
-                tx.commit().await?;
-                Ok(Moved {
-                    rows: count,
-                    queues: by_queue.into_iter().map(|(queue, _)| queue).collect(),
-                })
-            })
+            Box::pin(relay_with(
+                pool,
+                limit,
+                // `BEGIN IMMEDIATE` (the ORM's): concurrent relays wait for the write lock.
+                "DELETE FROM signals_orm_outbox WHERE seq IN \
+                   (SELECT seq FROM signals_orm_outbox ORDER BY seq LIMIT ?1) \
+                 RETURNING id, queue, job, max_attempts, priority, run_at",
+                |conn, queue, tasks: Vec<_>| {
+                    Box::pin(async move {
+                        apalis_sqlite::queries::push_tasks(conn, queue, &tasks).await?;
+                        Ok(())
+                    })
+                },
+            ))
         }
 
         fn listen_outbox(_pool: &SqlitePool) -> BoxFuture<'_, WakeStream> {
@@ -781,9 +817,8 @@ mod sqlite {
 #[cfg(feature = "durable-postgres")]
 mod postgres {
     use super::{
-        BoxFuture, DurableBackend, DurableError, Duration, JobFilter, JobRow, Moved, OutboxRow,
-        Prepared, QueueCount, WakeStream, drive, kill_unreadable_with, released, tasks_by_queue,
-        text_of, wake,
+        BoxFuture, DurableBackend, DurableError, Duration, JobFilter, JobRow, Moved, Prepared,
+        QueueCount, WakeStream, drive, kill_unreadable_with, relay_with, released, text_of, wake,
     };
     use crate::durable::admin::{RawRow, state_sql};
     use crate::durable::worker::{QueueWorker, handle};
@@ -876,32 +911,21 @@ mod postgres {
         }
 
         fn relay(pool: &PgPool, limit: i64) -> BoxFuture<'_, Result<Moved, BoxError>> {
-            Box::pin(async move {
-                // Concurrent relays take disjoint rows (SKIP LOCKED); the DELETE and apalis's
-                // INSERT commit together, so each job is moved once.
-                let mut tx = pool.begin().await?;
-                let rows: Vec<OutboxRow> = sqlx::query_as(
-                    "DELETE FROM apalis.signals_orm_outbox WHERE seq IN \
-                       (SELECT seq FROM apalis.signals_orm_outbox ORDER BY seq LIMIT $1 \
-                        FOR UPDATE SKIP LOCKED) \
-                     RETURNING id, queue, job, max_attempts, priority, run_at",
-                )
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
-                let count = rows.len() as u64;
-                let by_queue = tasks_by_queue(rows);
-                let mut queues = Vec::with_capacity(by_queue.len());
-                for (queue, tasks) in by_queue {
-                    apalis_postgres::queries::push_tasks(&mut *tx, &queue, tasks).await?;
-                    queues.push(queue);
-                }
-                tx.commit().await?;
-                Ok(Moved {
-                    rows: count,
-                    queues,
-                })
-            })
+            Box::pin(relay_with(
+                pool,
+                limit,
+                // Concurrent relays take disjoint rows (SKIP LOCKED).
+                "DELETE FROM apalis.signals_orm_outbox WHERE seq IN \
+                   (SELECT seq FROM apalis.signals_orm_outbox ORDER BY seq LIMIT $1 \
+                    FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, queue, job, max_attempts, priority, run_at",
+                |conn, queue, tasks| {
+                    Box::pin(async move {
+                        apalis_postgres::queries::push_tasks(conn, queue, tasks).await?;
+                        Ok(())
+                    })
+                },
+            ))
         }
 
         fn listen_outbox(pool: &PgPool) -> BoxFuture<'_, WakeStream> {

@@ -286,8 +286,9 @@ impl<'a, DB: Backend> IntoDb<'a, DB> for Db<'a, DB> {
 pub struct Tx<DB: Backend> {
     inner: sqlx::Transaction<'static, DB>,
     hooks: Vec<Hook>,
-    /// What each open savepoint began at, innermost last.
-    savepoints: Vec<Mark>,
+    /// `hooks.len()` when each open savepoint began, innermost last. (Staged durable jobs need
+    /// no mark: a savepoint opens with none, see [`Tx::savepoint`].)
+    savepoints: Vec<usize>,
     /// Why the transaction may only roll back, and the savepoint depth at which that happened.
     rollback_only: Option<(usize, String)>,
     /// Whether statements other than the ORM's own may have run in it (its connection was
@@ -302,14 +303,6 @@ pub struct Tx<DB: Backend> {
     /// written before the COMMIT (`durable/outbox.rs`).
     #[cfg(feature = "durable")]
     staged: crate::durable::Staged<DB>,
-}
-
-/// Where a savepoint began: how many `on_commit` callbacks there were, the ones after it being
-/// discarded when it is rolled back. (Staged durable jobs need no mark: a savepoint opens with
-/// none, see [`Tx::savepoint`].)
-#[derive(Debug, Clone, Copy)]
-struct Mark {
-    hooks: usize,
 }
 
 /// Marks a transaction rollback-only when dropped before [`finished`](CancelGuard::finished):
@@ -439,21 +432,10 @@ impl<DB: Backend> Tx<DB> {
     /// one (`move || async move { .. }`). Failures are logged and returned in the
     /// [`CommitReport`], and never undo the commit.
     pub fn on_commit<M>(&mut self, callback: impl CommitCallback<M>) {
-        self.on_commit_named(callback.name(), callback);
-    }
-
-    /// Queues `callback` as [`on_commit`](Tx::on_commit) does, shown as `name` in reports and
-    /// [`on_commit_queue`](Tx::on_commit_queue): for the ORM's own callbacks, whose closure
-    /// type would name an inner function with its generic arguments.
-    pub(crate) fn on_commit_named<M>(
-        &mut self,
-        name: &'static str,
-        callback: impl CommitCallback<M>,
-    ) {
         let label = HookLabel {
             signal: "on_commit",
             sender: "-",
-            receiver: name,
+            receiver: callback.name(),
         };
         self.hooks.push(Hook::new(label, callback.into_hook()));
     }
@@ -504,7 +486,7 @@ impl<DB: Backend> Tx<DB> {
         // Every savepoint open now began at or before the end of what ran: rolling one back
         // discards only what is queued from now on.
         for mark in &mut self.savepoints {
-            mark.hooks = 0;
+            *mark = 0;
         }
         run_hooks(
             hooks,
@@ -541,9 +523,7 @@ impl<DB: Backend> Tx<DB> {
         DB::execute_raw(&mut self.inner, format!("SAVEPOINT signals_sp_{name}"))
             .await
             .during(Operation::tx("SAVEPOINT"))?;
-        self.savepoints.push(Mark {
-            hooks: self.hooks.len(),
-        });
+        self.savepoints.push(self.hooks.len());
         Ok(())
     }
 
@@ -590,7 +570,7 @@ impl<DB: Backend> Tx<DB> {
         .await
         .during(Operation::tx("ROLLBACK TO SAVEPOINT"))?;
         self.savepoints.pop();
-        self.hooks.truncate(mark.hooks);
+        self.hooks.truncate(mark);
         // Every job staged now was staged inside this savepoint (it opened with none).
         #[cfg(feature = "durable")]
         self.staged.clear();
