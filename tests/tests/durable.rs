@@ -16,7 +16,9 @@ use durable_support::{
     Effect, Keyed, TestDb, drained, effects, record, record_job, states, test_worker, unique,
     until, until_an_effect,
 };
-use signals_orm::durable::{self, Backoff, Job, JobFilter, JobOptions, JobState, M2mChange};
+use signals_orm::durable::{
+    self, Backoff, Job, JobFilter, JobOptions, JobRow, JobState, M2mChange,
+};
 use signals_orm::model_signals::{post_delete, post_save, pre_delete, pre_save};
 use signals_orm::{ModelExt, OrmError, Persist, PostSave, Sender, Signal, Tx};
 use sqlx::Pool;
@@ -702,50 +704,69 @@ where
 
 order_model!(StuckOrder);
 
-async fn shutdown_releases_jobs_still_running_at_its_timeout<DB: TestDb>(pool: Pool<DB>)
+/// Saves `order`, whose durable receiver on a new queue (`max_attempts` attempts) records each
+/// run and hangs on its first, and stops a worker (300 ms shutdown timeout) during that first
+/// run, which is thus cut. Returns the queue, the receiver (keep it connected) and the job.
+async fn cut_at_shutdown<DB: TestDb, M>(
+    pool: &Pool<DB>,
+    what: &str,
+    max_attempts: u32,
+    mut order: M,
+) -> (&'static str, durable::Registration, JobRow)
 where
-    StuckOrder: Persist<DB>,
+    M: Persist<DB> + Keyed + serde::de::DeserializeOwned + Send + 'static,
+    signals_orm::model_signals::PostSaveSignal: durable::DurableSignal<M>,
     Effect: Persist<DB>,
 {
-    let queue = unique("stuck");
-    let name = unique("durable::stuck::export");
+    let queue = unique(what);
     let p = pool.clone();
-    let _durable = durable::connect(
+    let first = Arc::new(AtomicBool::new(true));
+    let receiver = durable::connect(
         post_save,
-        name,
-        JobOptions::new().queue(queue),
-        move |job: Job<StuckOrder>| {
+        unique("durable::cut::export"),
+        JobOptions::new().queue(queue).max_attempts(max_attempts),
+        move |job: Job<M>| {
             let p = p.clone();
+            let first = first.swap(false, Ordering::SeqCst);
             async move {
                 record_job(&p, &job, "start").await?;
-                if job.attempt == 1 {
+                if first {
                     tokio::time::sleep(Duration::from_mins(1)).await;
                 }
                 Ok::<(), OrmError>(())
             }
         },
     );
-    StuckOrder::new("t", 1).save(&pool).await.unwrap();
-    let worker = test_worker(&pool, queue)
+    order.save(pool).await.unwrap();
+    let worker = test_worker(pool, queue)
         .shutdown_timeout(Duration::from_millis(300))
         .spawn();
-    until_an_effect(&pool, "the job started", Duration::from_secs(30)).await;
+    until_an_effect(pool, "the job started", Duration::from_secs(30)).await;
     worker.shutdown().await.unwrap();
-    let jobs = durable::jobs(&pool, &JobFilter::new().queue(queue))
+    let mut jobs = durable::jobs(pool, &JobFilter::new().queue(queue))
         .await
         .unwrap();
-    assert_eq!(jobs.len(), 1);
-    assert_eq!(
-        (jobs[0].state, jobs[0].attempts),
-        (JobState::Pending, 1),
-        "released, its cut attempt counted: {jobs:?}"
-    );
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = jobs.remove(0);
     assert!(
-        jobs[0]
-            .last_error
+        job.last_error
             .as_deref()
             .is_some_and(|e| e.contains("released by worker")),
-        "{jobs:?}"
+        "{job:?}"
+    );
+    (queue, receiver, job)
+}
+
+async fn shutdown_releases_jobs_still_running_at_its_timeout<DB: TestDb>(pool: Pool<DB>)
+where
+    StuckOrder: Persist<DB>,
+    Effect: Persist<DB>,
+{
+    let (queue, _receiver, job) = cut_at_shutdown(&pool, "stuck", 5, StuckOrder::new("t", 1)).await;
+    assert_eq!(
+        (job.state, job.attempts),
+        (JobState::Pending, 1),
+        "released, its cut attempt counted: {job:?}"
     );
     // Another worker takes it: attempt 2.
     let worker = test_worker(&pool, queue).spawn();
@@ -763,52 +784,14 @@ where
     LastOrder: Persist<DB>,
     Effect: Persist<DB>,
 {
-    let queue = unique("last");
-    let p = pool.clone();
-    let first = Arc::new(AtomicBool::new(true));
-    let _durable = durable::connect(
-        post_save,
-        unique("durable::last::export"),
-        JobOptions::new().queue(queue).max_attempts(1),
-        move |job: Job<LastOrder>| {
-            let p = p.clone();
-            let first = first.swap(false, Ordering::SeqCst);
-            async move {
-                record_job(&p, &job, "start").await?;
-                if first {
-                    tokio::time::sleep(Duration::from_mins(1)).await;
-                }
-                Ok::<(), OrmError>(())
-            }
-        },
-    );
-    LastOrder::new("l", 1).save(&pool).await.unwrap();
-    let worker = test_worker(&pool, queue)
-        .shutdown_timeout(Duration::from_millis(300))
-        .spawn();
-    until_an_effect(&pool, "the job started", Duration::from_secs(30)).await;
-    worker.shutdown().await.unwrap();
+    let (queue, _receiver, job) = cut_at_shutdown(&pool, "last", 1, LastOrder::new("l", 1)).await;
     // Its one attempt was used: dead, with why, rather than run a second time.
-    let jobs = durable::jobs(&pool, &JobFilter::new().queue(queue))
-        .await
-        .unwrap();
-    assert_eq!(
-        (jobs.len(), jobs[0].state, jobs[0].attempts),
-        (1, JobState::Dead, 1),
-        "{jobs:?}"
-    );
-    assert!(
-        jobs[0]
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("released by worker")),
-        "{jobs:?}"
-    );
+    assert_eq!((job.state, job.attempts), (JobState::Dead, 1), "{job:?}");
     let worker = test_worker(&pool, queue).spawn();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(effects(&pool).await.len(), 1, "a dead job is not run again");
     // Until it is retried.
-    assert!(durable::retry(&pool, &jobs[0].id).await.unwrap());
+    assert!(durable::retry(&pool, &job.id).await.unwrap());
     drained(&pool, queue, Duration::from_secs(30)).await;
     worker.shutdown().await.unwrap();
     assert_eq!(effects(&pool).await.len(), 2);
